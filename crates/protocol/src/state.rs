@@ -1,0 +1,345 @@
+//! The state transition: `build_block` (proposer) and `apply_block` (everyone else).
+//!
+//! For each bundle included at height h with sender s:
+//! 1. the submission passes [`Submission::verify`], is not expired (`expiry_height ≥ h`), and
+//!    its seq is `confirmed_seq(s) + 1` (1 for a new account);
+//! 2. s appears at most once, and entries are sorted by `addr_key(s)`;
+//! 3. the new leaf is computed from the parent state and the envelope, never taken from the
+//!    proposer: `{s, head_ref = {h, bundle_hash, seq}, prev_ref = old.head_ref, claim_set_hash}`;
+//! 4. the header's `diff_root` and `state_root` must equal the recomputed ones.
+//!
+//! Invariant: `apply_block(parent, build_block(parent, …).block)` reproduces the same state, and
+//! any other block is rejected with an error, never a panic.
+
+use crate::address::Address;
+use crate::block::{
+    AccountLeaf, BLOCK_VERSION, Block, BlockEntry, BlockHeader, BundleRef, DiffEntry, HeaderLite, diff_root,
+};
+use crate::bundle::{BundleError, Submission, VerifiedSubmission};
+use crate::genesis::Genesis;
+use crate::hash::Hash32;
+use crate::receipt::Receipt;
+use crate::smt::Smt;
+use thiserror::Error;
+
+/// The state after a finalized height: the account tree and the tip it belongs to.
+#[derive(Clone)]
+pub struct ChainState {
+    pub chain_id: u64,
+    pub height: u64,
+    /// Header hash of the tip (the genesis hash at height 0).
+    pub tip_hash: Hash32,
+    pub timestamp_ms: u64,
+    accounts: Smt<AccountLeaf>,
+}
+
+impl ChainState {
+    /// The state at height 0: no account leaves (genesis values need none).
+    pub fn genesis(genesis: &Genesis) -> ChainState {
+        ChainState {
+            chain_id: genesis.chain_id,
+            height: 0,
+            tip_hash: genesis.hash(),
+            timestamp_ms: genesis.genesis_time_ms,
+            accounts: Smt::new(),
+        }
+    }
+
+    /// Rebuilds a state from stored leaves (a node restarting from its database).
+    pub fn from_leaves(
+        chain_id: u64,
+        height: u64,
+        tip_hash: Hash32,
+        timestamp_ms: u64,
+        leaves: impl IntoIterator<Item = AccountLeaf>,
+    ) -> ChainState {
+        let mut accounts = Smt::new();
+        for leaf in leaves {
+            accounts.insert(leaf.owner.addr_key(), leaf);
+        }
+        ChainState {
+            chain_id,
+            height,
+            tip_hash,
+            timestamp_ms,
+            accounts,
+        }
+    }
+
+    pub fn state_root(&self) -> Hash32 {
+        self.accounts.root()
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn leaf(&self, owner: &Address) -> Option<&AccountLeaf> {
+        self.accounts.get(&owner.addr_key())
+    }
+
+    /// Seq of the sender's latest confirmed bundle (0 if none).
+    pub fn confirmed_seq(&self, owner: &Address) -> u64 {
+        self.leaf(owner).map_or(0, |leaf| leaf.head_ref.seq)
+    }
+
+    /// A receipt for `owner`'s current leaf, if its head bundle was confirmed at this state's
+    /// height (receipts are only issued for the block that wrote the leaf).
+    pub fn receipt_for(&self, owner: &Address, header: &HeaderLite) -> Option<Receipt> {
+        let leaf = self.leaf(owner)?;
+        if leaf.head_ref.height != header.height || header.state_root != self.state_root() {
+            return None;
+        }
+        let proof = self.accounts.prove(&owner.addr_key()).compress();
+        Some(Receipt {
+            header: *header,
+            seq: leaf.head_ref.seq,
+            prev_ref: leaf.prev_ref,
+            proof,
+        })
+    }
+
+    /// Checks rule 1 of the module doc for a submission to be included at `height`.
+    pub fn check_submission(&self, submission: &Submission, height: u64) -> Result<VerifiedSubmission, EntryError> {
+        let verified = submission.verify(self.chain_id)?;
+        let envelope = &submission.envelope;
+        if envelope.expiry_height < height {
+            return Err(EntryError::Expired {
+                expiry_height: envelope.expiry_height,
+                height,
+            });
+        }
+        let confirmed = self.confirmed_seq(&verified.sender);
+        if envelope.seq <= confirmed {
+            return Err(EntryError::StaleSeq {
+                confirmed,
+                got: envelope.seq,
+            });
+        }
+        if envelope.seq != confirmed + 1 {
+            return Err(EntryError::SeqGap {
+                expected: confirmed + 1,
+                got: envelope.seq,
+            });
+        }
+        Ok(verified)
+    }
+
+    /// Rules 3–4: applies verified, sorted, distinct entries on top of `self`.
+    fn execute(&self, height: u64, timestamp_ms: u64, entries: &[VerifiedSubmission]) -> (BlockHeader, ChainState) {
+        let mut accounts = self.accounts.clone();
+        let mut diff = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let envelope = &entry.submission.envelope;
+            let prev_ref = accounts.get(&entry.addr_key).map(|old| old.head_ref);
+            let new_leaf = AccountLeaf {
+                owner: entry.sender,
+                head_ref: BundleRef {
+                    height,
+                    bundle_hash: entry.bundle_hash,
+                    seq: envelope.seq,
+                },
+                prev_ref,
+                claim_set_hash: envelope.claim_set_hash,
+            };
+            diff.push(DiffEntry {
+                addr_key: entry.addr_key,
+                new_leaf_hash: new_leaf.leaf_hash(),
+                envelope_hash: envelope.envelope_hash(),
+                bundle_hash: entry.bundle_hash,
+            });
+            accounts.insert(entry.addr_key, new_leaf);
+        }
+        let header = BlockHeader {
+            version: BLOCK_VERSION,
+            chain_id: self.chain_id,
+            height,
+            prev_hash: self.tip_hash,
+            state_root: accounts.root(),
+            diff_root: diff_root(&diff),
+            timestamp_ms,
+        };
+        let state = ChainState {
+            chain_id: self.chain_id,
+            height,
+            tip_hash: header.hash(),
+            timestamp_ms,
+            accounts,
+        };
+        (header, state)
+    }
+
+    fn receipts(&self, header: &BlockHeader, entries: &[VerifiedSubmission]) -> Vec<(Address, Receipt)> {
+        let lite = header.lite();
+        entries
+            .iter()
+            .filter_map(|entry| self.receipt_for(&entry.sender, &lite).map(|r| (entry.sender, r)))
+            .collect()
+    }
+}
+
+/// A block with the state it produces and a receipt for every included sender.
+pub struct AppliedBlock {
+    pub block: Block,
+    pub state: ChainState,
+    pub receipts: Vec<(Address, Receipt)>,
+}
+
+/// A candidate the proposer left out, and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RejectedCandidate {
+    pub index: usize,
+    pub error: EntryError,
+}
+
+pub struct BuiltBlock {
+    pub applied: AppliedBlock,
+    pub rejected: Vec<RejectedCandidate>,
+}
+
+/// Builds the next block from `candidates` (in priority order; invalid ones and later bundles
+/// of an already-included sender are left out and reported).
+pub fn build_block(
+    parent: &ChainState,
+    candidates: &[Submission],
+    height: u64,
+    timestamp_ms: u64,
+) -> Result<BuiltBlock, BlockError> {
+    check_position(parent, height, timestamp_ms)?;
+    let mut rejected = Vec::new();
+    let mut accepted: Vec<VerifiedSubmission> = Vec::with_capacity(candidates.len());
+    let mut senders = std::collections::HashSet::new();
+    for (index, candidate) in candidates.iter().enumerate() {
+        match parent.check_submission(candidate, height) {
+            Ok(verified) if senders.insert(verified.sender) => accepted.push(verified),
+            Ok(_) => rejected.push(RejectedCandidate {
+                index,
+                error: EntryError::DuplicateSender,
+            }),
+            Err(error) => rejected.push(RejectedCandidate { index, error }),
+        }
+    }
+    accepted.sort_by(|a, b| a.addr_key.cmp(&b.addr_key));
+    let (header, state) = parent.execute(height, timestamp_ms, &accepted);
+    let receipts = state.receipts(&header, &accepted);
+    let entries = accepted
+        .into_iter()
+        .map(|v| BlockEntry {
+            envelope: v.submission.envelope,
+            sidecar: v.submission.sidecar,
+        })
+        .collect();
+    Ok(BuiltBlock {
+        applied: AppliedBlock {
+            block: Block { header, entries },
+            state,
+            receipts,
+        },
+        rejected,
+    })
+}
+
+/// Re-executes `block` on `parent` and accepts it only if every rule holds and the header's
+/// roots match the recomputed ones.
+pub fn apply_block(parent: &ChainState, block: &Block) -> Result<AppliedBlock, BlockError> {
+    let header = &block.header;
+    if header.version != BLOCK_VERSION {
+        return Err(BlockError::UnsupportedVersion {
+            version: header.version,
+        });
+    }
+    if header.chain_id != parent.chain_id {
+        return Err(BlockError::WrongChain {
+            expected: parent.chain_id,
+            got: header.chain_id,
+        });
+    }
+    check_position(parent, header.height, header.timestamp_ms)?;
+    if header.prev_hash != parent.tip_hash {
+        return Err(BlockError::WrongParent);
+    }
+    let mut verified = Vec::with_capacity(block.entries.len());
+    for (index, entry) in block.entries.iter().enumerate() {
+        let submission = Submission {
+            envelope: entry.envelope.clone(),
+            sidecar: entry.sidecar.clone(),
+        };
+        let checked = parent
+            .check_submission(&submission, header.height)
+            .map_err(|source| BlockError::InvalidEntry { index, source })?;
+        if let Some(previous) = verified.last().map(|v: &VerifiedSubmission| v.addr_key)
+            && checked.addr_key <= previous
+        {
+            return Err(BlockError::UnsortedEntries { index });
+        }
+        verified.push(checked);
+    }
+    let (recomputed, state) = parent.execute(header.height, header.timestamp_ms, &verified);
+    if recomputed.diff_root != header.diff_root {
+        return Err(BlockError::DiffRootMismatch);
+    }
+    if recomputed.state_root != header.state_root {
+        return Err(BlockError::StateRootMismatch);
+    }
+    debug_assert_eq!(&recomputed, header);
+    let receipts = state.receipts(header, &verified);
+    Ok(AppliedBlock {
+        block: block.clone(),
+        state,
+        receipts,
+    })
+}
+
+fn check_position(parent: &ChainState, height: u64, timestamp_ms: u64) -> Result<(), BlockError> {
+    if height != parent.height + 1 {
+        return Err(BlockError::WrongHeight {
+            expected: parent.height + 1,
+            got: height,
+        });
+    }
+    if timestamp_ms < parent.timestamp_ms {
+        return Err(BlockError::TimestampRegressed {
+            parent: parent.timestamp_ms,
+            got: timestamp_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Why one bundle cannot be included.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum EntryError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("bundle expired at height {expiry_height}; it cannot enter height {height}")]
+    Expired { expiry_height: u64, height: u64 },
+    #[error("seq {got} was already confirmed (confirmed seq is {confirmed}): a replay")]
+    StaleSeq { confirmed: u64, got: u64 },
+    #[error("seq {got} skips ahead; the next seq is {expected}")]
+    SeqGap { expected: u64, got: u64 },
+    #[error("the sender already has a bundle in this block")]
+    DuplicateSender,
+}
+
+/// Why a block is rejected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum BlockError {
+    #[error("block version {version} is not supported")]
+    UnsupportedVersion { version: u16 },
+    #[error("block is for chain {got}, this chain is {expected}")]
+    WrongChain { expected: u64, got: u64 },
+    #[error("block height {got} does not follow the tip (expected {expected})")]
+    WrongHeight { expected: u64, got: u64 },
+    #[error("block does not extend the current tip")]
+    WrongParent,
+    #[error("block timestamp {got} is before its parent's {parent}")]
+    TimestampRegressed { parent: u64, got: u64 },
+    #[error("entry {index} is out of addr_key order or repeats a sender")]
+    UnsortedEntries { index: usize },
+    #[error("entry {index} is invalid: {source}")]
+    InvalidEntry { index: usize, source: EntryError },
+    #[error("diff root does not match the recomputed one")]
+    DiffRootMismatch,
+    #[error("state root does not match the recomputed one")]
+    StateRootMismatch,
+}
