@@ -396,6 +396,13 @@ impl Holdings {
         if self.accepted_packages.contains(&package_hash) {
             return Ok(AcceptOutcome::Duplicate);
         }
+        if let Some(held) = self
+            .records
+            .iter()
+            .find(|r| r.is_live() && r.value.intersects(&package.target_value))
+        {
+            return Err(OwnershipError::AlreadyHeld { held: held.value });
+        }
         let accepted = Verifier::new(genesis, headers, &*self, self.owner).verify_package(package)?;
         let acquisition_height = accepted.acquisition_height;
         let chain: Vec<ConfirmedBundleUnit> = self
@@ -481,6 +488,8 @@ pub enum OwnershipError {
     InsufficientFunds { available: u64, requested: u64 },
     #[error("range {range} is not inside a spendable value of this wallet")]
     RangeNotSpendable { range: ValueRange },
+    #[error("this wallet already holds {held}, which overlaps the incoming value")]
+    AlreadyHeld { held: ValueRange },
     #[error("receipt is for seq {got}, the pending bundle has seq {pending}")]
     ReceiptSeqMismatch { pending: u64, got: u64 },
     #[error("receipt's prev_ref does not match this wallet's last confirmed bundle")]

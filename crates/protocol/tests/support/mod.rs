@@ -1,0 +1,270 @@
+//! A small in-process network for protocol tests: genesis, one chain, a mempool, finalized
+//! headers, and users with their own holdings. Every block is built by a proposer and
+//! re-executed by a follower (`apply_block`), and both must agree.
+#![allow(dead_code)]
+
+use ezchain_protocol::bundle::EnvelopeParams;
+use ezchain_protocol::hash::keccak256;
+use ezchain_protocol::mempool::PendingPool;
+use ezchain_protocol::ownership::{AcceptOutcome, Holdings, OwnershipError};
+use ezchain_protocol::witness::WitnessAnchor;
+use ezchain_protocol::*;
+use std::collections::{BTreeMap, HashMap};
+
+pub const CHAIN_ID: u64 = 821;
+
+pub fn range(begin: u64, end: u64) -> ValueRange {
+    ValueRange::new(begin, end).expect("test ranges are valid")
+}
+
+pub fn key_of(name: &str) -> SigningKey {
+    SigningKey::from_bytes(&keccak256(name.as_bytes())).expect("a keccak digest is a valid key")
+}
+
+#[derive(Clone)]
+pub struct User {
+    pub name: String,
+    pub key: SigningKey,
+    pub holdings: Holdings,
+    pub online: bool,
+}
+
+/// A package that left its sender, with who it is for.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub from: String,
+    pub to: String,
+    pub package: TransferPackage,
+}
+
+#[derive(Clone)]
+pub struct Sim {
+    pub genesis: Genesis,
+    pub chain: ChainState,
+    pub headers: BTreeMap<u64, HeaderLite>,
+    pub pool: PendingPool,
+    pub users: BTreeMap<String, User>,
+    pub names: HashMap<Address, String>,
+    /// Every receipt ever issued, as every validator keeps them: (address, seq) → receipt.
+    pub receipts: HashMap<(Address, u64), Receipt>,
+    pub blocks: Vec<Block>,
+    pub time_ms: u64,
+}
+
+impl Sim {
+    /// `allocations`: per user, the genesis ranges it owns. Users with no ranges get none.
+    pub fn new(allocations: &[(&str, &[(u64, u64)])]) -> Sim {
+        let mut list: Vec<Allocation> = allocations
+            .iter()
+            .flat_map(|(name, ranges)| {
+                let owner = key_of(name).address();
+                ranges.iter().map(move |(b, e)| Allocation {
+                    owner,
+                    range: range(*b, *e),
+                })
+            })
+            .collect();
+        list.sort_by_key(|a| a.range);
+        let genesis = Genesis {
+            chain_id: CHAIN_ID,
+            genesis_time_ms: 1_700_000_000_000,
+            validators: (0..4)
+                .map(|i| GenesisValidator {
+                    name: format!("CN{}", i + 1),
+                    consensus_public_key: [i as u8 + 1; 32],
+                    voting_power: 1,
+                })
+                .collect(),
+            allocations: list,
+            faucet: None,
+        };
+        genesis.validate().expect("test genesis is valid");
+        let chain = ChainState::genesis(&genesis);
+        let mut users = BTreeMap::new();
+        let mut names = HashMap::new();
+        for (name, _) in allocations {
+            let key = key_of(name);
+            names.insert(key.address(), name.to_string());
+            let holdings = Holdings::from_genesis(key.address(), &genesis);
+            users.insert(
+                name.to_string(),
+                User {
+                    name: name.to_string(),
+                    key,
+                    holdings,
+                    online: true,
+                },
+            );
+        }
+        Sim {
+            time_ms: genesis.genesis_time_ms,
+            genesis,
+            chain,
+            headers: BTreeMap::new(),
+            pool: PendingPool::new(10_000),
+            users,
+            names,
+            receipts: HashMap::new(),
+            blocks: Vec::new(),
+        }
+    }
+
+    pub fn addr(&self, name: &str) -> Address {
+        key_of(name).address()
+    }
+
+    pub fn user(&self, name: &str) -> &User {
+        &self.users[name]
+    }
+
+    pub fn balance(&self, name: &str) -> u64 {
+        self.users[name].holdings.balance()
+    }
+
+    pub fn held(&self, name: &str) -> Vec<ValueRange> {
+        self.users[name].holdings.held_ranges()
+    }
+
+    /// Builds, signs and submits `sender`'s bundle: one tx per `(recipient, ranges)`.
+    pub fn pay(&mut self, sender: &str, payments: &[(&str, &[(u64, u64)])]) -> Submission {
+        let payments: Vec<(Address, Vec<ValueRange>)> = payments
+            .iter()
+            .map(|(to, ranges)| (self.addr(to), ranges.iter().map(|(b, e)| range(*b, *e)).collect()))
+            .collect();
+        let user = self.users.get_mut(sender).expect("known sender");
+        let params = EnvelopeParams {
+            chain_id: CHAIN_ID,
+            seq: user.holdings.confirmed_seq() + 1,
+            expiry_height: 1_000_000,
+            fee: 0,
+            anti_spam_nonce: 7,
+        };
+        let submission = user
+            .holdings
+            .prepare_bundle(&user.key.clone(), &payments, &params, self.time_ms)
+            .expect("honest bundle can be prepared");
+        self.pool
+            .submit(&self.chain, &submission)
+            .expect("honest bundle is admitted");
+        submission
+    }
+
+    /// Pays `amount` to `to`, letting the wallet choose the ranges.
+    pub fn pay_amount(&mut self, sender: &str, to: &str, amount: u64) -> Submission {
+        let ranges = self.users[sender].holdings.select_ranges(amount).expect("enough funds");
+        let pairs: Vec<(u64, u64)> = ranges.iter().map(|r| (r.begin(), r.end())).collect();
+        self.pay(sender, &[(to, &pairs)])
+    }
+
+    /// Proposer builds the next block from the whole pool; a follower re-executes it; both must
+    /// agree. Records the header as finalized and every receipt.
+    pub fn finalize_block(&mut self) -> AppliedBlock {
+        self.time_ms += 2_000;
+        let height = self.chain.height + 1;
+        let candidates = self.pool.snapshot(usize::MAX);
+        let built = build_block(&self.chain, &candidates, height, self.time_ms).expect("proposer builds");
+        assert!(
+            built.rejected.is_empty(),
+            "honest candidates rejected: {:?}",
+            built.rejected
+        );
+        let followed = apply_block(&self.chain, &built.applied.block).expect("follower accepts the proposal");
+        assert_eq!(followed.state.state_root(), built.applied.state.state_root());
+        assert_eq!(
+            followed.receipts, built.applied.receipts,
+            "every node derives the same receipts"
+        );
+        self.chain = followed.state.clone();
+        self.headers.insert(height, followed.block.header.lite());
+        self.pool.prune(&self.chain);
+        for (owner, receipt) in &followed.receipts {
+            self.receipts.insert((*owner, receipt.seq), receipt.clone());
+        }
+        self.blocks.push(followed.block.clone());
+        followed
+    }
+
+    /// Applies `name`'s pending receipt from the validators' receipt store (push or pull).
+    pub fn apply_receipt(&mut self, name: &str) -> Vec<Sent> {
+        let user = self.users.get_mut(name).expect("known user");
+        let Some(pending) = user.holdings.pending() else {
+            return Vec::new();
+        };
+        let seq = pending.submission.envelope.seq;
+        let Some(receipt) = self.receipts.get(&(user.key.address(), seq)).cloned() else {
+            return Vec::new();
+        };
+        let packages = user
+            .holdings
+            .apply_own_receipt(receipt, &self.headers)
+            .expect("own receipt applies");
+        packages
+            .into_iter()
+            .map(|package| Sent {
+                from: name.to_string(),
+                to: self.names[&package.target_tx.recipient].clone(),
+                package,
+            })
+            .collect()
+    }
+
+    pub fn deliver(&mut self, to: &str, package: &TransferPackage) -> Result<AcceptOutcome, OwnershipError> {
+        let user = self.users.get_mut(to).expect("known recipient");
+        user.holdings.accept_package(&self.genesis, &self.headers, package)
+    }
+
+    /// One height: finalize, push receipts to online senders, deliver every package (each must
+    /// be accepted). Returns the packages in the order sent.
+    pub fn step(&mut self) -> Vec<Sent> {
+        let applied = self.finalize_block();
+        let mut sent = Vec::new();
+        for (owner, _) in &applied.receipts {
+            let name = self.names[owner].clone();
+            if self.users[&name].online {
+                sent.extend(self.apply_receipt(&name));
+            }
+        }
+        for item in &sent {
+            let outcome = self.deliver(&item.to, &item.package);
+            assert!(
+                matches!(outcome, Ok(AcceptOutcome::Accepted { .. })),
+                "{} → {} {:?} rejected: {:?}",
+                item.from,
+                item.to,
+                item.package.target_value,
+                outcome
+            );
+        }
+        sent
+    }
+
+    /// Readable shape of a witness: per node, the owner's name, unit labels `(height, seq)`
+    /// newest first, and the terminal anchor kind.
+    pub fn shape(&self, witness: &WitnessV2) -> Vec<(String, Vec<(u64, u64)>, &'static str)> {
+        witness
+            .nodes()
+            .map(|node| {
+                let units = node.chain.iter().map(|u| (u.height(), u.receipt.seq)).collect();
+                let anchor = match &node.anchor {
+                    WitnessAnchor::Genesis(_) => "gen",
+                    WitnessAnchor::Checkpoint(_) => "ckpt",
+                    WitnessAnchor::PriorWitness(_) => "link",
+                };
+                (self.names[&node.current_owner].clone(), units, anchor)
+            })
+            .collect()
+    }
+
+    pub fn total_supply_held(&self) -> u64 {
+        self.users.values().map(|u| u.holdings.balance()).sum()
+    }
+}
+
+/// Finds the package `from` sent to `to` for `value` among `sent`.
+pub fn package_for<'a>(sent: &'a [Sent], from: &str, to: &str, value: (u64, u64)) -> &'a TransferPackage {
+    &sent
+        .iter()
+        .find(|s| s.from == from && s.to == to && s.package.target_value == range(value.0, value.1))
+        .unwrap_or_else(|| panic!("no package {from} → {to} {value:?}"))
+        .package
+}
