@@ -310,7 +310,6 @@ pub enum BundleError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signature::tests::to_high_s;
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32]).unwrap()
@@ -375,7 +374,7 @@ mod tests {
     #[test]
     fn high_s_signature_is_rejected() {
         let mut sub = signed(vec![vec![r(0, 9)]]);
-        sub.envelope.signature = to_high_s(&sub.envelope.signature);
+        sub.envelope.signature = sub.envelope.signature.high_s_twin();
         assert_eq!(sub.verify(7), Err(BundleError::Signature(SignatureError::HighS)));
     }
 

@@ -52,7 +52,32 @@ impl RecoverableSignature {
             .map_err(|_| SignatureError::Unrecoverable)?;
         Ok(address_of(&public_key))
     }
+
+    /// The malleated twin of this signature (`s' = n − s`, recovery id flipped). The curve would
+    /// accept it for the same key; [`Self::recover_signer`] refuses it. For tests and fuzzers.
+    pub fn high_s_twin(&self) -> RecoverableSignature {
+        let mut out = self.0;
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let mut digit = i16::from(SECP256K1_ORDER[i]) - i16::from(self.0[32 + i]) - borrow;
+            borrow = if digit < 0 {
+                digit += 256;
+                1
+            } else {
+                0
+            };
+            out[32 + i] = digit as u8;
+        }
+        out[64] ^= 1;
+        RecoverableSignature(out)
+    }
 }
+
+/// secp256k1 group order n, big-endian.
+const SECP256K1_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xba, 0xae, 0xdc,
+    0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
+];
 
 fn address_of(public_key: &PublicKey) -> Address {
     let uncompressed = public_key.serialize_uncompressed();
@@ -103,33 +128,12 @@ impl SigningKey {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::hash::{tag, tagged_hash};
 
-    /// secp256k1 group order n, big-endian.
-    const ORDER: [u8; 32] = [
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xba, 0xae,
-        0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
-    ];
-
-    /// Turns a low-s signature into its high-s twin (s' = n − s, recovery id flipped): the same
-    /// curve point verifies, which is exactly the malleability low-s forbids.
-    pub(crate) fn to_high_s(sig: &RecoverableSignature) -> RecoverableSignature {
-        let mut out = sig.0;
-        let mut borrow = 0i16;
-        for i in (0..32).rev() {
-            let mut d = ORDER[i] as i16 - sig.0[32 + i] as i16 - borrow;
-            borrow = if d < 0 {
-                d += 256;
-                1
-            } else {
-                0
-            };
-            out[32 + i] = d as u8;
-        }
-        out[64] ^= 1;
-        RecoverableSignature(out)
+    fn to_high_s(sig: &RecoverableSignature) -> RecoverableSignature {
+        sig.high_s_twin()
     }
 
     #[test]

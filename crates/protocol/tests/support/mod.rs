@@ -268,3 +268,97 @@ pub fn package_for<'a>(sent: &'a [Sent], from: &str, to: &str, value: (u64, u64)
         .unwrap_or_else(|| panic!("no package {from} → {to} {value:?}"))
         .package
 }
+
+impl Sim {
+    /// A sender that bypasses its wallet: signs whatever transfers it likes with `seq` and puts
+    /// the bundle into the mempool (consensus does not check value ownership, by design).
+    pub fn raw_bundle(&mut self, sender: &str, seq: u64, txs: &[(&str, &[(u64, u64)])]) -> Submission {
+        let submission = self.sign_raw(sender, seq, 1_000_000, txs);
+        self.pool
+            .submit(&self.chain, &submission)
+            .expect("well-formed bundle is admitted");
+        submission
+    }
+
+    pub fn sign_raw(&self, sender: &str, seq: u64, expiry_height: u64, txs: &[(&str, &[(u64, u64)])]) -> Submission {
+        let key = key_of(sender);
+        let txs = txs
+            .iter()
+            .enumerate()
+            .map(|(i, (to, ranges))| ezchain_protocol::OffChainTx {
+                sender: key.address(),
+                recipient: self.addr(to),
+                values: ranges.iter().map(|(b, e)| range(*b, *e)).collect(),
+                local_index: i as u32,
+                tx_time: self.time_ms + seq,
+                extra_data: Vec::new(),
+            })
+            .collect();
+        let params = EnvelopeParams {
+            chain_id: CHAIN_ID,
+            seq,
+            expiry_height,
+            fee: 0,
+            anti_spam_nonce: seq,
+        };
+        Submission::sign(
+            &key,
+            ezchain_protocol::BundleSidecar {
+                sender: key.address(),
+                txs,
+            },
+            &params,
+        )
+    }
+
+    /// The confirmed unit of a finalized submission, from the validators' receipt store.
+    pub fn unit(&self, submission: &Submission) -> ConfirmedBundleUnit {
+        let receipt = self.receipts[&(submission.sidecar.sender, submission.envelope.seq)].clone();
+        ConfirmedBundleUnit {
+            receipt,
+            sidecar: submission.sidecar.clone(),
+        }
+    }
+
+    pub fn genesis_anchor(&self, owner: &str, value: (u64, u64)) -> WitnessAnchor {
+        WitnessAnchor::Genesis(ezchain_protocol::witness::GenesisAnchor {
+            genesis_hash: self.genesis.hash(),
+            first_owner: self.addr(owner),
+            range: range(value.0, value.1),
+        })
+    }
+
+    /// Verifies `package` as `name` would (no state change).
+    pub fn verify_as(
+        &self,
+        name: &str,
+        package: &TransferPackage,
+    ) -> Result<usize, ezchain_protocol::witness::VerifyError> {
+        let user = &self.users[name];
+        ezchain_protocol::Verifier::new(&self.genesis, &self.headers, &user.holdings, user.key.address())
+            .verify_package(package)
+            .map(|accepted| accepted.units_checked)
+    }
+}
+
+/// A package for `value` paid by tx `tx_index` of the newest unit.
+pub fn package(
+    chain: Vec<ConfirmedBundleUnit>,
+    tx_index: usize,
+    value: (u64, u64),
+    anchor: WitnessAnchor,
+) -> TransferPackage {
+    let newest = &chain[0];
+    let target_tx = newest.sidecar.txs[tx_index].clone();
+    let current_owner = newest.sidecar.sender;
+    TransferPackage {
+        target_tx,
+        target_value: range(value.0, value.1),
+        witness: WitnessV2 {
+            value: range(value.0, value.1),
+            current_owner,
+            chain,
+            anchor,
+        },
+    }
+}
