@@ -313,8 +313,11 @@ impl<V: SmtValue> Smt<V> {
         }
         let split = keys.partition_point(|k| !k.bit(prefix));
         let (left_keys, right_keys) = keys.split_at(split);
-        // The two subtrees at prefix + 1 under `node` (which is the subtree at `prefix`).
-        let (left, right): (Option<(&Node<V>, Hash32)>, Option<(&Node<V>, Hash32)>) = match node {
+        // The two subtrees at prefix + 1 under `node` (which is the subtree at `prefix`), each
+        // with its hash at prefix + 1 when a branch has it cached; otherwise it is lifted only
+        // if it is emitted as a sibling.
+        type Side<'n, V> = Option<(&'n Node<V>, Option<Hash32>)>;
+        let (left, right): (Side<V>, Side<V>) = match node {
             None => (None, None),
             Some(Node::Branch {
                 depth,
@@ -323,19 +326,16 @@ impl<V: SmtValue> Smt<V> {
                 left_up,
                 right_up,
                 ..
-            }) if *depth == prefix => (Some((left.as_ref(), *left_up)), Some((right.as_ref(), *right_up))),
-            Some(n) => {
-                let lifted = || n.hash_at(prefix + 1);
-                if n.any_key().bit(prefix) {
-                    (None, Some((n, lifted())))
-                } else {
-                    (Some((n, lifted())), None)
-                }
-            }
+            }) if *depth == prefix => (
+                Some((left.as_ref(), Some(*left_up))),
+                Some((right.as_ref(), Some(*right_up))),
+            ),
+            Some(n) if n.any_key().bit(prefix) => (None, Some((n, None))),
+            Some(n) => (Some((n, None)), None),
         };
         for (side_keys, side) in [(left_keys, left), (right_keys, right)] {
             if side_keys.is_empty() {
-                let hash = side.map(|(_, h)| h);
+                let hash = side.map(|(n, cached)| cached.unwrap_or_else(|| n.hash_at(prefix + 1)));
                 proof.push_sibling(hash, DEPTH - prefix - 1, bits);
             } else {
                 self.collect_multi(side.map(|(n, _)| n), prefix + 1, side_keys, proof, bits);
