@@ -451,7 +451,7 @@ impl MultiProof {
     /// distinct.
     pub fn verify(&self, root: &Hash32, entries: &[(Hash32, Option<Hash32>)]) -> bool {
         let mut sorted = entries.to_vec();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        sorted.sort_by_key(|entry| entry.0);
         if sorted.is_empty() || sorted.windows(2).any(|w| w[0].0 == w[1].0) {
             return false;
         }

@@ -219,7 +219,7 @@ pub fn build_block(
             Err(error) => rejected.push(RejectedCandidate { index, error }),
         }
     }
-    accepted.sort_by(|a, b| a.addr_key.cmp(&b.addr_key));
+    accepted.sort_by_key(|entry| entry.addr_key);
     let (header, state) = parent.execute(height, timestamp_ms, &accepted);
     let receipts = state.receipts(&header, &accepted);
     let entries = accepted

@@ -31,9 +31,10 @@ fn assert_holdings(sim: &Sim, table: &[(&str, &[(u64, u64)])]) {
     assert_eq!(sim.total_supply_held(), 3300, "supply is conserved");
 }
 
-type Shape = Vec<(String, Vec<(u64, u64)>, &'static str)>;
+/// One expected witness node: owner, units as (height, seq), anchor kind.
+type ExpectedNode<'a> = (&'a str, &'a [(u64, u64)], &'static str);
 
-fn shape(nodes: &[(&str, &[(u64, u64)], &'static str)]) -> Shape {
+fn shape(nodes: &[ExpectedNode]) -> WitnessShape {
     nodes.iter().map(|(n, u, a)| (n.to_string(), u.to_vec(), *a)).collect()
 }
 

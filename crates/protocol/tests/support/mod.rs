@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 
 pub const CHAIN_ID: u64 = 821;
 
+/// Per witness node: owner name, units as (height, seq) newest first, anchor kind.
+pub type WitnessShape = Vec<(String, Vec<(u64, u64)>, &'static str)>;
+
 pub fn range(begin: u64, end: u64) -> ValueRange {
     ValueRange::new(begin, end).expect("test ranges are valid")
 }
@@ -240,7 +243,7 @@ impl Sim {
 
     /// Readable shape of a witness: per node, the owner's name, unit labels `(height, seq)`
     /// newest first, and the terminal anchor kind.
-    pub fn shape(&self, witness: &WitnessV2) -> Vec<(String, Vec<(u64, u64)>, &'static str)> {
+    pub fn shape(&self, witness: &WitnessV2) -> WitnessShape {
         witness
             .nodes()
             .map(|node| {
