@@ -4,7 +4,10 @@
 use std::process::Command;
 
 fn ezchain(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ezchain")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_ezchain"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 #[test]

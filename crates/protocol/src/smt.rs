@@ -114,6 +114,17 @@ fn make_branch<V>(depth: usize, a: Arc<Node<V>>, b: Arc<Node<V>>) -> Arc<Node<V>
     let (left, right) = if a.any_key().bit(depth) { (b, a) } else { (a, b) };
     let left_up = left.hash_at(depth + 1);
     let right_up = right.hash_at(depth + 1);
+    branch_with_lifted(depth, left, right, left_up, right_up)
+}
+
+/// A branch whose children's hashes at `depth + 1` are already known.
+fn branch_with_lifted<V>(
+    depth: usize,
+    left: Arc<Node<V>>,
+    right: Arc<Node<V>>,
+    left_up: Hash32,
+    right_up: Hash32,
+) -> Arc<Node<V>> {
     let hash = inner(&left_up, &right_up);
     let any_key = *left.any_key();
     Arc::new(Node::Branch {
@@ -218,20 +229,7 @@ impl<V: SmtValue> Smt<V> {
                 } else {
                     (new_child, right.clone(), new_up, *right_up)
                 };
-                let hash = inner(&left_up, &right_up);
-                let any_key = *any_key;
-                (
-                    Arc::new(Node::Branch {
-                        depth,
-                        any_key,
-                        left,
-                        right,
-                        left_up,
-                        right_up,
-                        hash,
-                    }),
-                    added,
-                )
+                (branch_with_lifted(depth, left, right, left_up, right_up), added)
             }
             // The key leaves this subtree's common prefix at bit `shared`: split there.
             _ => (make_branch(shared, node.clone(), leaf), true),
