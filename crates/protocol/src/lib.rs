@@ -8,6 +8,7 @@ pub mod address;
 pub mod block;
 pub mod bundle;
 pub mod codec;
+pub mod finality;
 pub mod genesis;
 pub mod hash;
 pub mod mempool;
