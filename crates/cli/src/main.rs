@@ -1,25 +1,62 @@
 //! `ezchain`: one binary, a thin layer of clap subcommands over the EZchain crates.
 //!
-//! Subcommand families arrive with the crates they front (`testnet`, `node`, `wallet`, `tx`,
-//! `serve`, `ops`, `bench`); each maps its errors to `error[<code>]: <message>` on stderr.
+//! Errors go to stderr as `error[<code>]: <message>` with a hint; exit status 1 for a failed
+//! command, 2 for a usage error (clap's own).
 
-use clap::Parser;
+mod testnet;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 /// EZchain: a payment blockchain where recipients verify the value they receive.
 #[derive(Parser, Debug)]
 #[command(name = "ezchain", version, about, long_about = None, arg_required_else_help = true)]
 struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     /// Print the protocol versions this build speaks and exit.
     #[arg(long)]
     protocol_info: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-fn main() -> anyhow::Result<()> {
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create and manage testnet layouts.
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCommand),
+}
+
+/// A failed command: a stable code for scripts, a message, and what to do about it.
+pub struct CliError {
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<&'static str>,
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.protocol_info {
-        println!("bundle envelope version: {}", ezchain_protocol::bundle::BUNDLE_VERSION);
-        println!("block header version:    {}", ezchain_protocol::block::BLOCK_VERSION);
-        println!("sparse Merkle tree depth: {}", ezchain_protocol::smt::DEPTH);
+    let result = match cli.command {
+        None => {
+            if cli.protocol_info {
+                println!("bundle envelope version: {}", ezchain_protocol::bundle::BUNDLE_VERSION);
+                println!("block header version:    {}", ezchain_protocol::block::BLOCK_VERSION);
+                println!("sparse Merkle tree depth: {}", ezchain_protocol::smt::DEPTH);
+            }
+            Ok(())
+        }
+        Some(Command::Testnet(command)) => testnet::run(command, cli.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error[{}]: {}", error.code, error.message);
+            if let Some(hint) = error.hint {
+                eprintln!("  hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
     }
-    Ok(())
 }

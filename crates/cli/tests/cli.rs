@@ -26,3 +26,59 @@ fn bare_call_prints_usage_and_fails() {
     assert!(!bare.status.success());
     assert!(String::from_utf8_lossy(&bare.stderr).contains("Usage: ezchain"));
 }
+
+#[test]
+fn testnet_init_writes_a_testnet_and_refuses_to_overwrite_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("net");
+    let out_str = out.to_str().expect("utf-8 path");
+    let first = ezchain(&["testnet", "init", "--validators", "4", "--out", out_str, "--json"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let layout: serde_json::Value = serde_json::from_slice(&first.stdout).expect("JSON layout");
+    assert_eq!(layout["nodes"].as_array().map(Vec::len), Some(5));
+    for name in ["validator-0", "validator-3", "bootstrap"] {
+        assert!(out.join(name).join("node.yaml").is_file());
+        assert!(out.join(name).join("node_key.json").is_file());
+    }
+    assert!(out.join("bootstrap").join("faucet_key.json").is_file());
+    let again = ezchain(&["testnet", "init", "--validators", "1", "--out", out_str]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).starts_with("error[output_not_empty]"));
+}
+
+#[test]
+fn testnet_init_rejects_bad_input_with_a_code() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("devnet");
+    let out_str = out.to_str().expect("utf-8 path");
+    let bad_alloc = ezchain(&[
+        "testnet",
+        "init",
+        "--validators",
+        "1",
+        "--out",
+        out_str,
+        "--alloc",
+        "0xnope=5",
+    ]);
+    assert_eq!(bad_alloc.status.code(), Some(2), "clap usage error");
+    let zero = ezchain(&["testnet", "init", "--validators", "0", "--out", out_str]);
+    assert!(String::from_utf8_lossy(&zero.stderr).starts_with("error[bad_validator_count]"));
+    let ok = ezchain(&[
+        "testnet",
+        "init",
+        "--validators",
+        "1",
+        "--out",
+        out_str,
+        "--alloc",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed=250",
+    ]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let genesis: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("genesis.json")).expect("genesis")).expect("JSON");
+    assert_eq!(
+        genesis["allocations"][1]["range"]["end"],
+        serde_json::json!(1_000_000_249u64)
+    );
+}

@@ -1,0 +1,251 @@
+//! `node.yaml`: one node's settings. Paths are relative to the node's home folder.
+//!
+//! Invariant: a config that loads has no unknown keys, names existing roles, and has values that
+//! make sense together (distinct listen ports, non-zero limits); errors name the key at fault.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+pub const CONFIG_FILE: &str = "node.yaml";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// Votes in consensus and proposes blocks.
+    Validator,
+    /// Non-voting full node: discovery seed, chain follower, account-node services, faucet.
+    Bootstrap,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub role: NodeRole,
+    /// Human name in logs and metrics.
+    pub moniker: String,
+    pub genesis_file: PathBuf,
+    /// ed25519 key: consensus signing key of a validator, network identity of every node.
+    pub node_key_file: PathBuf,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default = "default_log_dir")]
+    pub log_dir: PathBuf,
+    pub p2p: P2pConfig,
+    pub rpc: RpcConfig,
+    #[serde(default)]
+    pub consensus: ConsensusConfig,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+    /// Only on the node that hosts the testnet faucet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faucet: Option<FaucetConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pConfig {
+    pub listen_addr: SocketAddr,
+    /// Peers dialled at start and kept connected (the bootstrap node and, on small testnets,
+    /// the other validators).
+    #[serde(default)]
+    pub persistent_peers: Vec<SocketAddr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcConfig {
+    pub listen_addr: SocketAddr,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// Target time between blocks.
+    pub block_interval_ms: u64,
+    pub max_bundles_per_block: usize,
+    pub timeout_propose_ms: u64,
+    pub timeout_prevote_ms: u64,
+    pub timeout_precommit_ms: u64,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig {
+            block_interval_ms: 1_000,
+            max_bundles_per_block: 1_000,
+            timeout_propose_ms: 3_000,
+            timeout_prevote_ms: 1_000,
+            timeout_precommit_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    /// Senders with a pending bundle, at most.
+    pub capacity: usize,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig { capacity: 10_000 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaucetConfig {
+    pub key_file: PathBuf,
+    pub max_amount_per_request: u64,
+    pub max_amount_per_address_per_hour: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+fn default_log_dir() -> PathBuf {
+    PathBuf::from("logs")
+}
+
+fn default_max_body_bytes() -> usize {
+    256 * 1024
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid node config: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{key}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        problem: String,
+    },
+}
+
+impl NodeConfig {
+    /// Reads and validates `<home>/node.yaml`.
+    pub fn load(home: &Path) -> Result<Self, ConfigError> {
+        let path = home.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let config: NodeConfig = serde_norway::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.validate(&path)?;
+        Ok(config)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).expect("a node config always serializes")
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                problem: problem.to_string(),
+            })
+        };
+        if self.moniker.trim().is_empty() {
+            return invalid("moniker", "must not be empty");
+        }
+        if self.p2p.listen_addr == self.rpc.listen_addr {
+            return invalid("rpc.listen_addr", "must differ from p2p.listen_addr");
+        }
+        if self.consensus.max_bundles_per_block == 0 {
+            return invalid("consensus.max_bundles_per_block", "must be at least 1");
+        }
+        if self.consensus.block_interval_ms == 0 {
+            return invalid("consensus.block_interval_ms", "must be at least 1");
+        }
+        if self.mempool.capacity == 0 {
+            return invalid("mempool.capacity", "must be at least 1");
+        }
+        if self.rpc.max_body_bytes < 1024 {
+            return invalid("rpc.max_body_bytes", "must be at least 1024");
+        }
+        if let Some(faucet) = &self.faucet
+            && (faucet.max_amount_per_request == 0
+                || faucet.max_amount_per_address_per_hour < faucet.max_amount_per_request)
+        {
+            return invalid(
+                "faucet.max_amount_per_address_per_hour",
+                "must be at least faucet.max_amount_per_request, which must be positive",
+            );
+        }
+        Ok(())
+    }
+
+    /// A path from the config, resolved against the node's home.
+    pub fn resolve(&self, home: &Path, relative: &Path) -> PathBuf {
+        if relative.is_absolute() {
+            relative.to_path_buf()
+        } else {
+            home.join(relative)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NodeConfig {
+        NodeConfig {
+            role: NodeRole::Validator,
+            moniker: "validator-0".into(),
+            genesis_file: "../genesis.json".into(),
+            node_key_file: "node_key.json".into(),
+            data_dir: default_data_dir(),
+            log_dir: default_log_dir(),
+            p2p: P2pConfig {
+                listen_addr: "127.0.0.1:19500".parse().unwrap(),
+                persistent_peers: vec![],
+            },
+            rpc: RpcConfig {
+                listen_addr: "127.0.0.1:19501".parse().unwrap(),
+                max_body_bytes: default_max_body_bytes(),
+            },
+            consensus: ConsensusConfig::default(),
+            mempool: MempoolConfig::default(),
+            faucet: None,
+        }
+    }
+
+    fn write(dir: &Path, text: &str) {
+        std::fs::write(dir.join(CONFIG_FILE), text).unwrap();
+    }
+
+    #[test]
+    fn round_trips_through_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &sample().to_yaml());
+        assert_eq!(NodeConfig::load(dir.path()).unwrap(), sample());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &format!("{}bogus_key: 1\n", sample().to_yaml()));
+        let err = NodeConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("bogus_key"), "{err}");
+        let mut same_port = sample();
+        same_port.rpc.listen_addr = same_port.p2p.listen_addr;
+        write(dir.path(), &same_port.to_yaml());
+        let err = NodeConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("rpc.listen_addr"), "{err}");
+    }
+}

@@ -1,0 +1,8 @@
+//! EZchain validator and bootstrap node.
+//!
+//! Today: node configuration (`node.yaml`), key files, and the testnet layout written by
+//! `ezchain testnet init`. The consensus adapter, chain store and RPC server build on these.
+
+pub mod config;
+pub mod keys;
+pub mod testnet;

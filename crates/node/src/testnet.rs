@@ -1,0 +1,349 @@
+//! `ezchain testnet init`: the files of a local or multi-host testnet.
+//!
+//! Writes `<out>/genesis.json` and one home per node (`validator-0 … validator-(N-1)`,
+//! `bootstrap`), each with `node.yaml` and its `node_key.json`; the bootstrap home also holds the
+//! faucet's wallet key. Ports are assigned from `start_port` upward, two per node (p2p, RPC), in
+//! node order, so no two nodes on one host collide.
+//!
+//! Invariant: the testnet appears whole or not at all. Everything is written into a staging
+//! folder beside `<out>` and renamed into place at the end; an existing testnet is never
+//! overwritten.
+
+use crate::config::{ConsensusConfig, FaucetConfig, MempoolConfig, NodeConfig, NodeRole, P2pConfig, RpcConfig};
+use crate::keys::{KeyError, NodeKey, generate_wallet_key, write_new_wallet_key};
+use ezchain_protocol::genesis::{Allocation, Genesis, GenesisValidator};
+use ezchain_protocol::{Address, Hash32, ValueRange};
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+pub const GENESIS_FILE: &str = "genesis.json";
+pub const NODE_KEY_FILE: &str = "node_key.json";
+pub const FAUCET_KEY_FILE: &str = "faucet_key.json";
+pub const MAX_VALIDATORS: usize = 100;
+
+#[derive(Clone, Debug)]
+pub struct TestnetOptions {
+    pub validators: usize,
+    pub out: PathBuf,
+    pub chain_id: u64,
+    pub start_port: u16,
+    pub host: IpAddr,
+    /// Extra genesis allocations: (owner, amount), assigned ranges after the faucet's.
+    pub allocations: Vec<(Address, u64)>,
+    pub faucet_amount: u64,
+    /// Genesis time (milliseconds since the Unix epoch).
+    pub genesis_time_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeSummary {
+    pub name: String,
+    pub role: NodeRole,
+    pub home: PathBuf,
+    pub p2p_addr: SocketAddr,
+    pub rpc_addr: SocketAddr,
+    pub validator_address: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TestnetLayout {
+    pub chain_id: u64,
+    pub genesis_hash: Hash32,
+    pub genesis_file: PathBuf,
+    pub faucet_address: Address,
+    pub nodes: Vec<NodeSummary>,
+}
+
+#[derive(Debug, Error)]
+pub enum TestnetError {
+    #[error("--validators must be between 1 and {MAX_VALIDATORS} (got {0})")]
+    BadValidatorCount(usize),
+    #[error("{needed} ports from --start-port {start} run past 65535; choose a lower --start-port")]
+    PortRangeOverflow { start: u16, needed: usize },
+    #[error("--faucet-amount and every --alloc amount must be positive")]
+    ZeroAmount,
+    #[error("the allocations add up to more than the value space (2^64 - 1 coins)")]
+    SupplyOverflow,
+    #[error("{0} already holds a testnet or other files; choose another --out or remove it")]
+    OutputNotEmpty(PathBuf),
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TestnetError + '_ {
+    move |source| TestnetError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates the testnet described by `options`.
+pub fn init(options: &TestnetOptions) -> Result<TestnetLayout, TestnetError> {
+    let count = options.validators;
+    if count == 0 || count > MAX_VALIDATORS {
+        return Err(TestnetError::BadValidatorCount(count));
+    }
+    let needed = 2 * (count + 1);
+    if usize::from(options.start_port) + needed - 1 > usize::from(u16::MAX) || options.start_port == 0 {
+        return Err(TestnetError::PortRangeOverflow {
+            start: options.start_port,
+            needed,
+        });
+    }
+    if options.faucet_amount == 0 || options.allocations.iter().any(|(_, amount)| *amount == 0) {
+        return Err(TestnetError::ZeroAmount);
+    }
+    let out = &options.out;
+    if out.exists() && std::fs::read_dir(out).map_err(io_error(out))?.next().is_some() {
+        return Err(TestnetError::OutputNotEmpty(out.clone()));
+    }
+    let names: Vec<String> = (0..count)
+        .map(|i| format!("validator-{i}"))
+        .chain(["bootstrap".to_string()])
+        .collect();
+    let keys: Vec<NodeKey> = names.iter().map(|_| NodeKey::generate()).collect::<Result<_, _>>()?;
+    let faucet_key = generate_wallet_key()?;
+    let genesis = Genesis {
+        chain_id: options.chain_id,
+        genesis_time_ms: options.genesis_time_ms,
+        validators: (0..count)
+            .map(|i| GenesisValidator {
+                name: names[i].clone(),
+                consensus_public_key: keys[i].public_key(),
+                voting_power: 1,
+            })
+            .collect(),
+        allocations: allocate(faucet_key.address(), options)?,
+        faucet: Some(faucet_key.address()),
+    };
+
+    let staging = staging_dir(out);
+    if staging.exists() {
+        // Left by an interrupted earlier run: nothing in it was ever in use.
+        std::fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
+    let written = write_homes(options, &staging, &names, &keys, &faucet_key, &genesis);
+    let nodes = match written {
+        Ok(nodes) => nodes,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
+    if out.exists() {
+        std::fs::remove_dir(out).map_err(io_error(out))?;
+    }
+    std::fs::rename(&staging, out).map_err(io_error(out))?;
+    Ok(TestnetLayout {
+        chain_id: genesis.chain_id,
+        genesis_hash: genesis.hash(),
+        genesis_file: out.join(GENESIS_FILE),
+        faucet_address: faucet_key.address(),
+        nodes,
+    })
+}
+
+/// Writes genesis and every node home into `staging`; returns the nodes as they will be after
+/// the rename to `options.out`.
+fn write_homes(
+    options: &TestnetOptions,
+    staging: &Path,
+    names: &[String],
+    keys: &[NodeKey],
+    faucet_key: &ezchain_protocol::SigningKey,
+    genesis: &Genesis,
+) -> Result<Vec<NodeSummary>, TestnetError> {
+    let out = &options.out;
+    let genesis_json = serde_json::to_string_pretty(genesis).expect("genesis serializes");
+    let genesis_path = staging.join(GENESIS_FILE);
+    std::fs::write(&genesis_path, genesis_json + "\n").map_err(io_error(&genesis_path))?;
+    let port =
+        |node: usize, offset: usize| SocketAddr::new(options.host, options.start_port + (2 * node + offset) as u16);
+    let bootstrap_index = names.len() - 1;
+    let mut nodes = Vec::with_capacity(names.len());
+    for (index, (name, key)) in names.iter().zip(keys).enumerate() {
+        let home = staging.join(name);
+        std::fs::create_dir_all(&home).map_err(io_error(&home))?;
+        key.write_new(&home.join(NODE_KEY_FILE))?;
+        let is_bootstrap = index == bootstrap_index;
+        // Every node dials the bootstrap seed; on a small testnet validators also dial each
+        // other directly so a restarted bootstrap node never isolates them.
+        let persistent_peers = (0..names.len())
+            .filter(|&other| other != index)
+            .map(|other| port(other, 0))
+            .collect();
+        let faucet = if is_bootstrap {
+            write_new_wallet_key(faucet_key, &home.join(FAUCET_KEY_FILE))?;
+            Some(FaucetConfig {
+                key_file: FAUCET_KEY_FILE.into(),
+                max_amount_per_request: 1_000,
+                max_amount_per_address_per_hour: 10_000,
+            })
+        } else {
+            None
+        };
+        let config = NodeConfig {
+            role: if is_bootstrap {
+                NodeRole::Bootstrap
+            } else {
+                NodeRole::Validator
+            },
+            moniker: name.clone(),
+            genesis_file: PathBuf::from("..").join(GENESIS_FILE),
+            node_key_file: NODE_KEY_FILE.into(),
+            data_dir: "data".into(),
+            log_dir: "logs".into(),
+            p2p: P2pConfig {
+                listen_addr: port(index, 0),
+                persistent_peers,
+            },
+            rpc: RpcConfig {
+                listen_addr: port(index, 1),
+                max_body_bytes: 256 * 1024,
+            },
+            consensus: ConsensusConfig::default(),
+            mempool: MempoolConfig::default(),
+            faucet,
+        };
+        let config_path = home.join(crate::config::CONFIG_FILE);
+        std::fs::write(&config_path, config.to_yaml()).map_err(io_error(&config_path))?;
+        nodes.push(NodeSummary {
+            name: name.clone(),
+            role: config.role,
+            home: out.join(name),
+            p2p_addr: config.p2p.listen_addr,
+            rpc_addr: config.rpc.listen_addr,
+            validator_address: key.validator_address().to_string(),
+        });
+    }
+
+    Ok(nodes)
+}
+
+/// Faucet first from coin 0, then each `--alloc` in order, back to back.
+fn allocate(faucet: Address, options: &TestnetOptions) -> Result<Vec<Allocation>, TestnetError> {
+    let mut next = 0u64;
+    std::iter::once((faucet, options.faucet_amount))
+        .chain(options.allocations.iter().copied())
+        .map(|(owner, amount)| {
+            let range = ValueRange::with_len(next, amount).ok_or(TestnetError::SupplyOverflow)?;
+            next = range.end().checked_add(1).ok_or(TestnetError::SupplyOverflow)?;
+            Ok(Allocation { owner, range })
+        })
+        .collect()
+}
+
+fn staging_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "testnet".into());
+    out.with_file_name(format!(".{name}.staging"))
+}
+
+/// Loads and validates a genesis file.
+pub fn load_genesis(path: &Path) -> Result<Genesis, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let genesis: Genesis =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a valid genesis: {e}", path.display()))?;
+    genesis.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(genesis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+    use crate::keys::{NodeKey, load_wallet_key};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn options(out: PathBuf, validators: usize) -> TestnetOptions {
+        TestnetOptions {
+            validators,
+            out,
+            chain_id: 821,
+            start_port: 19500,
+            host: "127.0.0.1".parse().unwrap(),
+            allocations: vec![(Address([7u8; 20]), 500)],
+            faucet_amount: 1_000_000,
+            genesis_time_ms: 1,
+        }
+    }
+
+    #[test]
+    fn four_validators_and_a_bootstrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("net");
+        let layout = init(&options(out.clone(), 4)).unwrap();
+        let genesis = load_genesis(&out.join(GENESIS_FILE)).unwrap();
+        assert_eq!(genesis.hash(), layout.genesis_hash);
+        assert_eq!(genesis.validators.len(), 4);
+        assert_eq!(genesis.allocations[0].range, ValueRange::new(0, 999_999).unwrap());
+        assert_eq!(
+            genesis.allocations[1].range,
+            ValueRange::new(1_000_000, 1_000_499).unwrap()
+        );
+        let mut ports = Vec::new();
+        for node in &layout.nodes {
+            let config = NodeConfig::load(&node.home).unwrap();
+            ports.push(config.p2p.listen_addr.port());
+            ports.push(config.rpc.listen_addr.port());
+            let key_path = config.resolve(&node.home, &config.node_key_file);
+            assert_eq!(
+                std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            let key = NodeKey::load(&key_path).unwrap();
+            if config.role == NodeRole::Validator {
+                assert!(
+                    genesis
+                        .validators
+                        .iter()
+                        .any(|v| v.consensus_public_key == key.public_key())
+                );
+            } else {
+                let faucet = config.faucet.as_ref().unwrap();
+                let wallet = load_wallet_key(&config.resolve(&node.home, &faucet.key_file)).unwrap();
+                assert_eq!(Some(wallet.address()), genesis.faucet);
+            }
+            assert_eq!(
+                config.resolve(&node.home, &config.genesis_file).canonicalize().unwrap(),
+                out.join(GENESIS_FILE).canonicalize().unwrap()
+            );
+        }
+        let mut unique = ports.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 10, "ten distinct ports for five nodes");
+        assert_eq!(ports.iter().min(), Some(&19500));
+        assert!(!staging_dir(&out).exists());
+    }
+
+    #[test]
+    fn single_validator_devnet_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("devnet");
+        init(&options(out.clone(), 1)).unwrap();
+        assert!(matches!(
+            init(&options(out.clone(), 1)),
+            Err(TestnetError::OutputNotEmpty(_))
+        ));
+        assert!(matches!(
+            init(&options(dir.path().join("x"), 0)),
+            Err(TestnetError::BadValidatorCount(0))
+        ));
+        let mut high = options(dir.path().join("y"), 4);
+        high.start_port = 65530;
+        assert!(matches!(init(&high), Err(TestnetError::PortRangeOverflow { .. })));
+        let mut overflow = options(dir.path().join("z"), 1);
+        overflow.allocations = vec![(Address([1u8; 20]), u64::MAX)];
+        assert!(matches!(init(&overflow), Err(TestnetError::SupplyOverflow)));
+        assert!(!dir.path().join("z").exists(), "a failed init leaves no testnet behind");
+        assert!(!staging_dir(&dir.path().join("z")).exists());
+    }
+}
