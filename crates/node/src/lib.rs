@@ -5,4 +5,5 @@
 
 pub mod config;
 pub mod keys;
+pub mod store;
 pub mod testnet;
