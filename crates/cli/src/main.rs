@@ -3,6 +3,7 @@
 //! Errors go to stderr as `error[<code>]: <message>` with a hint; exit status 1 for a failed
 //! command, 2 for a usage error (clap's own).
 
+mod node;
 mod testnet;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Command {
     /// Create and manage testnet layouts.
     #[command(subcommand)]
     Testnet(testnet::TestnetCommand),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
 }
 
 /// A failed command: a stable code for scripts, a message, and what to do about it.
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Testnet(command)) => testnet::run(command, cli.json),
+        Some(Command::Node(command)) => node::run_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

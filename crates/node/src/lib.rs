@@ -4,6 +4,9 @@
 //! `ezchain testnet init`. The consensus adapter, chain store and RPC server build on these.
 
 pub mod config;
+pub mod consensus;
 pub mod keys;
+pub mod rpc;
+pub mod runner;
 pub mod store;
 pub mod testnet;

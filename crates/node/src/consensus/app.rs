@@ -1,0 +1,468 @@
+//! The application side of consensus: the loop that answers the engine's `AppMsg`s with EZchain
+//! blocks.
+//!
+//! - `GetValue`: the proposer builds a block from a mempool snapshot (`build_block`), streams its
+//!   body as proposal parts and proposes its header hash.
+//! - `ReceivedProposalPart`: parts are reassembled; a complete block must carry the proposer's
+//!   stream signature and is re-executed with `apply_block` on this node's own state — any
+//!   mismatch makes the proposal `Invalid`, never a crash.
+//! - `Decided`: block, commit certificate, changed leaves and receipts are committed to the
+//!   chain store in one transaction before the reply; included bundles leave the mempool.
+//! - `Finalized` is always answered (`Next::Start` of the next height), or the chain would stall.
+//! - Sync: decided blocks are served from the store and synced ones are re-executed like
+//!   proposals.
+//!
+//! Invariant: the state this loop holds is always the store's tip state; nothing is committed
+//! that `apply_block` has not accepted.
+
+use super::codec::commit_signature_bytes;
+use super::context::{Address, BlockId, EzContext, Height, ValidatorSet};
+use super::signing::stream_bytes;
+use super::streaming::{PartStreams, ReceivedProposal, body_hash, stream_messages};
+use crate::store::{ChainStore, CommitOutcome};
+use bytes::Bytes;
+use ezchain_protocol::codec::{decode, encode};
+use ezchain_protocol::finality::{
+    CommitCertificate as FinalityCertificate, CommitSignature as FinalitySignature, ValidatorAddress,
+};
+use ezchain_protocol::mempool::PendingPool;
+use ezchain_protocol::state::AppliedBlock;
+use ezchain_protocol::{Block, ChainState, apply_block, build_block};
+use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
+use malachitebft_app_channel::app::types::core::{
+    CommitCertificate, ExtendedCommitCertificate, ExtendedCommitSignature, HeightParams, LinearTimeouts, Round,
+    ValidatorSet as _, Validity,
+};
+use malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use malachitebft_app_channel::app::types::{LocallyProposedValue, ProposedValue};
+use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+use malachitebft_signing_ed25519::{PrivateKey, Signature};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tracing::{debug, error, info, warn};
+
+/// Largest block accepted from a peer.
+pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+/// Decided values served per sync request.
+const MAX_SYNC_BATCH: u64 = 50;
+
+/// The node's view of the chain, shared with RPC: the tip state (read-mostly) and the store.
+pub struct ChainView {
+    pub store: ChainStore,
+    pub state: RwLock<ChainState>,
+}
+
+/// A block this node has checked for the current height, by header hash.
+struct Candidate {
+    applied: AppliedBlock,
+    round: Round,
+    valid_round: Round,
+    proposer: Address,
+    /// Encoded block and its stream signature, to re-stream or serve.
+    body: Bytes,
+    signature: [u8; 64],
+}
+
+pub struct ConsensusApp {
+    pub chain_id: u64,
+    pub validator_set: ValidatorSet,
+    pub timeouts: LinearTimeouts,
+    pub block_interval: Duration,
+    pub max_bundles_per_block: usize,
+    pub chain: Arc<ChainView>,
+    pub mempool: Arc<Mutex<PendingPool>>,
+    /// This node's address and key when it is a validator.
+    pub signer: Option<(Address, PrivateKey)>,
+    streams: PartStreams,
+    candidates: HashMap<BlockId, Candidate>,
+}
+
+impl ConsensusApp {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        chain_id: u64,
+        validator_set: ValidatorSet,
+        timeouts: LinearTimeouts,
+        block_interval: Duration,
+        max_bundles_per_block: usize,
+        chain: Arc<ChainView>,
+        mempool: Arc<Mutex<PendingPool>>,
+        signer: Option<(Address, PrivateKey)>,
+    ) -> Self {
+        ConsensusApp {
+            chain_id,
+            validator_set,
+            timeouts,
+            block_interval,
+            max_bundles_per_block,
+            chain,
+            mempool,
+            signer,
+            streams: PartStreams::default(),
+            candidates: HashMap::new(),
+        }
+    }
+
+    fn tip_state(&self) -> ChainState {
+        self.chain.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn height_params(&self) -> HeightParams<EzContext> {
+        HeightParams::new(self.validator_set.clone(), self.timeouts, Some(self.block_interval))
+    }
+
+    fn next_height(&self) -> Height {
+        Height(self.tip_state().height + 1)
+    }
+
+    /// Runs until the engine closes its channel.
+    pub async fn run(mut self, mut channels: Channels<EzContext>) {
+        while let Some(msg) = channels.consensus.recv().await {
+            self.handle(msg, &channels).await;
+        }
+        info!("consensus channel closed; application loop stops");
+    }
+
+    async fn handle(&mut self, msg: AppMsg<EzContext>, channels: &Channels<EzContext>) {
+        match msg {
+            AppMsg::ConsensusReady { reply } => {
+                let start = self.next_height();
+                info!(height = start.0, "consensus ready");
+                let _ = reply.send((start, self.height_params()));
+            }
+            AppMsg::StartedRound {
+                height,
+                round,
+                reply_value,
+                ..
+            } => {
+                let known = self
+                    .candidates
+                    .iter()
+                    .filter(|(_, c)| c.applied.block.header.height == height.0 && c.round == round)
+                    .map(|(id, c)| self.proposed_value(height, c, *id, Validity::Valid))
+                    .collect();
+                let _ = reply_value.send(known);
+            }
+            AppMsg::GetValue {
+                height, round, reply, ..
+            } => match self.propose(height, round, channels).await {
+                Some(value) => {
+                    let _ = reply.send(LocallyProposedValue::new(height, round, value));
+                }
+                None => warn!(height = height.0, "could not build a proposal"),
+            },
+            AppMsg::ExtendVote { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            AppMsg::VerifyVoteExtensions { extensions, reply, .. } => {
+                let _ = reply.send(extensions.into_iter().map(|(address, _)| (address, Ok(()))).collect());
+            }
+            AppMsg::RestreamProposal {
+                height,
+                round,
+                value_id,
+                ..
+            } => {
+                if let Some(candidate) = self.candidates.get(&value_id)
+                    && self.signer.as_ref().is_some_and(|(me, _)| *me == candidate.proposer)
+                {
+                    for message in stream_messages(
+                        height,
+                        round,
+                        candidate.valid_round,
+                        candidate.proposer,
+                        &candidate.body,
+                        candidate.signature,
+                    ) {
+                        let _ = channels.network.send(NetworkMsg::PublishProposalPart(message)).await;
+                    }
+                }
+            }
+            AppMsg::GetHistoryMinHeight { reply } => {
+                let min = if self.tip_state().height == 0 {
+                    Height(0)
+                } else {
+                    Height(1)
+                };
+                let _ = reply.send(min);
+            }
+            AppMsg::ReceivedProposalPart {
+                from,
+                published_by,
+                part,
+                reply,
+            } => {
+                let publisher = published_by.unwrap_or(from);
+                let value = self
+                    .streams
+                    .insert(publisher, part)
+                    .and_then(|received| self.check_received(received));
+                let _ = reply.send(value);
+            }
+            AppMsg::Decided { certificate, reply, .. } => {
+                self.commit(&certificate);
+                let _ = reply.send(());
+            }
+            AppMsg::Finalized { reply, .. } => {
+                let _ = reply.send(Next::Start(self.next_height(), self.height_params()));
+            }
+            AppMsg::GetDecidedValues { range, reply } => {
+                let _ = reply.send(self.decided_values(range.start().0, range.end().0));
+            }
+            AppMsg::ProcessSyncedValue {
+                height,
+                round,
+                proposer,
+                value_bytes,
+                reply,
+            } => {
+                let _ = reply.send(self.check_synced(height, round, proposer, value_bytes));
+            }
+        }
+    }
+
+    fn proposed_value(
+        &self,
+        height: Height,
+        candidate: &Candidate,
+        id: BlockId,
+        validity: Validity,
+    ) -> ProposedValue<EzContext> {
+        ProposedValue {
+            height,
+            round: candidate.round,
+            valid_round: candidate.valid_round,
+            proposer: candidate.proposer,
+            value: id,
+            validity,
+        }
+    }
+
+    /// Builds, records and streams this node's proposal for (height, round).
+    async fn propose(&mut self, height: Height, round: Round, channels: &Channels<EzContext>) -> Option<BlockId> {
+        let (proposer, key) = self.signer.clone()?;
+        let parent = self.tip_state();
+        if parent.height + 1 != height.0 {
+            return None;
+        }
+        let candidates = self
+            .mempool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot(self.max_bundles_per_block);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let timestamp_ms = now_ms.max(parent.timestamp_ms);
+        let built = match build_block(&parent, &candidates, height.0, timestamp_ms) {
+            Ok(built) => built,
+            Err(e) => {
+                error!(error = %e, "building a block failed");
+                return None;
+            }
+        };
+        if !built.rejected.is_empty() {
+            debug!(count = built.rejected.len(), "left invalid bundles out of the proposal");
+        }
+        let id = BlockId(built.applied.block.hash());
+        let body = Bytes::from(encode(&built.applied.block));
+        let signature = key
+            .sign(&stream_bytes(
+                self.chain_id,
+                height.0,
+                round.as_u32().unwrap_or(0),
+                &proposer,
+                &body_hash(&body),
+            ))
+            .to_bytes();
+        for message in stream_messages(height, round, Round::Nil, proposer, &body, signature) {
+            if channels
+                .network
+                .send(NetworkMsg::PublishProposalPart(message))
+                .await
+                .is_err()
+            {
+                warn!("network channel closed while streaming a proposal");
+            }
+        }
+        info!(height = height.0, round = %round, bundles = built.applied.block.entries.len(), block = %id, "proposed");
+        self.candidates.insert(
+            id,
+            Candidate {
+                applied: built.applied,
+                round,
+                valid_round: Round::Nil,
+                proposer,
+                body,
+                signature,
+            },
+        );
+        Some(id)
+    }
+
+    /// Checks a reassembled proposal: proposer, stream signature, then full re-execution.
+    fn check_received(&mut self, received: ReceivedProposal) -> Option<ProposedValue<EzContext>> {
+        let validator = self.validator_set.get_by_address(&received.proposer)?;
+        let round = received.round.as_u32()?;
+        let signed = stream_bytes(
+            self.chain_id,
+            received.height.0,
+            round,
+            &received.proposer,
+            &body_hash(&received.body),
+        );
+        if validator
+            .public_key
+            .verify(&signed, &Signature::from_bytes(received.signature))
+            .is_err()
+        {
+            warn!(proposer = %received.proposer, "proposal stream with a bad signature dropped");
+            return None;
+        }
+        if received.height != self.next_height() {
+            debug!(height = received.height.0, "proposal for another height ignored");
+            return None;
+        }
+        let block: Block = match decode(&received.body, MAX_BLOCK_BYTES) {
+            Ok(block) => block,
+            Err(e) => {
+                warn!(error = %e, "undecodable proposal from a validator");
+                return None;
+            }
+        };
+        let id = BlockId(block.hash());
+        let validity = self.validate(
+            &block,
+            received.round,
+            received.valid_round,
+            received.proposer,
+            received.body.clone(),
+            received.signature,
+        );
+        Some(ProposedValue {
+            height: received.height,
+            round: received.round,
+            valid_round: received.valid_round,
+            proposer: received.proposer,
+            value: id,
+            validity,
+        })
+    }
+
+    /// Re-executes `block` on the tip state; a valid one becomes a commit candidate.
+    fn validate(
+        &mut self,
+        block: &Block,
+        round: Round,
+        valid_round: Round,
+        proposer: Address,
+        body: Bytes,
+        signature: [u8; 64],
+    ) -> Validity {
+        match apply_block(&self.tip_state(), block) {
+            Ok(applied) => {
+                self.candidates.insert(
+                    BlockId(block.hash()),
+                    Candidate {
+                        applied,
+                        round,
+                        valid_round,
+                        proposer,
+                        body,
+                        signature,
+                    },
+                );
+                Validity::Valid
+            }
+            Err(e) => {
+                warn!(height = block.header.height, error = %e, "invalid proposal");
+                Validity::Invalid
+            }
+        }
+    }
+
+    fn check_synced(
+        &mut self,
+        height: Height,
+        round: Round,
+        proposer: Address,
+        bytes: Bytes,
+    ) -> SyncedValueOutcome<EzContext> {
+        let Ok(block) = decode::<Block>(&bytes, MAX_BLOCK_BYTES) else {
+            return SyncedValueOutcome::PeerFault;
+        };
+        if block.header.height != height.0 || height != self.next_height() {
+            return SyncedValueOutcome::PeerFault;
+        }
+        let validity = self.validate(&block, round, Round::Nil, proposer, bytes, [0u8; 64]);
+        SyncedValueOutcome::Verdict(ProposedValue {
+            height,
+            round,
+            valid_round: Round::Nil,
+            proposer,
+            value: BlockId(block.hash()),
+            validity,
+        })
+    }
+
+    /// Commits the decided block with its certificate, then moves the tip.
+    fn commit(&mut self, certificate: &CommitCertificate<EzContext>) {
+        let Some(candidate) = self.candidates.remove(&certificate.value_id) else {
+            error!(height = certificate.height.0, value = %certificate.value_id, "decided a block this node never validated; sync will fetch it");
+            return;
+        };
+        let finality = FinalityCertificate {
+            height: certificate.height.0,
+            round: certificate.round.as_u32().unwrap_or(0),
+            header_hash: certificate.value_id.0,
+            signatures: certificate
+                .commit_signatures
+                .iter()
+                .map(|s| {
+                    let (validator, signature) = commit_signature_bytes(s);
+                    FinalitySignature {
+                        validator: ValidatorAddress(validator),
+                        signature,
+                    }
+                })
+                .collect(),
+        };
+        match self.chain.store.commit_block(&candidate.applied, &finality) {
+            Ok(CommitOutcome::Committed) | Ok(CommitOutcome::AlreadyCommitted) => {
+                let state = candidate.applied.state.clone();
+                self.mempool.lock().unwrap_or_else(|p| p.into_inner()).prune(&state);
+                info!(height = state.height, block = %certificate.value_id, bundles = candidate.applied.block.entries.len(), "committed");
+                *self.chain.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+                let committed = certificate.height.0;
+                self.candidates.retain(|_, c| c.applied.block.header.height > committed);
+            }
+            Err(e) => error!(error = %e, height = certificate.height.0, "committing a decided block failed"),
+        }
+    }
+
+    fn decided_values(&self, from: u64, to: u64) -> Vec<RawDecidedValue<EzContext>> {
+        let mut values = Vec::new();
+        for height in from..=to.min(from.saturating_add(MAX_SYNC_BATCH - 1)) {
+            let (Ok(Some(block)), Ok(Some(certificate))) =
+                (self.chain.store.block(height), self.chain.store.certificate(height))
+            else {
+                break;
+            };
+            let signatures = certificate
+                .signatures
+                .iter()
+                .map(|s| ExtendedCommitSignature::new(Address(s.validator), Signature::from_bytes(s.signature), None))
+                .collect();
+            let extended = ExtendedCommitCertificate {
+                height: Height(height),
+                round: Round::new(certificate.round),
+                value_id: BlockId(certificate.header_hash),
+                commit_signatures: signatures,
+            };
+            values.push(RawDecidedValue::new(Bytes::from(encode(&block)), extended));
+        }
+        values
+    }
+}

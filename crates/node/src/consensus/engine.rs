@@ -1,0 +1,164 @@
+//! Starting the Malachite engine for one node: its configuration, network identity, WAL,
+//! signer and verifier, wired to the application loop in `app.rs`.
+
+use super::app::{ChainView, ConsensusApp};
+use super::codec::WireCodec;
+use super::context::{Address, EzContext, ValidatorSet};
+use super::signing::{ConsensusSigner, ConsensusVerifier};
+use crate::config::{NodeConfig, NodeRole};
+use crate::keys::NodeKey;
+use ezchain_protocol::mempool::PendingPool;
+use malachitebft_app_channel::app::config::{
+    ConsensusConfig, NodeConfig as EngineNodeConfig, P2pConfig, ValueSyncConfig,
+};
+use malachitebft_app_channel::app::engine::network::NetworkIdentity;
+use malachitebft_app_channel::app::net::Multiaddr;
+use malachitebft_app_channel::app::types::Keypair;
+use malachitebft_app_channel::app::types::codec::Codec;
+use malachitebft_app_channel::app::types::core::LinearTimeouts;
+use malachitebft_app_channel::{
+    ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, RequestContext, SyncContext, WalContext,
+};
+use malachitebft_signing::Signer;
+use malachitebft_signing_ed25519::PrivateKey;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What Malachite reads from its configuration.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub moniker: String,
+    pub consensus: ConsensusConfig,
+    pub value_sync: ValueSyncConfig,
+}
+
+impl EngineNodeConfig for EngineConfig {
+    fn moniker(&self) -> &str {
+        &self.moniker
+    }
+    fn consensus(&self) -> &ConsensusConfig {
+        &self.consensus
+    }
+    fn consensus_mut(&mut self) -> &mut ConsensusConfig {
+        &mut self.consensus
+    }
+    fn value_sync(&self) -> &ValueSyncConfig {
+        &self.value_sync
+    }
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
+    }
+}
+
+fn multiaddr(addr: &SocketAddr) -> eyre::Result<Multiaddr> {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) => format!("/ip4/{ip}"),
+        std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
+    };
+    Ok(format!("{ip}/tcp/{}", addr.port()).parse()?)
+}
+
+/// Maps `node.yaml` onto the engine's configuration.
+pub fn engine_config(config: &NodeConfig) -> eyre::Result<EngineConfig> {
+    let p2p = P2pConfig {
+        listen_addr: multiaddr(&config.p2p.listen_addr)?,
+        persistent_peers: config
+            .p2p
+            .persistent_peers
+            .iter()
+            .map(multiaddr)
+            .collect::<Result<_, _>>()?,
+        ..P2pConfig::default()
+    };
+    Ok(EngineConfig {
+        moniker: config.moniker.clone(),
+        consensus: ConsensusConfig {
+            p2p,
+            ..ConsensusConfig::default()
+        },
+        value_sync: ValueSyncConfig::default(),
+    })
+}
+
+pub fn timeouts(config: &NodeConfig) -> LinearTimeouts {
+    LinearTimeouts {
+        propose: Duration::from_millis(config.consensus.timeout_propose_ms),
+        prevote: Duration::from_millis(config.consensus.timeout_prevote_ms),
+        precommit: Duration::from_millis(config.consensus.timeout_precommit_ms),
+        ..LinearTimeouts::default()
+    }
+}
+
+/// A running engine and its application loop.
+pub struct RunningConsensus {
+    pub engine: EngineHandle,
+    pub app: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the engine and the application loop for a node.
+pub async fn start(
+    config: &NodeConfig,
+    home: &Path,
+    chain_id: u64,
+    validator_set: ValidatorSet,
+    key: &NodeKey,
+    chain: Arc<ChainView>,
+    mempool: Arc<Mutex<PendingPool>>,
+) -> eyre::Result<RunningConsensus> {
+    let ctx = EzContext { chain_id };
+    let secret = key.signing_key().to_bytes();
+    let private = PrivateKey::from(secret);
+    let address = Address(key.validator_address());
+    let keypair = Keypair::ed25519_from_bytes(secret)?;
+    let is_validator =
+        config.role == NodeRole::Validator && validator_set.validators.iter().any(|v| v.address == address);
+
+    let verifier = ConsensusVerifier { chain_id };
+    let consensus = if is_validator {
+        let signer = ConsensusSigner {
+            chain_id,
+            key: private.clone(),
+        };
+        let proof = signer
+            .sign_validator_proof(key.public_key().to_vec(), keypair.public().to_peer_id().to_bytes())
+            .await
+            .map_err(|e| eyre::eyre!("signing the validator proof: {e}"))?;
+        let proof_bytes = WireCodec.encode(&proof)?;
+        let identity =
+            NetworkIdentity::new_validator(config.moniker.clone(), keypair, address.to_string(), proof_bytes);
+        (
+            identity,
+            ConsensusContext::new_validator(address, Box::new(verifier), Box::new(signer)),
+        )
+    } else {
+        let identity = NetworkIdentity::new(config.moniker.clone(), keypair, None);
+        (identity, ConsensusContext::new_full_node(address, Box::new(verifier)))
+    };
+    let (identity, consensus_ctx) = consensus;
+    let wal_dir = config.resolve(home, &config.data_dir).join("wal");
+    std::fs::create_dir_all(&wal_dir)?;
+
+    let (channels, engine) = EngineBuilder::new(ctx, engine_config(config)?)
+        .with_default_wal(WalContext::new(wal_dir.join("consensus.wal"), WireCodec))
+        .with_default_network(NetworkContext::new(identity, WireCodec))
+        .with_default_sync(SyncContext::new(WireCodec))
+        .with_default_consensus(consensus_ctx)
+        .with_default_request(RequestContext::new(100))
+        .build()
+        .await?;
+
+    let app = ConsensusApp::new(
+        chain_id,
+        validator_set,
+        timeouts(config),
+        Duration::from_millis(config.consensus.block_interval_ms),
+        config.consensus.max_bundles_per_block,
+        chain,
+        mempool,
+        is_validator.then_some((address, private)),
+    );
+    let app = tokio::spawn(app.run(channels));
+    Ok(RunningConsensus { engine, app })
+}

@@ -1,0 +1,110 @@
+//! `ezchain node run`: one node in the foreground until it is told to stop.
+//!
+//! Start-up: read `node.yaml`, genesis and the node key; open the chain store and rebuild the
+//! tip state; start consensus (validator or full node) and the RPC server. Shutdown (SIGINT or
+//! SIGTERM): stop consensus, stop serving, and close the store, so a restart replays the WAL and
+//! resumes at the stored tip.
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::consensus::app::ChainView;
+use crate::consensus::context::ValidatorSet;
+use crate::consensus::engine;
+use crate::keys::{KeyError, NodeKey};
+use crate::rpc::{RpcState, router};
+use crate::store::{ChainStore, StoreError};
+use crate::testnet::load_genesis;
+use ezchain_protocol::mempool::PendingPool;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use thiserror::Error;
+use tracing::info;
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Genesis(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen for RPC on {addr}: {source}")]
+    RpcBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("consensus engine: {0}")]
+    Engine(String),
+}
+
+/// Runs the node in `home` until `shutdown` completes.
+pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let config = NodeConfig::load(home)?;
+    let genesis = load_genesis(&config.resolve(home, &config.genesis_file)).map_err(NodeError::Genesis)?;
+    let key = NodeKey::load(&config.resolve(home, &config.node_key_file))?;
+    let data_dir = config.resolve(home, &config.data_dir);
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        NodeError::Store(StoreError::Corrupt {
+            what: "data folder",
+            reason: e.to_string(),
+        })
+    })?;
+    let store = ChainStore::open(&data_dir.join("chain.redb"), &genesis)?;
+    let state = store.load_state(genesis.chain_id)?;
+    info!(moniker = %config.moniker, role = ?config.role, height = state.height, "node starting");
+    let chain = Arc::new(ChainView {
+        store,
+        state: RwLock::new(state),
+    });
+    let mempool = Arc::new(Mutex::new(PendingPool::new(config.mempool.capacity)));
+    let validator_set = ValidatorSet::from_genesis(&genesis)
+        .ok_or_else(|| NodeError::Genesis("genesis holds an invalid validator key".into()))?;
+
+    let listener = tokio::net::TcpListener::bind(config.rpc.listen_addr)
+        .await
+        .map_err(|source| NodeError::RpcBind {
+            addr: config.rpc.listen_addr,
+            source,
+        })?;
+    let rpc_state = Arc::new(RpcState {
+        chain_id: genesis.chain_id,
+        genesis_hash: genesis.hash(),
+        chain: chain.clone(),
+        mempool: mempool.clone(),
+    });
+    let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = router(rpc_state, config.rpc.max_body_bytes);
+    let rpc = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rpc_stopped.await;
+            })
+            .await
+    });
+    info!(addr = %config.rpc.listen_addr, "RPC listening");
+
+    let running = engine::start(
+        &config,
+        home,
+        genesis.chain_id,
+        validator_set,
+        &key,
+        chain.clone(),
+        mempool,
+    )
+    .await
+    .map_err(|e| NodeError::Engine(e.to_string()))?;
+
+    shutdown.await;
+    info!("shutting down");
+    running.engine.actor.stop(Some("node shutdown".into()));
+    let _ = running.engine.handle.await;
+    running.app.abort();
+    let _ = stop_rpc.send(());
+    let _ = rpc.await;
+    drop(chain);
+    info!("stopped cleanly");
+    Ok(())
+}
