@@ -1,0 +1,198 @@
+//! End-to-end tests of real node processes on loopback (`ezchain-testkit`): BFT finality with
+//! bundles submitted over RPC, crash and restart of a validator, the 3-validator no-fault
+//! limit, graceful shutdown, and hostile RPC input. These tests run one at a time: each starts
+//! several processes, and two cores are shared.
+
+use ezchain_protocol::bundle::EnvelopeParams;
+use ezchain_protocol::finality::verify_commit;
+use ezchain_protocol::{Address, BundleSidecar, OffChainTx, SigningKey, Submission, ValueRange};
+use ezchain_testkit::LocalTestnet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+const LONG: Duration = Duration::from_secs(60);
+
+fn binary() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_ezchain"))
+}
+
+fn payment(key: &SigningKey, chain_id: u64, seq: u64, to: Address, begin: u64, end: u64) -> Submission {
+    let tx = OffChainTx {
+        sender: key.address(),
+        recipient: to,
+        values: vec![ValueRange::new(begin, end).expect("valid range")],
+        local_index: 0,
+        tx_time: seq,
+        extra_data: vec![],
+    };
+    let params = EnvelopeParams {
+        chain_id,
+        seq,
+        expiry_height: 1_000_000,
+        fee: 0,
+        anti_spam_nonce: seq,
+    };
+    Submission::sign(
+        key,
+        BundleSidecar {
+            sender: key.address(),
+            txs: vec![tx],
+        },
+        &params,
+    )
+}
+
+/// Every node has the same block hash at each height up to `upto`, and every certificate passes
+/// the light client.
+fn assert_agreement(net: &LocalTestnet, upto: u64) {
+    for height in 1..=upto {
+        let (reference, certificate) = net
+            .block(0, height)
+            .unwrap_or_else(|| panic!("validator-0 has block {height}"));
+        verify_commit(&net.genesis, &reference.header, &certificate).expect("certificate passes the light client");
+        for index in 1..net.nodes.len() {
+            let (block, _) = net
+                .block(index, height)
+                .unwrap_or_else(|| panic!("{} has block {height}", net.nodes[index].name));
+            assert_eq!(
+                block.hash(),
+                reference.hash(),
+                "{} disagrees at height {height}",
+                net.nodes[index].name
+            );
+        }
+    }
+}
+
+#[test]
+fn four_validators_and_bootstrap_finalize_submitted_bundles() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = LocalTestnet::start(binary(), 4, 24100);
+    let bootstrap = net.bootstrap_index();
+    for index in 0..net.nodes.len() {
+        net.wait_for_height(index, 2, LONG).unwrap();
+    }
+    let faucet = net.faucet_key();
+    let alice = SigningKey::from_bytes(&[11u8; 32]).expect("key").address();
+    let first = payment(&faucet, net.genesis.chain_id, 1, alice, 0, 9);
+    assert_eq!(net.submit(1, &first), Ok("accepted".to_string()));
+    assert_eq!(net.submit(1, &first), Ok("already_pending".to_string()));
+    // Gossip is not needed: every validator proposes from its own mempool, so submit to all.
+    for index in 0..4 {
+        let _ = net.submit(index, &first);
+    }
+    let receipt = net.wait_for_receipt(bootstrap, &faucet.address(), 1, LONG).unwrap();
+    // A replay of the committed bundle is refused with its code.
+    assert_eq!(net.submit(2, &first), Err((422, "stale_seq".to_string())));
+    let second = payment(&faucet, net.genesis.chain_id, 2, alice, 10, 19);
+    for index in 0..4 {
+        let _ = net.submit(index, &second);
+    }
+    let receipt2 = net.wait_for_receipt(0, &faucet.address(), 2, LONG).unwrap();
+    assert_eq!(receipt2.prev_ref.map(|r| r.height), Some(receipt.header.height));
+    let top = receipt2.header.height;
+    for index in 0..net.nodes.len() {
+        net.wait_for_height(index, top, LONG).unwrap();
+    }
+    assert_agreement(&net, top);
+    // The receipt proves the faucet's leaf under the finalized state root.
+    let (block, _) = net.block(bootstrap, receipt.header.height).expect("block");
+    assert_eq!(block.header.lite(), receipt.header);
+    let unit = ezchain_protocol::ConfirmedBundleUnit {
+        receipt,
+        sidecar: first.sidecar,
+    };
+    assert!(unit.proves_inclusion());
+}
+
+#[test]
+fn a_killed_validator_restarts_and_catches_up() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut net = LocalTestnet::start(binary(), 4, 24200);
+    net.wait_for_height(0, 3, LONG).unwrap();
+    net.kill(3);
+    let before = net.status(0).expect("status").height;
+    // The other three keep finalizing without it.
+    net.wait_for_height(0, before + 4, LONG).unwrap();
+    net.start_node(3);
+    let target = net.status(0).expect("status").height + 2;
+    net.wait_for_height(3, target, LONG).unwrap();
+    assert_agreement(&net, target);
+    let log = net.log(3).to_lowercase();
+    assert!(!log.contains("equivocation"), "the restarted validator equivocated");
+    assert!(!log.contains("panicked"), "a node panicked");
+}
+
+#[test]
+fn three_validators_stop_without_one_and_resume_when_it_returns() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut net = LocalTestnet::start(binary(), 3, 24300);
+    net.wait_for_height(0, 2, LONG).unwrap();
+    net.kill(2);
+    // Let any in-flight height finish, then no further progress is possible (2 of 3 < 2/3+).
+    std::thread::sleep(Duration::from_secs(3));
+    let stalled = net.status(0).expect("status").height;
+    std::thread::sleep(Duration::from_secs(6));
+    let still = net.status(0).expect("status").height;
+    assert!(still <= stalled + 1, "progress without a quorum: {stalled} → {still}");
+    net.start_node(2);
+    net.wait_for_height(0, still + 2, LONG).unwrap();
+    net.wait_for_height(2, still + 2, LONG).unwrap();
+    assert_agreement(&net, still + 2);
+}
+
+#[test]
+fn sigterm_stops_a_node_cleanly_and_it_resumes_from_its_store() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut net = LocalTestnet::start(binary(), 1, 24400);
+    net.wait_for_height(0, 3, LONG).unwrap();
+    let status = net.terminate(0).expect("exits within 20 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    let stopped_at = net.status(1).map(|s| s.height).unwrap_or(0);
+    net.start_node(0);
+    net.wait_for_height(0, stopped_at.max(3) + 2, LONG).unwrap();
+    assert_agreement(&net, 3);
+}
+
+#[test]
+fn malformed_and_oversized_rpc_requests_get_4xx_and_the_node_keeps_serving() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = LocalTestnet::start(binary(), 1, 24500);
+    net.wait_for_height(0, 1, LONG).unwrap();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("application/json", b"{not json".to_vec(), 400, "malformed_request"),
+        (
+            "application/json",
+            br#"{"submission":"zz"}"#.to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
+            "application/json",
+            br#"{"submission":"00ff"}"#.to_vec(),
+            400,
+            "malformed_submission",
+        ),
+        ("text/plain", b"hello".to_vec(), 415, "malformed_request"),
+    ];
+    for (content_type, body, status, code) in cases {
+        let (got, reply) = net.post_raw(0, "/v1/submit", content_type, body).expect("answered");
+        assert_eq!(got, status, "{reply}");
+        assert_eq!(reply["error"]["code"], code);
+    }
+    let huge = format!(r#"{{"submission":"{}"}}"#, "00".repeat(400 * 1024));
+    let (status, reply) = net
+        .post_raw(0, "/v1/submit", "application/json", huge.into_bytes())
+        .expect("answered");
+    assert_eq!(status, 413, "{reply}");
+    let (status, reply) = net.post_raw(0, "/nope", "application/json", vec![]).expect("answered");
+    assert_eq!((status, reply["error"]["code"].as_str()), (404, Some("not_found")));
+    // A forged bundle is refused with its code.
+    let faucet = net.faucet_key();
+    let mut forged = payment(&faucet, net.genesis.chain_id, 1, Address([1; 20]), 0, 0);
+    forged.envelope.fee = 99;
+    assert_eq!(net.submit(0, &forged), Err((422, "invalid_bundle".to_string())));
+    let before = net.status(0).expect("still serving").height;
+    net.wait_for_height(0, before + 1, LONG).unwrap();
+}

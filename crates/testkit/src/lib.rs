@@ -1,0 +1,268 @@
+//! A local testnet of real `ezchain node run` processes on loopback, for tests that cross
+//! process boundaries. Every wait is bounded; every process is killed when the testnet drops.
+//!
+//! Invariant: a `LocalTestnet` owns its temp folder and its processes; nothing outlives it.
+
+use ezchain_node::keys::load_wallet_key;
+use ezchain_node::testnet::{FAUCET_KEY_FILE, GENESIS_FILE, load_genesis};
+use ezchain_protocol::codec::{decode, encode};
+use ezchain_protocol::finality::CommitCertificate;
+use ezchain_protocol::{Address, Block, Genesis, Hash32, Receipt, SigningKey, Submission};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// One node of the testnet.
+pub struct NodeProcess {
+    pub name: String,
+    pub home: PathBuf,
+    pub rpc: SocketAddr,
+    child: Option<Child>,
+}
+
+/// What `/status` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub height: u64,
+    pub tip_hash: Hash32,
+    pub mempool_size: u64,
+}
+
+pub struct LocalTestnet {
+    _dir: tempfile::TempDir,
+    binary: PathBuf,
+    pub genesis: Genesis,
+    /// Validators first (`validator-0` …), the bootstrap node last.
+    pub nodes: Vec<NodeProcess>,
+    http: reqwest::blocking::Client,
+}
+
+impl LocalTestnet {
+    /// Initializes a testnet with `validators` validators plus a bootstrap node and starts every
+    /// node. Ports are taken from `start_port` upward (two per node).
+    pub fn start(binary: &Path, validators: usize, start_port: u16) -> LocalTestnet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("testnet");
+        let init = Command::new(binary)
+            .args([
+                "testnet",
+                "init",
+                "--validators",
+                &validators.to_string(),
+                "--start-port",
+                &start_port.to_string(),
+                "--json",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run testnet init");
+        assert!(
+            init.status.success(),
+            "testnet init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let layout: Value = serde_json::from_slice(&init.stdout).expect("layout JSON");
+        let nodes = layout["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|node| NodeProcess {
+                name: node["name"].as_str().expect("name").to_string(),
+                home: PathBuf::from(node["home"].as_str().expect("home")),
+                rpc: node["rpc_addr"].as_str().expect("rpc").parse().expect("socket address"),
+                child: None,
+            })
+            .collect();
+        let genesis = load_genesis(&out.join(GENESIS_FILE)).expect("genesis");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
+        let mut testnet = LocalTestnet {
+            _dir: dir,
+            binary: binary.to_path_buf(),
+            genesis,
+            nodes,
+            http,
+        };
+        for index in 0..testnet.nodes.len() {
+            testnet.start_node(index);
+        }
+        testnet
+    }
+
+    pub fn bootstrap_index(&self) -> usize {
+        self.nodes.len() - 1
+    }
+
+    /// Starts (or restarts) node `index`; its output goes to `<home>/process.log`.
+    pub fn start_node(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        assert!(node.child.is_none(), "{} is already running", node.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.home.join("process.log"))
+            .expect("log file");
+        let child = Command::new(&self.binary)
+            .args(["node", "run", "--home"])
+            .arg(&node.home)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn node");
+        node.child = Some(child);
+    }
+
+    /// SIGKILL: the node gets no chance to clean up.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.nodes[index].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to 20 s for the process to exit by itself.
+    pub fn terminate(&mut self, index: usize) -> Option<ExitStatus> {
+        let mut child = self.nodes[index].child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    fn get(&self, index: usize, path: &str) -> Option<(u16, Value)> {
+        let url = format!("http://{}{}", self.nodes[index].rpc, path);
+        let response = self.http.get(url).send().ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().ok()?))
+    }
+
+    /// POSTs raw bytes with a content type; returns (status, JSON body).
+    pub fn post_raw(&self, index: usize, path: &str, content_type: &str, body: Vec<u8>) -> Option<(u16, Value)> {
+        let url = format!("http://{}{}", self.nodes[index].rpc, path);
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().ok()?))
+    }
+
+    pub fn status(&self, index: usize) -> Option<NodeStatus> {
+        let (code, body) = self.get(index, "/status")?;
+        if code != 200 {
+            return None;
+        }
+        let data = &body["data"];
+        Some(NodeStatus {
+            height: data["height"].as_u64()?,
+            tip_hash: Hash32::from_hex(data["tip_hash"].as_str()?).ok()?,
+            mempool_size: data["mempool_size"].as_u64()?,
+        })
+    }
+
+    /// Waits until node `index` reports at least `height`; returns the height seen.
+    pub fn wait_for_height(&self, index: usize, height: u64, timeout: Duration) -> Result<u64, String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        while Instant::now() < deadline {
+            if let Some(status) = self.status(index) {
+                last = Some(status.height);
+                if status.height >= height {
+                    return Ok(status.height);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!(
+            "{} did not reach height {height} in {timeout:?} (last seen {last:?})",
+            self.nodes[index].name
+        ))
+    }
+
+    /// Submits a bundle to node `index`: Ok(status word) or Err((HTTP status, error code)).
+    pub fn submit(&self, index: usize, submission: &Submission) -> Result<String, (u16, String)> {
+        let body = serde_json::json!({ "submission": hex::encode(encode(submission)) });
+        let (code, reply) = self
+            .post_raw(index, "/v1/submit", "application/json", body.to_string().into_bytes())
+            .ok_or((0, "unreachable".to_string()))?;
+        if code == 200 {
+            Ok(reply["data"]["status"].as_str().unwrap_or_default().to_string())
+        } else {
+            Err((code, reply["error"]["code"].as_str().unwrap_or_default().to_string()))
+        }
+    }
+
+    pub fn receipt(&self, index: usize, owner: &Address, seq: u64) -> Option<Receipt> {
+        let (code, body) = self.get(index, &format!("/v1/receipts/{owner}/{seq}"))?;
+        if code != 200 {
+            return None;
+        }
+        decode(&hex::decode(body["data"]["receipt"].as_str()?).ok()?, 1 << 20).ok()
+    }
+
+    /// Waits for a receipt on node `index`.
+    pub fn wait_for_receipt(
+        &self,
+        index: usize,
+        owner: &Address,
+        seq: u64,
+        timeout: Duration,
+    ) -> Result<Receipt, String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(receipt) = self.receipt(index, owner, seq) {
+                return Ok(receipt);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!(
+            "no receipt for {owner} seq {seq} on {} within {timeout:?}",
+            self.nodes[index].name
+        ))
+    }
+
+    pub fn block(&self, index: usize, height: u64) -> Option<(Block, CommitCertificate)> {
+        let (code, body) = self.get(index, &format!("/v1/blocks/{height}"))?;
+        if code != 200 {
+            return None;
+        }
+        let block = decode(&hex::decode(body["data"]["block"].as_str()?).ok()?, 64 << 20).ok()?;
+        let certificate = decode(&hex::decode(body["data"]["certificate"].as_str()?).ok()?, 1 << 20).ok()?;
+        Some((block, certificate))
+    }
+
+    /// The genesis-funded faucet key from the bootstrap home.
+    pub fn faucet_key(&self) -> SigningKey {
+        let home = &self.nodes[self.bootstrap_index()].home;
+        load_wallet_key(&home.join(FAUCET_KEY_FILE)).expect("faucet key")
+    }
+
+    /// The combined log of node `index` so far.
+    pub fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.nodes[index].home.join("process.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for LocalTestnet {
+    fn drop(&mut self) {
+        for index in 0..self.nodes.len() {
+            self.kill(index);
+        }
+    }
+}
