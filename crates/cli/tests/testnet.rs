@@ -73,6 +73,9 @@ fn four_validators_and_bootstrap_finalize_submitted_bundles() {
     for index in 0..net.nodes.len() {
         net.wait_for_height(index, 2, LONG).unwrap();
     }
+    for index in 0..net.nodes.len() {
+        net.wait_until_ready(index, LONG).unwrap();
+    }
     let faucet = net.faucet_key();
     let alice = SigningKey::from_bytes(&[11u8; 32]).expect("key").address();
     let first = payment(&faucet, net.genesis.chain_id, 1, alice, 0, 9);
@@ -113,6 +116,10 @@ fn a_killed_validator_restarts_and_catches_up() {
     net.wait_for_height(0, 3, LONG).unwrap();
     net.kill(3);
     let before = net.status(0).expect("status").height;
+    assert!(
+        net.wait_until_ready(0, Duration::from_secs(5)).is_ok(),
+        "three of four validators are still a ready chain"
+    );
     // The other three keep finalizing without it.
     net.wait_for_height(0, before + 4, LONG).unwrap();
     net.start_node(3);

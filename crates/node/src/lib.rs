@@ -6,6 +6,7 @@
 pub mod config;
 pub mod consensus;
 pub mod keys;
+pub mod metrics;
 pub mod rpc;
 pub mod runner;
 pub mod store;

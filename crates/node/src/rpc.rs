@@ -4,10 +4,12 @@
 //! verifies exactly the bytes the chain hashed. Every response is `{"ok": true, "data": …}` or
 //! `{"ok": false, "error": {"code", "message"}}` with a 4xx/5xx status; request bodies are capped.
 //!
-//! Routes: `GET /health`, `GET /status`, `POST /v1/submit`, `GET /v1/blocks/{height}`,
-//! `GET /v1/receipts/{address}/{seq}`.
+//! Routes: `GET /health` (alive), `GET /readyz` (200 when synced and connected, 503 with
+//! reasons otherwise), `GET /metrics` (Prometheus text), `GET /status`, `POST /v1/submit`,
+//! `GET /v1/blocks/{height}`, `GET /v1/receipts/{address}/{seq}`.
 
 use crate::consensus::app::ChainView;
+use crate::metrics::{NodeMetrics, export};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
@@ -27,12 +29,18 @@ pub struct RpcState {
     pub genesis_hash: Hash32,
     pub chain: Arc<ChainView>,
     pub mempool: Arc<Mutex<PendingPool>>,
+    pub metrics: NodeMetrics,
+    /// Peers a ready node must be connected to (0 for a single-node devnet).
+    pub min_peers: usize,
+    pub block_interval_ms: u64,
 }
 
 pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(|| async { ok(json!({ "alive": true })) }))
         .route("/status", get(status))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/submit", post(submit))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/receipts/{address}/{seq}", get(receipt))
@@ -51,6 +59,66 @@ fn fail(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Resp
         Json(json!({ "ok": false, "error": { "code": code, "message": message.to_string() } })),
     )
         .into_response()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Refreshes the gauges that are cheapest to read at scrape time.
+fn refresh_gauges(state: &RpcState) -> (u64, u64) {
+    let (height, timestamp_ms) = {
+        let chain = state.chain.state.read().unwrap_or_else(|p| p.into_inner());
+        (chain.height, chain.timestamp_ms)
+    };
+    let tip_age_ms = now_ms().saturating_sub(timestamp_ms);
+    state.metrics.height.set(height as i64);
+    state.metrics.tip_age_seconds.set(tip_age_ms as f64 / 1000.0);
+    let mempool = state.mempool.lock().unwrap_or_else(|p| p.into_inner()).len();
+    state.metrics.mempool_bundles.set(mempool as i64);
+    (height, tip_age_ms)
+}
+
+async fn metrics(State(state): State<Arc<RpcState>>) -> Response {
+    refresh_gauges(&state);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        export(),
+    )
+        .into_response()
+}
+
+/// Ready when connected to enough peers and the tip is fresh: a live chain commits a block every
+/// `block_interval`, so a tip older than 10 intervals (at least 10 s) means this node is behind.
+async fn readyz(State(state): State<Arc<RpcState>>) -> Response {
+    let (height, tip_age_ms) = refresh_gauges(&state);
+    let peers = state.metrics.peers.get().max(0) as usize;
+    let max_age_ms = (state.block_interval_ms * 10).max(10_000);
+    let mut reasons = Vec::new();
+    if peers < state.min_peers {
+        reasons.push(format!("connected to {peers} peers, need {}", state.min_peers));
+    }
+    if height == 0 || tip_age_ms > max_age_ms {
+        reasons.push(format!(
+            "tip at height {height} is {} s old; syncing or the chain is stalled",
+            tip_age_ms / 1000
+        ));
+    }
+    let body = json!({ "ready": reasons.is_empty(), "height": height, "peers": peers, "reasons": reasons });
+    if reasons.is_empty() {
+        ok(body)
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ok": false, "data": body, "error": { "code": "not_ready", "message": reasons.join("; ") } })),
+        )
+            .into_response()
+    }
 }
 
 async fn status(State(state): State<Arc<RpcState>>) -> Response {

@@ -10,6 +10,7 @@ use crate::consensus::app::ChainView;
 use crate::consensus::context::ValidatorSet;
 use crate::consensus::engine;
 use crate::keys::{KeyError, NodeKey};
+use crate::metrics::NodeMetrics;
 use crate::rpc::{RpcState, router};
 use crate::store::{ChainStore, StoreError};
 use crate::testnet::load_genesis;
@@ -68,11 +69,15 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
             addr: config.rpc.listen_addr,
             source,
         })?;
+    let metrics = NodeMetrics::register();
     let rpc_state = Arc::new(RpcState {
         chain_id: genesis.chain_id,
         genesis_hash: genesis.hash(),
         chain: chain.clone(),
         mempool: mempool.clone(),
+        metrics: metrics.clone(),
+        min_peers: usize::from(!config.p2p.persistent_peers.is_empty()),
+        block_interval_ms: config.consensus.block_interval_ms,
     });
     let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(rpc_state, config.rpc.max_body_bytes);
@@ -93,6 +98,7 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
         &key,
         chain.clone(),
         mempool,
+        metrics,
     )
     .await
     .map_err(|e| NodeError::Engine(e.to_string()))?;
@@ -102,6 +108,8 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
     running.engine.actor.stop(Some("node shutdown".into()));
     let _ = running.engine.handle.await;
     running.app.abort();
+    running.peer_watch.abort();
+    running.peer_watch.abort();
     let _ = stop_rpc.send(());
     let _ = rpc.await;
     drop(chain);

@@ -176,6 +176,29 @@ impl LocalTestnet {
         })
     }
 
+    /// Waits until `/readyz` on node `index` answers 200; returns the last reply otherwise.
+    pub fn wait_until_ready(&self, index: usize, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        while Instant::now() < deadline {
+            match self.get(index, "/readyz") {
+                Some((200, _)) => return Ok(()),
+                other => last = other,
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(format!(
+            "{} not ready within {timeout:?}: {last:?}",
+            self.nodes[index].name
+        ))
+    }
+
+    /// The Prometheus text of node `index`.
+    pub fn metrics(&self, index: usize) -> Option<String> {
+        let url = format!("http://{}/metrics", self.nodes[index].rpc);
+        self.http.get(url).send().ok()?.text().ok()
+    }
+
     /// Waits until node `index` reports at least `height`; returns the height seen.
     pub fn wait_for_height(&self, index: usize, height: u64, timeout: Duration) -> Result<u64, String> {
         let deadline = Instant::now() + timeout;

@@ -19,6 +19,7 @@ use super::codec::commit_signature_bytes;
 use super::context::{Address, BlockId, EzContext, Height, ValidatorSet};
 use super::signing::stream_bytes;
 use super::streaming::{PartStreams, ReceivedProposal, body_hash, stream_messages};
+use crate::metrics::NodeMetrics;
 use crate::store::{ChainStore, CommitOutcome};
 use bytes::Bytes;
 use ezchain_protocol::codec::{decode, encode};
@@ -74,6 +75,7 @@ pub struct ConsensusApp {
     pub mempool: Arc<Mutex<PendingPool>>,
     /// This node's address and key when it is a validator.
     pub signer: Option<(Address, PrivateKey)>,
+    pub metrics: NodeMetrics,
     streams: PartStreams,
     candidates: HashMap<BlockId, Candidate>,
 }
@@ -89,6 +91,7 @@ impl ConsensusApp {
         chain: Arc<ChainView>,
         mempool: Arc<Mutex<PendingPool>>,
         signer: Option<(Address, PrivateKey)>,
+        metrics: NodeMetrics,
     ) -> Self {
         ConsensusApp {
             chain_id,
@@ -99,6 +102,7 @@ impl ConsensusApp {
             chain,
             mempool,
             signer,
+            metrics,
             streams: PartStreams::default(),
             candidates: HashMap::new(),
         }
@@ -378,6 +382,7 @@ impl ConsensusApp {
             }
             Err(e) => {
                 warn!(height = block.header.height, error = %e, "invalid proposal");
+                self.metrics.proposal_validation_failures.inc();
                 Validity::Invalid
             }
         }
@@ -432,6 +437,21 @@ impl ConsensusApp {
         match self.chain.store.commit_block(&candidate.applied, &finality) {
             Ok(CommitOutcome::Committed) | Ok(CommitOutcome::AlreadyCommitted) => {
                 let state = candidate.applied.state.clone();
+                let parent_timestamp_ms = self.tip_state().timestamp_ms;
+                let interval_ms = candidate
+                    .applied
+                    .block
+                    .header
+                    .timestamp_ms
+                    .saturating_sub(parent_timestamp_ms);
+                self.metrics.block_interval_seconds.observe(interval_ms as f64 / 1000.0);
+                self.metrics.height.set(state.height as i64);
+                self.metrics
+                    .decided_round
+                    .set(i64::from(certificate.round.as_u32().unwrap_or(0)));
+                self.metrics
+                    .bundles_committed
+                    .inc_by(candidate.applied.block.entries.len() as u64);
                 self.mempool.lock().unwrap_or_else(|p| p.into_inner()).prune(&state);
                 info!(height = state.height, block = %certificate.value_id, bundles = candidate.applied.block.entries.len(), "committed");
                 *self.chain.state.write().unwrap_or_else(|p| p.into_inner()) = state;
@@ -464,5 +484,169 @@ impl ConsensusApp {
             values.push(RawDecidedValue::new(Bytes::from(encode(&block)), extended));
         }
         values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::streaming::stream_messages;
+    use ezchain_protocol::bundle::EnvelopeParams;
+    use ezchain_protocol::genesis::{Allocation, GenesisValidator};
+    use ezchain_protocol::{BundleSidecar, Genesis, Hash32, OffChainTx, SigningKey, Submission, ValueRange};
+    use malachitebft_app_channel::app::types::PeerId;
+
+    struct Fixture {
+        app: ConsensusApp,
+        genesis_state: ChainState,
+        validator: PrivateKey,
+        proposer: Address,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let validator = PrivateKey::from([5u8; 32]);
+        let public = validator.public_key();
+        let wallet = SigningKey::from_bytes(&[6u8; 32]).expect("key");
+        let genesis = Genesis {
+            chain_id: 4,
+            genesis_time_ms: 0,
+            validators: vec![GenesisValidator {
+                name: "v".into(),
+                consensus_public_key: *public.as_bytes(),
+                voting_power: 1,
+            }],
+            allocations: vec![Allocation {
+                owner: wallet.address(),
+                range: ValueRange::new(0, 9).expect("range"),
+            }],
+            faucet: None,
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ChainStore::open(&dir.path().join("chain.redb"), &genesis).expect("store");
+        let state = store.load_state(4).expect("state");
+        let chain = Arc::new(ChainView {
+            store,
+            state: RwLock::new(state.clone()),
+        });
+        let set = ValidatorSet::from_genesis(&genesis).expect("set");
+        let proposer = set.validators[0].address;
+        let app = ConsensusApp::new(
+            4,
+            set,
+            LinearTimeouts::default(),
+            Duration::from_secs(1),
+            100,
+            chain,
+            Arc::new(Mutex::new(PendingPool::new(10))),
+            None,
+            NodeMetrics::register(),
+        );
+        Fixture {
+            app,
+            genesis_state: state,
+            validator,
+            proposer,
+            _dir: dir,
+        }
+    }
+
+    fn peer() -> PeerId {
+        let keypair = malachitebft_app_channel::app::types::Keypair::ed25519_from_bytes([8u8; 32]).expect("key");
+        PeerId::from_bytes(&keypair.public().to_peer_id().to_bytes()).expect("peer id")
+    }
+
+    fn block(state: &ChainState) -> Block {
+        let wallet = SigningKey::from_bytes(&[6u8; 32]).expect("key");
+        let tx = OffChainTx {
+            sender: wallet.address(),
+            recipient: ezchain_protocol::Address([1; 20]),
+            values: vec![ValueRange::new(0, 4).expect("range")],
+            local_index: 0,
+            tx_time: 1,
+            extra_data: vec![],
+        };
+        let params = EnvelopeParams {
+            chain_id: 4,
+            seq: 1,
+            expiry_height: 10,
+            fee: 0,
+            anti_spam_nonce: 1,
+        };
+        let submission = Submission::sign(
+            &wallet,
+            BundleSidecar {
+                sender: wallet.address(),
+                txs: vec![tx],
+            },
+            &params,
+        );
+        build_block(state, &[submission], 1, 10).expect("build").applied.block
+    }
+
+    /// Streams `block` as `signer` would and returns what the app makes of it.
+    fn deliver(fixture: &mut Fixture, block: &Block, signer: &PrivateKey) -> Option<ProposedValue<EzContext>> {
+        let body = encode(block);
+        let signature = signer
+            .sign(&stream_bytes(4, 1, 0, &fixture.proposer, &body_hash(&body)))
+            .to_bytes();
+        let mut result = None;
+        for message in stream_messages(Height(1), Round::new(0), Round::Nil, fixture.proposer, &body, signature) {
+            if let Some(received) = fixture.app.streams.insert(peer(), message) {
+                result = fixture.app.check_received(received);
+            }
+        }
+        result
+    }
+
+    #[test]
+    fn a_proposal_with_a_wrong_state_root_is_invalid_and_never_committed() {
+        let mut f = fixture();
+        let mut tampered = block(&f.genesis_state);
+        tampered.header.state_root = Hash32([9u8; 32]);
+        let validator = f.validator.clone();
+        let verdict = deliver(&mut f, &tampered, &validator).expect("a complete, signed stream gets a verdict");
+        assert_eq!(verdict.validity, Validity::Invalid);
+        assert_eq!(verdict.value, BlockId(tampered.hash()));
+        assert!(
+            f.app.candidates.is_empty(),
+            "an invalid block is never a commit candidate"
+        );
+        assert_eq!(f.app.metrics.proposal_validation_failures.get(), 1);
+        // Deciding it anyway (a faulty quorum) commits nothing: the node never validated it.
+        let certificate = CommitCertificate {
+            height: Height(1),
+            round: Round::new(0),
+            value_id: BlockId(tampered.hash()),
+            commit_signatures: vec![],
+        };
+        f.app.commit(&certificate);
+        assert_eq!(f.app.chain.store.tip().expect("tip").height, 0);
+    }
+
+    #[test]
+    fn an_honest_proposal_is_valid_and_commits() {
+        let mut f = fixture();
+        let honest = block(&f.genesis_state);
+        let validator = f.validator.clone();
+        let verdict = deliver(&mut f, &honest, &validator).expect("verdict");
+        assert_eq!(verdict.validity, Validity::Valid);
+        let certificate = CommitCertificate {
+            height: Height(1),
+            round: Round::new(0),
+            value_id: BlockId(honest.hash()),
+            commit_signatures: vec![],
+        };
+        f.app.commit(&certificate);
+        assert_eq!(f.app.chain.store.tip().expect("tip").hash, honest.hash());
+        assert_eq!(f.app.tip_state().height, 1);
+    }
+
+    #[test]
+    fn a_stream_not_signed_by_the_proposer_is_dropped() {
+        let mut f = fixture();
+        let honest = block(&f.genesis_state);
+        assert!(deliver(&mut f, &honest, &PrivateKey::from([77u8; 32])).is_none());
+        assert!(f.app.candidates.is_empty());
     }
 }

@@ -7,6 +7,7 @@ use super::context::{Address, EzContext, ValidatorSet};
 use super::signing::{ConsensusSigner, ConsensusVerifier};
 use crate::config::{NodeConfig, NodeRole};
 use crate::keys::NodeKey;
+use crate::metrics::NodeMetrics;
 use ezchain_protocol::mempool::PendingPool;
 use malachitebft_app_channel::app::config::{
     ConsensusConfig, NodeConfig as EngineNodeConfig, P2pConfig, ValueSyncConfig,
@@ -17,7 +18,8 @@ use malachitebft_app_channel::app::types::Keypair;
 use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::app::types::core::LinearTimeouts;
 use malachitebft_app_channel::{
-    ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, RequestContext, SyncContext, WalContext,
+    ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, NetworkRequest, RequestContext, SyncContext,
+    WalContext,
 };
 use malachitebft_signing::Signer;
 use malachitebft_signing_ed25519::PrivateKey;
@@ -95,6 +97,7 @@ pub fn timeouts(config: &NodeConfig) -> LinearTimeouts {
 pub struct RunningConsensus {
     pub engine: EngineHandle,
     pub app: tokio::task::JoinHandle<()>,
+    pub peer_watch: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the engine and the application loop for a node.
@@ -106,6 +109,7 @@ pub async fn start(
     key: &NodeKey,
     chain: Arc<ChainView>,
     mempool: Arc<Mutex<PendingPool>>,
+    metrics: NodeMetrics,
 ) -> eyre::Result<RunningConsensus> {
     let ctx = EzContext { chain_id };
     let secret = key.signing_key().to_bytes();
@@ -158,7 +162,23 @@ pub async fn start(
         chain,
         mempool,
         is_validator.then_some((address, private)),
+        metrics.clone(),
     );
+    // Peer count for /readyz and /metrics, from the network actor's state dump.
+    let net_requests = channels.net_requests.clone();
+    let peers = metrics.peers.clone();
+    let peer_watch = tokio::spawn(async move {
+        loop {
+            if let Ok(Some(dump)) = NetworkRequest::dump_state(&net_requests).await {
+                peers.set(dump.peers.len() as i64);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
     let app = tokio::spawn(app.run(channels));
-    Ok(RunningConsensus { engine, app })
+    Ok(RunningConsensus {
+        engine,
+        app,
+        peer_watch,
+    })
 }

@@ -1,0 +1,80 @@
+//! Node metrics, registered in the same Prometheus registry as the engine's so `/metrics`
+//! serves both (one `prometheus-client`, the engine's version).
+//!
+//! Names: `ezchain_node_<what>[_<unit>]`; counters end in `_total`; no addresses as labels.
+
+use malachitebft_metrics::SharedRegistry;
+use malachitebft_metrics::prometheus::metrics::counter::Counter;
+use malachitebft_metrics::prometheus::metrics::gauge::Gauge;
+use malachitebft_metrics::prometheus::metrics::histogram::Histogram;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone)]
+pub struct NodeMetrics {
+    pub height: Gauge,
+    pub decided_round: Gauge,
+    pub mempool_bundles: Gauge,
+    pub peers: Gauge,
+    pub tip_age_seconds: Gauge<f64, AtomicU64>,
+    pub bundles_committed: Counter,
+    pub proposal_validation_failures: Counter,
+    pub block_interval_seconds: Histogram,
+}
+
+impl NodeMetrics {
+    /// Registers the node metrics in the global registry (call once per process).
+    pub fn register() -> Self {
+        let metrics = NodeMetrics {
+            height: Gauge::default(),
+            decided_round: Gauge::default(),
+            mempool_bundles: Gauge::default(),
+            peers: Gauge::default(),
+            tip_age_seconds: Gauge::default(),
+            bundles_committed: Counter::default(),
+            proposal_validation_failures: Counter::default(),
+            block_interval_seconds: Histogram::new([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        };
+        SharedRegistry::global().with_prefix("ezchain_node", |registry| {
+            registry.register("height", "Height of the last committed block", metrics.height.clone());
+            registry.register(
+                "decided_round",
+                "Round in which the last block was decided",
+                metrics.decided_round.clone(),
+            );
+            registry.register(
+                "mempool_bundles",
+                "Bundles waiting in the mempool",
+                metrics.mempool_bundles.clone(),
+            );
+            registry.register("peers", "Connected network peers", metrics.peers.clone());
+            registry.register(
+                "tip_age_seconds",
+                "Seconds since the timestamp of the last committed block (sync lag on a live chain)",
+                metrics.tip_age_seconds.clone(),
+            );
+            registry.register(
+                "bundles_committed",
+                "Bundles committed in finalized blocks",
+                metrics.bundles_committed.clone(),
+            );
+            registry.register(
+                "proposal_validation_failures",
+                "Proposals rejected because re-execution failed",
+                metrics.proposal_validation_failures.clone(),
+            );
+            registry.register(
+                "block_interval_seconds",
+                "Time between the timestamps of consecutive committed blocks",
+                metrics.block_interval_seconds.clone(),
+            );
+        });
+        metrics
+    }
+}
+
+/// The Prometheus text exposition of every registered metric.
+pub fn export() -> String {
+    let mut text = String::new();
+    malachitebft_metrics::export(&mut text);
+    text
+}
