@@ -96,9 +96,11 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
         genesis.chain_id,
         validator_set,
         &key,
-        chain.clone(),
-        mempool,
-        metrics,
+        engine::SharedNode {
+            chain: chain.clone(),
+            mempool,
+            metrics,
+        },
     )
     .await
     .map_err(|e| NodeError::Engine(e.to_string()))?;

@@ -100,6 +100,14 @@ pub struct RunningConsensus {
     pub peer_watch: tokio::task::JoinHandle<()>,
 }
 
+/// What the consensus loop shares with the rest of the node (RPC, metrics).
+#[derive(Clone)]
+pub struct SharedNode {
+    pub chain: Arc<ChainView>,
+    pub mempool: Arc<Mutex<PendingPool>>,
+    pub metrics: NodeMetrics,
+}
+
 /// Starts the engine and the application loop for a node.
 pub async fn start(
     config: &NodeConfig,
@@ -107,10 +115,13 @@ pub async fn start(
     chain_id: u64,
     validator_set: ValidatorSet,
     key: &NodeKey,
-    chain: Arc<ChainView>,
-    mempool: Arc<Mutex<PendingPool>>,
-    metrics: NodeMetrics,
+    shared: SharedNode,
 ) -> eyre::Result<RunningConsensus> {
+    let SharedNode {
+        chain,
+        mempool,
+        metrics,
+    } = shared;
     let ctx = EzContext { chain_id };
     let secret = key.signing_key().to_bytes();
     let private = PrivateKey::from(secret);
