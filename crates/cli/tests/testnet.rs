@@ -99,6 +99,17 @@ fn four_validators_and_bootstrap_finalize_submitted_bundles() {
         net.wait_for_height(index, top, LONG).unwrap();
     }
     assert_agreement(&net, top);
+    // A light client syncs the headers from the bootstrap node and checks every certificate.
+    let headers = net.headers(bootstrap, 1, top).expect("headers");
+    assert_eq!(headers.len() as u64, top);
+    for (header, certificate) in &headers {
+        verify_commit(&net.genesis, header, certificate).expect("light client accepts");
+    }
+    assert!(
+        net.headers(bootstrap, top + 1000, top + 1010)
+            .expect("empty range")
+            .is_empty()
+    );
     // The receipt proves the faucet's leaf under the finalized state root.
     let (block, _) = net.block(bootstrap, receipt.header.height).expect("block");
     assert_eq!(block.header.lite(), receipt.header);

@@ -6,7 +6,7 @@
 //!
 //! Routes: `GET /health` (alive), `GET /readyz` (200 when synced and connected, 503 with
 //! reasons otherwise), `GET /metrics` (Prometheus text), `GET /status`, `POST /v1/submit`,
-//! `GET /v1/blocks/{height}`, `GET /v1/receipts/{address}/{seq}`.
+//! `GET /v1/blocks/{height}`, `GET /v1/headers?from=&to=`, `GET /v1/receipts/{address}/{seq}`.
 
 use crate::consensus::app::ChainView;
 use crate::metrics::{NodeMetrics, export};
@@ -43,6 +43,7 @@ pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/submit", post(submit))
         .route("/v1/blocks/{height}", get(block))
+        .route("/v1/headers", get(headers))
         .route("/v1/receipts/{address}/{seq}", get(receipt))
         .fallback(|| async { fail(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -220,6 +221,49 @@ async fn block(State(state): State<Arc<RpcState>>, Path(height): Path<String>) -
         ),
         (Err(e), _) | (_, Err(e)) => fail(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e),
     }
+}
+
+/// Most headers answered per request.
+pub const MAX_HEADERS_PER_REQUEST: u64 = 200;
+
+#[derive(Deserialize)]
+struct HeaderRange {
+    from: u64,
+    to: Option<u64>,
+}
+
+/// Finalized headers with their commit certificates, for light clients: `from..=to`, at most
+/// [`MAX_HEADERS_PER_REQUEST`], stopping at the tip.
+async fn headers(
+    State(state): State<Arc<RpcState>>,
+    query: Result<axum::extract::Query<HeaderRange>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(range)) = query else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "use ?from=<height>[&to=<height>]",
+        );
+    };
+    let from = range.from.max(1);
+    let last = range
+        .to
+        .unwrap_or(u64::MAX)
+        .min(from.saturating_add(MAX_HEADERS_PER_REQUEST - 1));
+    let mut items = Vec::new();
+    for height in from..=last {
+        match (state.chain.store.header(height), state.chain.store.certificate(height)) {
+            (Ok(Some(header)), Ok(Some(certificate))) => items.push(json!({
+                "height": height,
+                "header_hash": header.hash(),
+                "header": hex::encode(encode(&header)),
+                "certificate": hex::encode(encode(&certificate)),
+            })),
+            (Err(e), _) | (_, Err(e)) => return fail(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e),
+            _ => break,
+        }
+    }
+    ok(json!({ "headers": items }))
 }
 
 async fn receipt(State(state): State<Arc<RpcState>>, Path((address, seq)): Path<(String, String)>) -> Response {

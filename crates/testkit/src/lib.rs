@@ -270,6 +270,28 @@ impl LocalTestnet {
         Some((block, certificate))
     }
 
+    /// Finalized headers with certificates from node `index`, `from..=to`.
+    pub fn headers(
+        &self,
+        index: usize,
+        from: u64,
+        to: u64,
+    ) -> Option<Vec<(ezchain_protocol::BlockHeader, CommitCertificate)>> {
+        let (code, body) = self.get(index, &format!("/v1/headers?from={from}&to={to}"))?;
+        if code != 200 {
+            return None;
+        }
+        body["data"]["headers"]
+            .as_array()?
+            .iter()
+            .map(|item| {
+                let header = decode(&hex::decode(item["header"].as_str()?).ok()?, 1 << 16).ok()?;
+                let certificate = decode(&hex::decode(item["certificate"].as_str()?).ok()?, 1 << 20).ok()?;
+                Some((header, certificate))
+            })
+            .collect()
+    }
+
     /// The genesis-funded faucet key from the bootstrap home.
     pub fn faucet_key(&self) -> SigningKey {
         let home = &self.nodes[self.bootstrap_index()].home;
