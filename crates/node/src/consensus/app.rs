@@ -209,8 +209,19 @@ impl ConsensusApp {
                 self.commit(&certificate);
                 let _ = reply.send(());
             }
-            AppMsg::Finalized { reply, .. } => {
-                let _ = reply.send(Next::Start(self.next_height(), self.height_params()));
+            AppMsg::Finalized { certificate, reply, .. } => {
+                // Move on only if the decided height is really committed here; otherwise run the
+                // height again, and sync brings the block this node is missing.
+                let next = if self.tip_state().height >= certificate.height.0 {
+                    Next::Start(self.next_height(), self.height_params())
+                } else {
+                    warn!(
+                        height = certificate.height.0,
+                        "decided height not committed locally; restarting it"
+                    );
+                    Next::Restart(certificate.height, self.height_params())
+                };
+                let _ = reply.send(next);
             }
             AppMsg::GetDecidedValues { range, reply } => {
                 let _ = reply.send(self.decided_values(range.start().0, range.end().0));

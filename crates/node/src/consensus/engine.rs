@@ -127,8 +127,11 @@ pub async fn start(
     let private = PrivateKey::from(secret);
     let address = Address(key.validator_address());
     let keypair = Keypair::ed25519_from_bytes(secret)?;
-    let is_validator =
-        config.role == NodeRole::Validator && validator_set.validators.iter().any(|v| v.address == address);
+    let in_set = validator_set.validators.iter().any(|v| v.address == address);
+    let is_validator = config.role == NodeRole::Validator && in_set;
+    if config.role == NodeRole::Validator && !in_set {
+        tracing::warn!(%address, "node_key is not in the genesis validator set: running as a non-voting full node");
+    }
 
     let verifier = ConsensusVerifier { chain_id };
     let consensus = if is_validator {
