@@ -89,11 +89,18 @@ impl Default for ConsensusConfig {
 pub struct MempoolConfig {
     /// Senders with a pending bundle, at most.
     pub capacity: usize,
+    /// RPC addresses of validators to pass newly admitted bundles on to, so a bundle sent to
+    /// any node (the bootstrap node included) reaches every proposer.
+    #[serde(default)]
+    pub forward_to: Vec<SocketAddr>,
 }
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig { capacity: 10_000 }
+        MempoolConfig {
+            capacity: 10_000,
+            forward_to: Vec::new(),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod consensus;
+pub mod forward;
 pub mod keys;
 pub mod metrics;
 pub mod rpc;

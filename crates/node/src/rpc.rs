@@ -9,6 +9,7 @@
 //! `GET /v1/blocks/{height}`, `GET /v1/headers?from=&to=`, `GET /v1/receipts/{address}/{seq}`.
 
 use crate::consensus::app::ChainView;
+use crate::forward::Forwarder;
 use crate::metrics::{NodeMetrics, export};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -33,6 +34,7 @@ pub struct RpcState {
     /// Peers a ready node must be connected to (0 for a single-node devnet).
     pub min_peers: usize,
     pub block_interval_ms: u64,
+    pub forwarder: Forwarder,
 }
 
 pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
@@ -178,7 +180,12 @@ async fn submit(State(state): State<Arc<RpcState>>, body: Result<Json<SubmitRequ
     };
     let chain = state.chain.state.read().unwrap_or_else(|p| p.into_inner()).clone();
     let mut mempool = state.mempool.lock().unwrap_or_else(|p| p.into_inner());
-    match mempool.submit(&chain, &submission) {
+    let admitted = mempool.submit(&chain, &submission);
+    drop(mempool);
+    if matches!(admitted, Ok(Admission::New) | Ok(Admission::Replace { .. })) {
+        state.forwarder.forward(submission.clone());
+    }
+    match admitted {
         Ok(admission) => ok(json!(SubmitResponse {
             status: match admission {
                 Admission::New => "accepted",

@@ -9,6 +9,7 @@ use crate::config::{ConfigError, NodeConfig};
 use crate::consensus::app::ChainView;
 use crate::consensus::context::ValidatorSet;
 use crate::consensus::engine;
+use crate::forward::Forwarder;
 use crate::keys::{KeyError, NodeKey};
 use crate::metrics::NodeMetrics;
 use crate::rpc::{RpcState, router};
@@ -70,6 +71,7 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
             source,
         })?;
     let metrics = NodeMetrics::register();
+    let (forwarder, forward_task) = Forwarder::start(config.mempool.forward_to.clone());
     let rpc_state = Arc::new(RpcState {
         chain_id: genesis.chain_id,
         genesis_hash: genesis.hash(),
@@ -78,6 +80,7 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
         metrics: metrics.clone(),
         min_peers: usize::from(!config.p2p.persistent_peers.is_empty()),
         block_interval_ms: config.consensus.block_interval_ms,
+        forwarder,
     });
     let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(rpc_state, config.rpc.max_body_bytes);
@@ -111,7 +114,9 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
     let _ = running.engine.handle.await;
     running.app.abort();
     running.peer_watch.abort();
-    running.peer_watch.abort();
+    if let Some(task) = forward_task {
+        task.abort();
+    }
     let _ = stop_rpc.send(());
     let _ = rpc.await;
     drop(chain);

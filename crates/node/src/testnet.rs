@@ -207,7 +207,13 @@ fn write_homes(
                 max_body_bytes: 256 * 1024,
             },
             consensus: ConsensusConfig::default(),
-            mempool: MempoolConfig::default(),
+            mempool: MempoolConfig {
+                forward_to: (0..bootstrap_index)
+                    .filter(|&other| other != index)
+                    .map(|other| port(other, 1))
+                    .collect(),
+                ..MempoolConfig::default()
+            },
             faucet,
         };
         let config_path = home.join(crate::config::CONFIG_FILE);

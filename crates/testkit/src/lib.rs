@@ -31,7 +31,7 @@ pub struct NodeStatus {
 }
 
 pub struct LocalTestnet {
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     binary: PathBuf,
     pub genesis: Genesis,
     /// Validators first (`validator-0` …), the bootstrap node last.
@@ -82,7 +82,7 @@ impl LocalTestnet {
             .build()
             .expect("http client");
         let mut testnet = LocalTestnet {
-            _dir: dir,
+            dir: Some(dir),
             binary: binary.to_path_buf(),
             genesis,
             nodes,
@@ -308,6 +308,12 @@ impl Drop for LocalTestnet {
     fn drop(&mut self) {
         for index in 0..self.nodes.len() {
             self.kill(index);
+        }
+        // EZCHAIN_TESTKIT_KEEP=1 keeps the homes and logs for a look after a failure.
+        if std::env::var_os("EZCHAIN_TESTKIT_KEEP").is_some()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("testnet kept at {}", dir.keep().display());
         }
     }
 }
