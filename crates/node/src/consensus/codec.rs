@@ -648,3 +648,158 @@ impl HasEncodedLen<Response<EzContext>> for WireCodec {
 pub fn commit_signature_bytes(signature: &CommitSignature<EzContext>) -> ([u8; 20], Sig) {
     (addr(&signature.address), sig_to_wire(&signature.signature))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use malachitebft_sync::{ValueRequest, ValueResponse};
+
+    fn round_trip<T>(value: T)
+    where
+        WireCodec: Codec<T, Error = CodecError>,
+        T: PartialEq + fmt::Debug,
+    {
+        let bytes = WireCodec.encode(&value).expect("encodes");
+        assert_eq!(WireCodec.decode(bytes).expect("decodes"), value);
+    }
+
+    fn address(n: u8) -> Address {
+        addr_from([n; 20])
+    }
+
+    fn sig(n: u8) -> Signature {
+        Signature::from_bytes([n; 64])
+    }
+
+    fn vote(kind: VoteType, value: NilOrVal<BlockId>) -> Vote {
+        Vote {
+            kind,
+            height: Height(7),
+            round: Round::new(2),
+            value,
+            validator: address(1),
+            extension: Some(SignedMessage::new(Bytes::from_static(b"ext"), sig(3))),
+        }
+    }
+
+    fn peer() -> PeerId {
+        let keypair = malachitebft_app_channel::app::types::Keypair::ed25519_from_bytes([4u8; 32]).expect("key");
+        PeerId::from_bytes(&keypair.public().to_peer_id().to_bytes()).expect("peer")
+    }
+
+    #[test]
+    fn every_engine_message_round_trips() {
+        let proposal = Proposal {
+            height: Height(7),
+            round: Round::new(1),
+            value: BlockId(Hash32([5; 32])),
+            pol_round: Round::Nil,
+            proposer: address(2),
+        };
+        round_trip(SignedConsensusMsg::Vote(SignedMessage::new(
+            vote(VoteType::Precommit, NilOrVal::Val(BlockId(Hash32([9; 32])))),
+            sig(1),
+        )));
+        round_trip(SignedConsensusMsg::Vote(SignedMessage::new(
+            vote(VoteType::Prevote, NilOrVal::Nil),
+            sig(2),
+        )));
+        round_trip(SignedConsensusMsg::<EzContext>::Proposal(SignedMessage::new(
+            proposal,
+            sig(4),
+        )));
+        for part in [
+            ProposalPart::Init {
+                height: Height(1),
+                round: Round::new(0),
+                valid_round: Round::Nil,
+                proposer: address(3),
+            },
+            ProposalPart::Data(Bytes::from_static(b"body")),
+            ProposalPart::Fin { signature: [6; 64] },
+        ] {
+            round_trip(part.clone());
+            round_trip(StreamMessage::new(
+                StreamId::new(Bytes::from_static(b"id")),
+                3,
+                StreamContent::Data(part),
+            ));
+        }
+        round_trip(StreamMessage::<ProposalPart>::new(
+            StreamId::new(Bytes::from_static(b"id")),
+            4,
+            StreamContent::Fin,
+        ));
+        let polka = PolkaCertificate::<EzContext> {
+            height: Height(7),
+            round: Round::new(0),
+            value_id: BlockId(Hash32([8; 32])),
+            polka_signatures: vec![
+                PolkaSignature::new(address(1), sig(1)),
+                PolkaSignature::new(address(2), sig(2)),
+            ],
+        };
+        round_trip(polka.clone());
+        round_trip(LivenessMsg::PolkaCertificate(polka));
+        round_trip(LivenessMsg::Vote(SignedMessage::new(
+            vote(VoteType::Prevote, NilOrVal::Nil),
+            sig(5),
+        )));
+        round_trip(LivenessMsg::<EzContext>::SkipRoundCertificate(RoundCertificate {
+            height: Height(7),
+            round: Round::new(3),
+            cert_type: RoundCertificateType::Skip,
+            round_signatures: vec![RoundSignature::new(
+                VoteType::Prevote,
+                NilOrVal::Nil,
+                address(1),
+                sig(7),
+            )],
+        }));
+        round_trip(ValidatorProof::<EzContext>::new(vec![1; 32], vec![2; 38], sig(9)));
+        round_trip(ProposedValue::<EzContext> {
+            height: Height(7),
+            round: Round::new(0),
+            valid_round: Round::Nil,
+            proposer: address(1),
+            value: BlockId(Hash32([1; 32])),
+            validity: Validity::Invalid,
+        });
+        round_trip(Status::<EzContext> {
+            peer_id: peer(),
+            tip_height: Height(9),
+            history_min_height: Height(1),
+        });
+        round_trip(Request::<EzContext>::ValueRequest(ValueRequest::new(
+            Height(2)..=Height(5),
+        )));
+        let certificate = ExtendedCommitCertificate::<EzContext> {
+            height: Height(2),
+            round: Round::new(0),
+            value_id: BlockId(Hash32([2; 32])),
+            commit_signatures: vec![ExtendedCommitSignature::new(address(1), sig(1), None)],
+        };
+        round_trip(Response::ValueResponse(ValueResponse::new(
+            Height(2),
+            vec![RawDecidedValue::new(Bytes::from_static(b"block"), certificate)],
+        )));
+    }
+
+    #[test]
+    fn hostile_bytes_are_errors() {
+        for bytes in [vec![], vec![9u8; 3], vec![0xff; 64]] {
+            assert!(Codec::<SignedConsensusMsg<EzContext>>::decode(&WireCodec, Bytes::from(bytes.clone())).is_err());
+            assert!(Codec::<Response<EzContext>>::decode(&WireCodec, Bytes::from(bytes.clone())).is_err());
+            assert!(Codec::<StreamMessage<ProposalPart>>::decode(&WireCodec, Bytes::from(bytes)).is_err());
+        }
+        // An unknown vote type is refused, not mapped.
+        let mut bytes = Codec::<SignedConsensusMsg<EzContext>>::encode(
+            &WireCodec,
+            &SignedConsensusMsg::Vote(SignedMessage::new(vote(VoteType::Prevote, NilOrVal::Nil), sig(1))),
+        )
+        .expect("encodes")
+        .to_vec();
+        bytes[1] = 7;
+        assert!(Codec::<SignedConsensusMsg<EzContext>>::decode(&WireCodec, Bytes::from(bytes)).is_err());
+    }
+}
