@@ -78,11 +78,31 @@ fn four_validators_and_bootstrap_finalize_submitted_bundles() {
     }
     let faucet = net.faucet_key();
     let alice = SigningKey::from_bytes(&[11u8; 32]).expect("key").address();
+    let events = net.subscribe(bootstrap, &[faucet.address()]);
     let first = payment(&faucet, net.genesis.chain_id, 1, alice, 0, 9);
     // Sent to the non-voting bootstrap node only: it forwards to the validators.
     assert_eq!(net.submit(bootstrap, &first), Ok("accepted".to_string()));
     assert_eq!(net.submit(bootstrap, &first), Ok("already_pending".to_string()));
     let receipt = net.wait_for_receipt(bootstrap, &faucet.address(), 1, LONG).unwrap();
+    // The subscription pushed finalized headers and the faucet's receipt.
+    let deadline = std::time::Instant::now() + LONG;
+    let (mut saw_header, mut pushed_receipt) = (false, None);
+    while pushed_receipt.is_none() && std::time::Instant::now() < deadline {
+        if let Ok((event, data)) = events.recv_timeout(Duration::from_secs(1)) {
+            match event.as_str() {
+                "header" => saw_header = true,
+                "receipt" => pushed_receipt = data["receipt"].as_str().map(str::to_string),
+                _ => {}
+            }
+        }
+    }
+    assert!(saw_header, "a header event arrived");
+    let pushed = pushed_receipt.expect("the receipt was pushed to the subscriber");
+    assert_eq!(
+        pushed,
+        hex::encode(ezchain_protocol::codec::encode(&receipt)),
+        "pushed receipt equals the pulled one"
+    );
     // A replay of the committed bundle is refused with its code.
     assert_eq!(net.submit(2, &first), Err((422, "stale_seq".to_string())));
     let second = payment(&faucet, net.genesis.chain_id, 2, alice, 10, 19);

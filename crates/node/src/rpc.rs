@@ -6,7 +6,10 @@
 //!
 //! Routes: `GET /health` (alive), `GET /readyz` (200 when synced and connected, 503 with
 //! reasons otherwise), `GET /metrics` (Prometheus text), `GET /status`, `POST /v1/submit`,
-//! `GET /v1/blocks/{height}`, `GET /v1/headers?from=&to=`, `GET /v1/receipts/{address}/{seq}`.
+//! `GET /v1/blocks/{height}`, `GET /v1/headers?from=&to=`, `GET /v1/receipts/{address}/{seq}`,
+//! `GET /v1/subscribe?addresses=A,B` (server-sent events: every finalized `header` with its
+//! certificate, and the `receipt`s of the listed addresses; `lagged` when events were dropped —
+//! refetch with `/v1/headers`).
 
 use crate::consensus::app::ChainView;
 use crate::forward::Forwarder;
@@ -46,6 +49,7 @@ pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
         .route("/v1/submit", post(submit))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/headers", get(headers))
+        .route("/v1/subscribe", get(subscribe))
         .route("/v1/receipts/{address}/{seq}", get(receipt))
         .fallback(|| async { fail(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -271,6 +275,92 @@ async fn headers(
         }
     }
     ok(json!({ "headers": items }))
+}
+
+#[derive(Deserialize)]
+struct SubscribeQuery {
+    /// Comma-separated addresses whose receipts to push.
+    addresses: Option<String>,
+}
+
+/// Most addresses one subscription may follow.
+pub const MAX_SUBSCRIBED_ADDRESSES: usize = 256;
+
+async fn subscribe(
+    State(state): State<Arc<RpcState>>,
+    query: Result<axum::extract::Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+    use tokio::sync::broadcast::error::RecvError;
+
+    let Ok(axum::extract::Query(query)) = query else {
+        return fail(StatusCode::BAD_REQUEST, "malformed_request", "use ?addresses=0x…,0x…");
+    };
+    let mut addresses = std::collections::HashSet::new();
+    for text in query
+        .addresses
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        match text.parse::<Address>() {
+            Ok(address) => {
+                addresses.insert(address);
+            }
+            Err(e) => return fail(StatusCode::BAD_REQUEST, "malformed_address", format!("{text}: {e}")),
+        }
+    }
+    if addresses.len() > MAX_SUBSCRIBED_ADDRESSES {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "too_many_addresses",
+            format!("at most {MAX_SUBSCRIBED_ADDRESSES} addresses"),
+        );
+    }
+    let receiver = state.chain.commits.subscribe();
+    let updates = futures::stream::unfold(receiver, |mut receiver| async move {
+        match receiver.recv().await {
+            Ok(committed) => Some((Ok(committed), receiver)),
+            Err(RecvError::Lagged(missed)) => Some((Err(missed), receiver)),
+            Err(RecvError::Closed) => None,
+        }
+    });
+    let events = updates.flat_map(move |update| {
+        let events: Vec<Result<Event, std::convert::Infallible>> = match update {
+            Err(missed) => vec![Ok(Event::default()
+                .event("lagged")
+                .data(json!({ "missed": missed }).to_string()))],
+            Ok(committed) => {
+                let header = &committed.header;
+                let mut events = vec![Ok(Event::default().event("header").data(
+                    json!({
+                        "height": header.height,
+                        "header_hash": header.hash(),
+                        "header": hex::encode(encode(header)),
+                        "certificate": hex::encode(encode(&committed.certificate)),
+                    })
+                    .to_string(),
+                ))];
+                for (owner, receipt) in committed.receipts.iter().filter(|(owner, _)| addresses.contains(owner)) {
+                    events.push(Ok(Event::default().event("receipt").data(
+                        json!({
+                            "address": owner,
+                            "seq": receipt.seq,
+                            "height": receipt.header.height,
+                            "receipt": hex::encode(encode(receipt)),
+                        })
+                        .to_string(),
+                    )));
+                }
+                events
+            }
+        };
+        futures::stream::iter(events)
+    });
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
 async fn receipt(State(state): State<Arc<RpcState>>, Path((address, seq)): Path<(String, String)>) -> Response {

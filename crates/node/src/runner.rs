@@ -18,7 +18,7 @@ use crate::testnet::load_genesis;
 use ezchain_protocol::mempool::PendingPool;
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use tracing::info;
 
@@ -56,10 +56,7 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
     let store = ChainStore::open(&data_dir.join("chain.redb"), &genesis)?;
     let state = store.load_state(genesis.chain_id)?;
     info!(moniker = %config.moniker, role = ?config.role, height = state.height, "node starting");
-    let chain = Arc::new(ChainView {
-        store,
-        state: RwLock::new(state),
-    });
+    let chain = Arc::new(ChainView::new(store, state));
     let mempool = Arc::new(Mutex::new(PendingPool::new(config.mempool.capacity)));
     let validator_set = ValidatorSet::from_genesis(&genesis)
         .ok_or_else(|| NodeError::Genesis("genesis holds an invalid validator key".into()))?;

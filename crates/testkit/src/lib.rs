@@ -292,6 +292,39 @@ impl LocalTestnet {
             .collect()
     }
 
+    /// Opens `/v1/subscribe` on node `index` for `addresses`; events arrive on the returned
+    /// channel as (event name, JSON data). The reader thread ends with the connection.
+    pub fn subscribe(&self, index: usize, addresses: &[Address]) -> std::sync::mpsc::Receiver<(String, Value)> {
+        use std::io::BufRead;
+        let list: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+        let url = format!(
+            "http://{}/v1/subscribe?addresses={}",
+            self.nodes[index].rpc,
+            list.join(",")
+        );
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .expect("client");
+            let Ok(response) = client.get(url).send() else { return };
+            let mut event = String::new();
+            for line in std::io::BufReader::new(response).lines() {
+                let Ok(line) = line else { return };
+                if let Some(name) = line.strip_prefix("event:") {
+                    event = name.trim().to_string();
+                } else if let Some(data) = line.strip_prefix("data:") {
+                    let value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+                    if sender.send((event.clone(), value)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        receiver
+    }
+
     /// The genesis-funded faucet key from the bootstrap home.
     pub fn faucet_key(&self) -> SigningKey {
         let home = &self.nodes[self.bootstrap_index()].home;

@@ -52,6 +52,27 @@ const MAX_SYNC_BATCH: u64 = 50;
 pub struct ChainView {
     pub store: ChainStore,
     pub state: RwLock<ChainState>,
+    /// Every committed height, for subscribers (RPC server-sent events).
+    pub commits: tokio::sync::broadcast::Sender<Arc<CommittedHeight>>,
+}
+
+impl ChainView {
+    pub fn new(store: ChainStore, state: ChainState) -> Self {
+        let (commits, _) = tokio::sync::broadcast::channel(256);
+        ChainView {
+            store,
+            state: RwLock::new(state),
+            commits,
+        }
+    }
+}
+
+/// What a subscriber learns when a height is committed.
+#[derive(Clone, Debug)]
+pub struct CommittedHeight {
+    pub header: ezchain_protocol::BlockHeader,
+    pub certificate: FinalityCertificate,
+    pub receipts: Vec<(ezchain_protocol::Address, ezchain_protocol::Receipt)>,
 }
 
 /// A block this node has checked for the current height, by header hash.
@@ -466,6 +487,12 @@ impl ConsensusApp {
                 self.mempool.lock().unwrap_or_else(|p| p.into_inner()).prune(&state);
                 info!(height = state.height, block = %certificate.value_id, bundles = candidate.applied.block.entries.len(), "committed");
                 *self.chain.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+                // Nobody listening is fine: subscribers come and go.
+                let _ = self.chain.commits.send(Arc::new(CommittedHeight {
+                    header: candidate.applied.block.header.clone(),
+                    certificate: finality.clone(),
+                    receipts: candidate.applied.receipts.clone(),
+                }));
                 let committed = certificate.height.0;
                 self.candidates.retain(|_, c| c.applied.block.header.height > committed);
             }
@@ -536,10 +563,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = ChainStore::open(&dir.path().join("chain.redb"), &genesis).expect("store");
         let state = store.load_state(4).expect("state");
-        let chain = Arc::new(ChainView {
-            store,
-            state: RwLock::new(state.clone()),
-        });
+        let chain = Arc::new(ChainView::new(store, state.clone()));
         let set = ValidatorSet::from_genesis(&genesis).expect("set");
         let proposer = set.validators[0].address;
         let app = ConsensusApp::new(
