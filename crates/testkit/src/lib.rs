@@ -150,17 +150,25 @@ impl LocalTestnet {
     }
 
     /// POSTs raw bytes with a content type; returns (status, JSON body).
+    /// One retry on a transport error: a server that refuses an oversized body closes that
+    /// connection, and the pooled client may try to reuse it for the next request.
     pub fn post_raw(&self, index: usize, path: &str, content_type: &str, body: Vec<u8>) -> Option<(u16, Value)> {
         let url = format!("http://{}{}", self.nodes[index].rpc, path);
-        let response = self
-            .http
-            .post(url)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.json().ok()?))
+        let attempt = || {
+            let response = self
+                .http
+                .post(&url)
+                .header("content-type", content_type)
+                .body(body.clone())
+                .send()
+                .ok()?;
+            let status = response.status().as_u16();
+            Some((status, response.json().ok()?))
+        };
+        attempt().or_else(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            attempt()
+        })
     }
 
     pub fn status(&self, index: usize) -> Option<NodeStatus> {
