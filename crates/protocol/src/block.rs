@@ -6,7 +6,7 @@
 //! what lets the header commit to the state root without a cycle (DESIGN §4).
 
 use crate::address::Address;
-use crate::bundle::{BundleEnvelope, BundleSidecar};
+use crate::bundle::Submission;
 use crate::hash::{Hash32, hash_object, tag, tagged_hash};
 use crate::smt::SmtValue;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -127,12 +127,9 @@ pub struct HeaderLite {
     pub state_root: Hash32,
 }
 
-/// One sender's bundle inside a block.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct BlockEntry {
-    pub envelope: BundleEnvelope,
-    pub sidecar: BundleSidecar,
-}
+/// One sender's bundle inside a block: exactly the submission the sender signed, so a block is
+/// checked with the same rules (and the same code) as the mempool.
+pub type BlockEntry = Submission;
 
 /// A block: its header and the bundles it orders, sorted by the sender's `addr_key`.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

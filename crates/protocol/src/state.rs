@@ -222,13 +222,7 @@ pub fn build_block(
     accepted.sort_by_key(|entry| entry.addr_key);
     let (header, state) = parent.execute(height, timestamp_ms, &accepted);
     let receipts = state.receipts(&header, &accepted);
-    let entries = accepted
-        .into_iter()
-        .map(|v| BlockEntry {
-            envelope: v.submission.envelope,
-            sidecar: v.submission.sidecar,
-        })
-        .collect();
+    let entries: Vec<BlockEntry> = accepted.into_iter().map(|v| v.submission).collect();
     Ok(BuiltBlock {
         applied: AppliedBlock {
             block: Block { header, entries },
@@ -260,12 +254,8 @@ pub fn apply_block(parent: &ChainState, block: &Block) -> Result<AppliedBlock, B
     }
     let mut verified = Vec::with_capacity(block.entries.len());
     for (index, entry) in block.entries.iter().enumerate() {
-        let submission = Submission {
-            envelope: entry.envelope.clone(),
-            sidecar: entry.sidecar.clone(),
-        };
         let checked = parent
-            .check_submission(&submission, header.height)
+            .check_submission(entry, header.height)
             .map_err(|source| BlockError::InvalidEntry { index, source })?;
         if let Some(previous) = verified.last().map(|v: &VerifiedSubmission| v.addr_key)
             && checked.addr_key <= previous

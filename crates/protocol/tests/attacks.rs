@@ -437,12 +437,6 @@ fn block_with(sim: &Sim, submissions: Vec<Submission>) -> Block {
         .applied
         .block
         .header;
-    let entries = submissions
-        .into_iter()
-        .map(|s| BlockEntry {
-            envelope: s.envelope,
-            sidecar: s.sidecar,
-        })
-        .collect();
+    let entries: Vec<BlockEntry> = submissions;
     Block { header, entries }
 }
