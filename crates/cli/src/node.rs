@@ -52,7 +52,7 @@ pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
                     message: e.to_string(),
                     hint: None,
                 })?;
-            runtime.block_on(run(&args.home, shutdown_signal())).map_err(node_error)
+            runtime.block_on(run(&args.home, shutdown_signal(), None)).map_err(node_error)
         }
     }
 }
@@ -94,6 +94,11 @@ fn node_error(error: NodeError) -> CliError {
             Some("another process uses the RPC port; stop it or change rpc.listen_addr"),
         ),
         NodeError::Engine(_) => ("engine_error", None),
+        NodeError::Mailbox(_) => (
+            "store_error",
+            Some("the mailbox database in the data folder may be damaged"),
+        ),
+        NodeError::FaucetMismatch => ("bad_config", Some("add a `faucet` section to node.yaml")),
     };
     CliError {
         code,

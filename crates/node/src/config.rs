@@ -3,6 +3,7 @@
 //! Invariant: a config that loads has no unknown keys, names existing roles, and has values that
 //! make sense together (distinct listen ports, non-zero limits); errors name the key at fault.
 
+pub use crate::mailbox::MailboxConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ pub struct NodeConfig {
     pub consensus: ConsensusConfig,
     #[serde(default)]
     pub mempool: MempoolConfig,
+    #[serde(default)]
+    pub mailbox: MailboxConfig,
     /// Only on the node that hosts the testnet faucet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faucet: Option<FaucetConfig>,
@@ -184,6 +187,20 @@ impl NodeConfig {
         if self.rpc.max_body_bytes < 1024 {
             return invalid("rpc.max_body_bytes", "must be at least 1024");
         }
+        if self.mailbox.max_package_bytes < 1024
+            || self.mailbox.max_bytes_per_recipient < self.mailbox.max_package_bytes as u64
+        {
+            return invalid(
+                "mailbox.max_bytes_per_recipient",
+                "must be at least mailbox.max_package_bytes, which must be at least 1024",
+            );
+        }
+        if self.mailbox.max_packages_per_recipient == 0 || self.mailbox.retention_secs == 0 {
+            return invalid(
+                "mailbox",
+                "max_packages_per_recipient and retention_secs must be positive",
+            );
+        }
         if let Some(faucet) = &self.faucet
             && (faucet.max_amount_per_request == 0
                 || faucet.max_amount_per_address_per_hour < faucet.max_amount_per_request)
@@ -228,6 +245,7 @@ mod tests {
             },
             consensus: ConsensusConfig::default(),
             mempool: MempoolConfig::default(),
+            mailbox: MailboxConfig::default(),
             faucet: None,
         }
     }

@@ -1,12 +1,14 @@
 //! EZchain validator and bootstrap node.
 //!
-//! Today: node configuration (`node.yaml`), key files, and the testnet layout written by
-//! `ezchain testnet init`. The consensus adapter, chain store and RPC server build on these.
+//! Configuration (`node.yaml`), keys and the testnet layout (`ezchain testnet init`); the
+//! consensus adapter over Malachite, the chain store, the mailbox, and the RPC server.
 
 pub mod config;
 pub mod consensus;
+pub mod faucet;
 pub mod forward;
 pub mod keys;
+pub mod mailbox;
 pub mod metrics;
 pub mod rpc;
 pub mod runner;

@@ -10,9 +10,16 @@
 //! `GET /v1/subscribe?addresses=A,B` (server-sent events: every finalized `header` with its
 //! certificate, and the `receipt`s of the listed addresses; `lagged` when events were dropped —
 //! refetch with `/v1/headers`).
+//!
+//! Mailbox: `POST /v1/mailbox/{address}` (put a package), `GET /v1/mailbox/{address}` (ids and
+//! sizes), `POST /v1/mailbox/{address}/challenge`, then `POST /v1/mailbox/{address}/fetch` and
+//! `POST /v1/mailbox/{address}/ack` signed by the address over that challenge. Faucet (bootstrap
+//! node only): `POST /v1/faucet` with `{"address", "amount"}`.
 
 use crate::consensus::app::ChainView;
+use crate::faucet::{FaucetLimiter, FaucetService};
 use crate::forward::Forwarder;
+use crate::mailbox::{Mailbox, MailboxError, PutOutcome};
 use crate::metrics::{NodeMetrics, export};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -22,7 +29,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::mempool::{Admission, AdmissionError, PendingPool};
-use ezchain_protocol::{Address, Hash32, Submission};
+use ezchain_protocol::mailbox::{MailboxAction, verify_mailbox_request};
+use ezchain_protocol::{Address, Hash32, RecoverableSignature, Submission, TransferPackage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -38,10 +46,25 @@ pub struct RpcState {
     pub min_peers: usize,
     pub block_interval_ms: u64,
     pub forwarder: Forwarder,
+    pub mailbox: Arc<Mailbox>,
+    /// The co-hosted faucet wallet and its limits (bootstrap node).
+    pub faucet: Option<(Arc<dyn FaucetService>, FaucetLimiter)>,
 }
 
 pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
+    // A package travels as hex inside JSON: twice its size plus a little.
+    let mailbox_body = state.mailbox.config().max_package_bytes * 2 + 1024;
     Router::new()
+        .route(
+            "/v1/mailbox/{address}",
+            post(mailbox_put)
+                .get(mailbox_list)
+                .layer(DefaultBodyLimit::max(mailbox_body.max(max_body_bytes))),
+        )
+        .route("/v1/mailbox/{address}/challenge", post(mailbox_challenge))
+        .route("/v1/mailbox/{address}/fetch", post(mailbox_fetch))
+        .route("/v1/mailbox/{address}/ack", post(mailbox_ack))
+        .route("/v1/faucet", post(faucet))
         .route("/health", get(|| async { ok(json!({ "alive": true })) }))
         .route("/status", get(status))
         .route("/readyz", get(readyz))
@@ -387,4 +410,248 @@ async fn receipt(State(state): State<Arc<RpcState>>, Path((address, seq)): Path<
         ),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e),
     }
+}
+
+fn parse_address(text: &str) -> Result<Address, Response> {
+    text.parse::<Address>().map_err(|e| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            "malformed_address",
+            format!("{text}: {e}; an address is 0x + 40 hex digits (EIP-55 checksum if mixed case)"),
+        )
+    })
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+    body.map(|Json(value)| value)
+        .map_err(|rejection| fail(rejection.status(), "malformed_request", rejection.body_text()))
+}
+
+fn mailbox_failure(error: MailboxError) -> Response {
+    match error {
+        MailboxError::PackageTooLarge { .. } => fail(StatusCode::PAYLOAD_TOO_LARGE, "package_too_large", error),
+        MailboxError::Full { .. } => fail(StatusCode::INSUFFICIENT_STORAGE, "mailbox_full", error),
+        MailboxError::Database(_) | MailboxError::Corrupt(_) => {
+            fail(StatusCode::INTERNAL_SERVER_ERROR, "store_error", error)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct MailboxPut {
+    /// Hex of the borsh-encoded `TransferPackage`.
+    package: String,
+}
+
+async fn mailbox_put(
+    State(state): State<Arc<RpcState>>,
+    Path(address): Path<String>,
+    body: Result<Json<MailboxPut>, JsonRejection>,
+) -> Response {
+    let recipient = match parse_address(&address) {
+        Ok(recipient) => recipient,
+        Err(response) => return response,
+    };
+    let request = match json_body(body) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let Ok(bytes) = hex::decode(request.package.trim_start_matches("0x")) else {
+        return fail(StatusCode::BAD_REQUEST, "malformed_request", "`package` must be hex");
+    };
+    let max = state.mailbox.config().max_package_bytes;
+    if bytes.len() > max {
+        return mailbox_failure(MailboxError::PackageTooLarge { size: bytes.len(), max });
+    }
+    let package: TransferPackage = match decode(&bytes, max) {
+        Ok(package) => package,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, "malformed_package", e),
+    };
+    if package.target_tx.recipient != recipient {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "wrong_recipient",
+            format!("the package pays {}, not {recipient}", package.target_tx.recipient),
+        );
+    }
+    let id = package.package_hash();
+    match state.mailbox.put(&recipient, &id, &bytes, now_ms()) {
+        Ok(outcome) => ok(json!({
+            "id": id,
+            "status": if outcome == PutOutcome::Stored { "stored" } else { "already_stored" },
+        })),
+        Err(error) => mailbox_failure(error),
+    }
+}
+
+async fn mailbox_list(State(state): State<Arc<RpcState>>, Path(address): Path<String>) -> Response {
+    let recipient = match parse_address(&address) {
+        Ok(recipient) => recipient,
+        Err(response) => return response,
+    };
+    match state.mailbox.items(&recipient, now_ms(), false, 0) {
+        Ok(items) => ok(json!({ "packages": items })),
+        Err(error) => mailbox_failure(error),
+    }
+}
+
+async fn mailbox_challenge(State(state): State<Arc<RpcState>>, Path(address): Path<String>) -> Response {
+    let recipient = match parse_address(&address) {
+        Ok(recipient) => recipient,
+        Err(response) => return response,
+    };
+    match state.mailbox.issue_challenge(&recipient, now_ms()) {
+        Ok(challenge) => ok(json!({
+            "challenge": challenge,
+            "genesis_hash": state.genesis_hash,
+            "expires_in_ms": crate::mailbox::CHALLENGE_TTL_MS,
+        })),
+        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, "randomness_unavailable", e),
+    }
+}
+
+#[derive(Deserialize)]
+struct SignedMailboxRequest {
+    challenge: Hash32,
+    /// Hex of the 65-byte recoverable signature.
+    signature: String,
+    /// Package ids acknowledged (ack only).
+    #[serde(default)]
+    ids: Vec<Hash32>,
+}
+
+/// Most packages acknowledged by one request.
+pub const MAX_ACK_IDS: usize = 1_000;
+/// Package bytes answered by one fetch, at most (always at least one package).
+pub const MAX_FETCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Checks the recipient's signature over a challenge this node issued; returns the recipient.
+fn authorize(
+    state: &RpcState,
+    address: &str,
+    action: MailboxAction,
+    request: &SignedMailboxRequest,
+) -> Result<Address, Response> {
+    let recipient = parse_address(address)?;
+    if request.ids.len() > MAX_ACK_IDS {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "too_many_ids",
+            format!("acknowledge at most {MAX_ACK_IDS} packages per request"),
+        ));
+    }
+    let signature = hex::decode(request.signature.trim_start_matches("0x"))
+        .ok()
+        .and_then(|bytes| <[u8; 65]>::try_from(bytes).ok())
+        .map(RecoverableSignature)
+        .ok_or_else(|| fail(StatusCode::BAD_REQUEST, "malformed_signature", "`signature` must be 65 bytes of hex"))?;
+    if !state.mailbox.take_challenge(&recipient, &request.challenge, now_ms()) {
+        return Err(fail(
+            StatusCode::UNAUTHORIZED,
+            "challenge_invalid",
+            "unknown, used or expired challenge; ask for a new one at /v1/mailbox/{address}/challenge",
+        ));
+    }
+    match verify_mailbox_request(
+        &state.genesis_hash,
+        action,
+        &recipient,
+        &request.challenge,
+        &request.ids,
+        &signature,
+    ) {
+        Ok(true) => Ok(recipient),
+        _ => Err(fail(
+            StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+            format!("the signature is not {recipient}'s over this request"),
+        )),
+    }
+}
+
+async fn mailbox_fetch(
+    State(state): State<Arc<RpcState>>,
+    Path(address): Path<String>,
+    body: Result<Json<SignedMailboxRequest>, JsonRejection>,
+) -> Response {
+    let request = match json_body(body) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let recipient = match authorize(&state, &address, MailboxAction::Fetch, &request) {
+        Ok(recipient) => recipient,
+        Err(response) => return response,
+    };
+    match state.mailbox.items(&recipient, now_ms(), true, MAX_FETCH_BYTES) {
+        Ok(items) => ok(json!({
+            "packages": items
+                .iter()
+                .map(|item| json!({
+                    "id": item.id,
+                    "stored_at_ms": item.stored_at_ms,
+                    "package": hex::encode(&item.bytes),
+                }))
+                .collect::<Vec<_>>(),
+        })),
+        Err(error) => mailbox_failure(error),
+    }
+}
+
+async fn mailbox_ack(
+    State(state): State<Arc<RpcState>>,
+    Path(address): Path<String>,
+    body: Result<Json<SignedMailboxRequest>, JsonRejection>,
+) -> Response {
+    let request = match json_body(body) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let recipient = match authorize(&state, &address, MailboxAction::Ack, &request) {
+        Ok(recipient) => recipient,
+        Err(response) => return response,
+    };
+    match state.mailbox.ack(&recipient, &request.ids) {
+        Ok(removed) => ok(json!({ "removed": removed })),
+        Err(error) => mailbox_failure(error),
+    }
+}
+
+#[derive(Deserialize)]
+struct FaucetRequest {
+    address: String,
+    amount: u64,
+}
+
+async fn faucet(State(state): State<Arc<RpcState>>, body: Result<Json<FaucetRequest>, JsonRejection>) -> Response {
+    let Some((service, limiter)) = &state.faucet else {
+        return fail(
+            StatusCode::NOT_FOUND,
+            "faucet_unavailable",
+            "this node hosts no faucet; ask the testnet's bootstrap node",
+        );
+    };
+    let request = match json_body(body) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let recipient = match parse_address(&request.address) {
+        Ok(recipient) => recipient,
+        Err(response) => return response,
+    };
+    let reserved_at = now_ms();
+    if let Err(refusal) = limiter.reserve(recipient, request.amount, reserved_at) {
+        return refusal_response(refusal);
+    }
+    match service.pay(recipient, request.amount).await {
+        Ok(grant) => ok(json!(grant)),
+        Err(refusal) => {
+            limiter.release(recipient, request.amount, reserved_at);
+            refusal_response(refusal)
+        }
+    }
+}
+
+fn refusal_response(refusal: crate::faucet::FaucetRefusal) -> Response {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    fail(status, refusal.code, refusal.message)
 }

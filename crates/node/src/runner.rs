@@ -9,7 +9,9 @@ use crate::config::{ConfigError, NodeConfig};
 use crate::consensus::app::ChainView;
 use crate::consensus::context::ValidatorSet;
 use crate::consensus::engine;
+use crate::faucet::{FaucetLimiter, FaucetService};
 use crate::forward::Forwarder;
+use crate::mailbox::{Mailbox, MailboxError};
 use crate::keys::{KeyError, NodeKey};
 use crate::metrics::NodeMetrics;
 use crate::rpc::{RpcState, router};
@@ -39,11 +41,32 @@ pub enum NodeError {
     },
     #[error("consensus engine: {0}")]
     Engine(String),
+    #[error(transparent)]
+    Mailbox(#[from] MailboxError),
+    #[error("a faucet wallet was given but node.yaml has no `faucet` section with its limits")]
+    FaucetMismatch,
 }
 
-/// Runs the node in `home` until `shutdown` completes.
-pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+/// Runs the node in `home` until `shutdown` completes. `faucet` is the co-hosted faucet wallet,
+/// served at `/v1/faucet` with the limits of `node.yaml`'s `faucet` section.
+pub async fn run(
+    home: &Path,
+    shutdown: impl Future<Output = ()>,
+    faucet: Option<Arc<dyn FaucetService>>,
+) -> Result<(), NodeError> {
     let config = NodeConfig::load(home)?;
+    let faucet = match (faucet, &config.faucet) {
+        (Some(service), Some(limits)) => Some((
+            service,
+            FaucetLimiter::new(limits.max_amount_per_request, limits.max_amount_per_address_per_hour),
+        )),
+        (None, Some(_)) => {
+            tracing::warn!("node.yaml has a faucet section but no faucet wallet runs here: /v1/faucet is off");
+            None
+        }
+        (None, None) => None,
+        (Some(_), None) => return Err(NodeError::FaucetMismatch),
+    };
     let genesis = load_genesis(&config.resolve(home, &config.genesis_file)).map_err(NodeError::Genesis)?;
     let key = NodeKey::load(&config.resolve(home, &config.node_key_file))?;
     let data_dir = config.resolve(home, &config.data_dir);
@@ -57,6 +80,8 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
     let state = store.load_state(genesis.chain_id)?;
     info!(moniker = %config.moniker, role = ?config.role, height = state.height, "node starting");
     let chain = Arc::new(ChainView::new(store, state));
+    let mailbox = Arc::new(Mailbox::open(&data_dir.join("mailbox.redb"), config.mailbox.clone())?);
+    let prune_task = tokio::spawn(prune_mailbox(mailbox.clone()));
     let mempool = Arc::new(Mutex::new(PendingPool::new(config.mempool.capacity)));
     let validator_set = ValidatorSet::from_genesis(&genesis)
         .ok_or_else(|| NodeError::Genesis("genesis holds an invalid validator key".into()))?;
@@ -78,6 +103,8 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
         min_peers: usize::from(!config.p2p.persistent_peers.is_empty()),
         block_interval_ms: config.consensus.block_interval_ms,
         forwarder,
+        mailbox,
+        faucet,
     });
     let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(rpc_state, config.rpc.max_body_bytes);
@@ -111,6 +138,7 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
     let _ = running.engine.handle.await;
     running.app.abort();
     running.peer_watch.abort();
+    prune_task.abort();
     if let Some(task) = forward_task {
         task.abort();
     }
@@ -119,4 +147,20 @@ pub async fn run(home: &Path, shutdown: impl Future<Output = ()>) -> Result<(), 
     drop(chain);
     info!("stopped cleanly");
     Ok(())
+}
+
+/// Drops expired mailbox packages once a minute.
+async fn prune_mailbox(mailbox: Arc<Mailbox>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        match mailbox.prune(now_ms) {
+            Ok(0) => {}
+            Ok(pruned) => info!(pruned, "expired mailbox packages dropped"),
+            Err(e) => tracing::warn!(error = %e, "mailbox pruning failed"),
+        }
+    }
 }

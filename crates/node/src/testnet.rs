@@ -214,6 +214,7 @@ fn write_homes(
                     .collect(),
                 ..MempoolConfig::default()
             },
+            mailbox: Default::default(),
             faucet,
         };
         let config_path = home.join(crate::config::CONFIG_FILE);

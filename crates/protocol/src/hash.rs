@@ -91,6 +91,7 @@ pub mod tag {
     pub const TRANSFER_PACKAGE: &[u8] = b"EZCHAIN_TRANSFER_PACKAGE_V2";
     pub const GENESIS: &[u8] = b"EZCHAIN_GENESIS_V2";
     pub const ALLOCATION_LEAF: &[u8] = b"EZCHAIN_ALLOCATION_V2";
+    pub const MAILBOX_AUTH: &[u8] = b"EZCHAIN_MAILBOX_AUTH_V1";
 }
 
 /// `Keccak256(tag ‖ part₀ ‖ part₁ ‖ …)`.

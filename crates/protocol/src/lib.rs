@@ -11,6 +11,7 @@ pub mod codec;
 pub mod finality;
 pub mod genesis;
 pub mod hash;
+pub mod mailbox;
 pub mod mempool;
 pub mod ownership;
 pub mod receipt;

@@ -18,6 +18,7 @@
 //! so the witnesses this owner exports satisfy the tail rule.
 
 use crate::address::Address;
+use borsh::{BorshDeserialize, BorshSerialize};
 use crate::bundle::{BundleError, BundleSidecar, EnvelopeParams, OffChainTx, Submission};
 use crate::genesis::Genesis;
 use crate::hash::Hash32;
@@ -31,7 +32,8 @@ use crate::witness::{
 use std::collections::HashSet;
 use thiserror::Error;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = false)]
 pub enum RecordStatus {
     Spendable,
     /// Paid away in the pending bundle.
@@ -42,7 +44,7 @@ pub enum RecordStatus {
     Archived,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ValueRecord {
     pub value: ValueRange,
     pub witness: WitnessV2,
@@ -58,7 +60,7 @@ impl ValueRecord {
 }
 
 /// The bundle this owner submitted and has no receipt for yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct PendingSend {
     pub submission: Submission,
 }
@@ -74,8 +76,8 @@ pub enum AcceptOutcome {
     Duplicate,
 }
 
-/// Everything one owner holds.
-#[derive(Clone, Debug)]
+/// Everything one owner holds. Its borsh encoding is how a wallet persists it.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Holdings {
     owner: Address,
     records: Vec<ValueRecord>,
