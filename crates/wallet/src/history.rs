@@ -1,0 +1,83 @@
+//! The wallet's history records and their human-readable export, `<data_dir>/tx_history.json`.
+
+use ezchain_protocol::{Address, Hash32, ValueRange};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxKind {
+    Send,
+    Receive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Signed and stored; not yet accepted by a node.
+    Signed,
+    /// Accepted by a node's mempool; waiting for finality.
+    Submitted,
+    /// In a finalized block; packages not all delivered yet.
+    Finalized,
+    /// Finalized and every package delivered to the recipient (or its mailbox).
+    Delivered,
+    /// Never included (refused or expired); its values are spendable again.
+    Failed,
+    /// An incoming value that passed verification.
+    Accepted,
+    /// An incoming package that failed verification; never counted.
+    Rejected,
+}
+
+/// One send or one incoming package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRecord {
+    pub id: u64,
+    pub kind: TxKind,
+    pub status: TxStatus,
+    /// Sender for receives, recipient for sends.
+    pub counterparty: Address,
+    pub amount: u64,
+    pub ranges: Vec<ValueRange>,
+    /// Hash of the bundle that carried it.
+    pub bundle_hash: Option<Hash32>,
+    /// The sender's bundle sequence number (sends only).
+    pub seq: Option<u64>,
+    pub client_tx_id: Option<String>,
+    pub height: Option<u64>,
+    pub created_at_ms: u64,
+    pub finalized_at_ms: Option<u64>,
+    /// Transfer packages of a send; the package of a receive.
+    pub package_ids: Vec<Hash32>,
+    /// Why a send failed or a package was rejected.
+    pub reason: Option<String>,
+}
+
+impl TxRecord {
+    /// `0x<bundle hash>:<seq>` for a send, the package id for a receive.
+    pub fn tx_ref(&self) -> String {
+        match (self.kind, self.bundle_hash, self.seq) {
+            (TxKind::Send, Some(hash), Some(seq)) => format!("{hash}:{seq}"),
+            _ => self.package_ids.first().map_or_else(|| format!("#{}", self.id), |id| id.to_string()),
+        }
+    }
+
+    /// Time from signing to finality.
+    pub fn confirmation_delay_ms(&self) -> Option<u64> {
+        self.finalized_at_ms.map(|at| at.saturating_sub(self.created_at_ms))
+    }
+}
+
+/// Writes the history export atomically: a reader sees the old file or the new one.
+pub fn write_export(path: &Path, records: &[TxRecord]) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(records).map_err(std::io::Error::other)?;
+    let temp = path.with_extension("json.tmp");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temp, path)
+}

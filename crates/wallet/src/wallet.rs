@@ -1,0 +1,665 @@
+//! The account node: one owner's values, sends, receipts and incoming packages, kept in step
+//! with the chain through a node's RPC.
+//!
+//! Send: select values → sign the bundle and store it as pending (history `signed`) → submit
+//! (`submitted`) → wait for the receipt of the finalized block → apply it and queue one package
+//! per paid range (`finalized`) → put each package in the recipient's mailbox (`delivered`).
+//! Every step commits before the next starts, so after a crash `resume` picks up exactly where
+//! the wallet stopped: a pending bundle is re-queried (and re-submitted until it is included or
+//! expires), a finalized one is applied, undelivered packages are redelivered.
+//!
+//! Receive: sync finalized headers (each commit certificate checked against genesis), fetch the
+//! mailbox, verify every package against those headers and this wallet's own history, keep the
+//! accepted values as spendable, record the rejected ones with the reason, and acknowledge.
+
+use crate::client::{ClientError, NodeClient};
+use crate::history::{TxKind, TxRecord, TxStatus, write_export};
+use crate::store::{StoreError, Update, WalletStore};
+use ezchain_protocol::bundle::EnvelopeParams;
+use ezchain_protocol::codec::decode;
+use ezchain_protocol::finality::ValidatorSet;
+use ezchain_protocol::ownership::{AcceptOutcome, Holdings, OwnershipError, RecordStatus};
+use ezchain_protocol::value::total_len;
+use ezchain_protocol::witness::VerifyError;
+use ezchain_protocol::{Address, Checkpoint, Genesis, Hash32, HeaderLite, Receipt, SigningKey, TransferPackage};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tracing::{info, warn};
+
+pub const HISTORY_FILE: &str = "tx_history.json";
+pub const STATE_DIR: &str = "wallet_state";
+/// Node codes after which a bundle can never be included: its values are released.
+const FATAL_SUBMIT_CODES: &[&str] = &["invalid_bundle", "bundle_expired", "malformed_submission", "seq_gap"];
+/// How often a pending bundle is offered to the nodes again (a restarted node forgets its
+/// mempool).
+const RESUBMIT_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Error)]
+pub enum WalletError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Node(#[from] ClientError),
+    #[error("insufficient funds: {available} spendable, {requested} requested")]
+    InsufficientFunds { available: u64, requested: u64 },
+    #[error("amount must be between 1 and {max}")]
+    AmountInvalid { max: u64 },
+    #[error("{0}")]
+    Ownership(OwnershipError),
+    #[error("the node serves chain {node} but this wallet's genesis is {ours}: check network.genesis_file and network.bootstrap_nodes")]
+    WrongChain { node: Hash32, ours: Hash32 },
+    #[error("the node served a header that does not verify at height {height}: {reason}")]
+    BadHeader { height: u64, reason: String },
+    #[error("send {tx_ref} failed: {reason}")]
+    SendFailed { tx_ref: String, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("genesis: {0}")]
+    Genesis(String),
+}
+
+impl From<OwnershipError> for WalletError {
+    fn from(error: OwnershipError) -> Self {
+        match error {
+            OwnershipError::InsufficientFunds { available, requested } => {
+                WalletError::InsufficientFunds { available, requested }
+            }
+            other => WalletError::Ownership(other),
+        }
+    }
+}
+
+impl WalletError {
+    /// Stable code for scripts and API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WalletError::Store(_) => "wallet_store_error",
+            WalletError::Node(ClientError::Unreachable { .. }) => "node_unreachable",
+            WalletError::Node(ClientError::Refused { .. }) => "node_refused",
+            WalletError::Node(ClientError::BadAnswer(_)) => "node_bad_answer",
+            WalletError::InsufficientFunds { .. } => "insufficient_funds",
+            WalletError::AmountInvalid { .. } => "amount_invalid",
+            WalletError::Ownership(OwnershipError::PendingBundleExists) => "pending_bundle_exists",
+            WalletError::Ownership(_) => "wallet_rule_violated",
+            WalletError::WrongChain { .. } => "wrong_chain",
+            WalletError::BadHeader { .. } => "bad_header",
+            WalletError::SendFailed { .. } => "send_failed",
+            WalletError::Io { .. } => "io_error",
+            WalletError::Genesis(_) => "bad_genesis",
+        }
+    }
+}
+
+/// Settings of an open wallet.
+#[derive(Clone, Debug)]
+pub struct WalletOptions {
+    pub bundle_expiry_blocks: u64,
+    pub poll_interval: Duration,
+    pub max_tx_amount: u64,
+}
+
+impl Default for WalletOptions {
+    fn default() -> Self {
+        WalletOptions {
+            bundle_expiry_blocks: 600,
+            poll_interval: Duration::from_millis(250),
+            max_tx_amount: u64::MAX,
+        }
+    }
+}
+
+/// Balance by state, in value units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    pub address: Address,
+    /// Spendable now.
+    pub available_balance: u64,
+    /// Paid away in the pending bundle; leaves the wallet when it is finalized.
+    pub pending_outgoing: u64,
+    /// Change of the pending bundle; spendable once it is finalized.
+    pub pending_change: u64,
+    /// Everything still owned: available + pending outgoing + pending change.
+    pub total_balance: u64,
+    pub values: usize,
+}
+
+/// What one mailbox pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReceiveReport {
+    pub accepted: Vec<TxRecord>,
+    pub rejected: Vec<TxRecord>,
+    /// Packages left for later (their block is not yet known to this wallet).
+    pub deferred: usize,
+}
+
+pub struct Wallet {
+    key: SigningKey,
+    genesis: Genesis,
+    genesis_hash: Hash32,
+    validators: ValidatorSet,
+    store: WalletStore,
+    holdings: Holdings,
+    headers: BTreeMap<u64, HeaderLite>,
+    client: NodeClient,
+    data_dir: PathBuf,
+    options: WalletOptions,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Wallet {
+    /// Opens (or starts) the state of `key`'s address under `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        key: SigningKey,
+        genesis: Genesis,
+        client: NodeClient,
+        options: WalletOptions,
+    ) -> Result<Self, WalletError> {
+        let state_dir = data_dir.join(STATE_DIR);
+        std::fs::create_dir_all(&state_dir).map_err(|source| WalletError::Io {
+            path: state_dir.clone(),
+            source,
+        })?;
+        let genesis_hash = genesis.hash();
+        let validators = ValidatorSet::from_genesis(&genesis).map_err(|e| WalletError::Genesis(e.to_string()))?;
+        let owner = key.address();
+        let (store, holdings) = WalletStore::open(&state_dir.join("wallet.redb"), owner, genesis_hash, || {
+            Holdings::from_genesis(owner, &genesis)
+        })?;
+        let headers = store.headers()?;
+        Ok(Wallet {
+            key,
+            genesis,
+            genesis_hash,
+            validators,
+            store,
+            holdings,
+            headers,
+            client,
+            data_dir: data_dir.to_path_buf(),
+            options,
+        })
+    }
+
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    pub fn genesis_hash(&self) -> Hash32 {
+        self.genesis_hash
+    }
+
+    pub fn client(&self) -> &NodeClient {
+        &self.client
+    }
+
+    pub fn balance(&self) -> Balance {
+        let sum = |status: RecordStatus| {
+            total_len(
+                self.holdings
+                    .records()
+                    .iter()
+                    .filter(|r| r.status == status)
+                    .map(|r| &r.value),
+            )
+        };
+        let available_balance = sum(RecordStatus::Spendable);
+        let pending_outgoing = sum(RecordStatus::PendingOutgoing);
+        let pending_change = sum(RecordStatus::PendingChange);
+        Balance {
+            address: self.address(),
+            available_balance,
+            pending_outgoing,
+            pending_change,
+            total_balance: available_balance + pending_outgoing + pending_change,
+            values: self
+                .holdings
+                .records()
+                .iter()
+                .filter(|r| r.status != RecordStatus::Archived)
+                .count(),
+        }
+    }
+
+    pub fn checkpoints(&self) -> &[Checkpoint] {
+        self.holdings.checkpoints()
+    }
+
+    /// Own confirmed bundles with their receipts, oldest first.
+    pub fn receipts(&self) -> Vec<&Receipt> {
+        self.holdings.own_units().iter().map(|unit| &unit.receipt).collect()
+    }
+
+    pub fn history(&self) -> Result<Vec<TxRecord>, WalletError> {
+        Ok(self.store.history()?)
+    }
+
+    /// Sends not yet delivered: signed, submitted or finalized.
+    pub fn pending(&self) -> Result<Vec<TxRecord>, WalletError> {
+        Ok(self
+            .store
+            .history()?
+            .into_iter()
+            .filter(|r| {
+                r.kind == TxKind::Send && matches!(r.status, TxStatus::Signed | TxStatus::Submitted | TxStatus::Finalized)
+            })
+            .collect())
+    }
+
+    pub fn synced_height(&self) -> u64 {
+        self.headers.keys().next_back().copied().unwrap_or(0)
+    }
+
+    fn commit(&self, update: Update<'_>) -> Result<(), WalletError> {
+        let wrote_history = !update.history.is_empty();
+        self.store.commit(update)?;
+        if wrote_history {
+            self.export_history()?;
+        }
+        Ok(())
+    }
+
+    fn export_history(&self) -> Result<(), WalletError> {
+        let path = self.data_dir.join(HISTORY_FILE);
+        write_export(&path, &self.store.history()?).map_err(|source| WalletError::Io { path, source })
+    }
+
+    /// Fetches and verifies finalized headers up to the node's tip; returns the synced height.
+    pub fn sync_headers(&mut self) -> Result<u64, WalletError> {
+        loop {
+            let next = self.synced_height() + 1;
+            let batch = self.client.headers(next)?;
+            if batch.is_empty() {
+                return Ok(self.synced_height());
+            }
+            let mut lites = Vec::with_capacity(batch.len());
+            let mut prev = match next {
+                1 => self.genesis_hash,
+                _ => self.headers.get(&(next - 1)).map_or(Hash32::ZERO, |h| h.header_hash),
+            };
+            for (offset, certified) in batch.iter().enumerate() {
+                let height = next + offset as u64;
+                let header = &certified.header;
+                let bad = |reason: String| WalletError::BadHeader { height, reason };
+                if header.height != height || header.chain_id != self.genesis.chain_id {
+                    return Err(bad(format!("got height {} of chain {}", header.height, header.chain_id)));
+                }
+                if header.prev_hash != prev {
+                    return Err(bad("it does not extend the previous finalized header".into()));
+                }
+                self.validators
+                    .verify_commit(header, &certified.certificate)
+                    .map_err(|e| bad(e.to_string()))?;
+                prev = header.hash();
+                lites.push(header.lite());
+            }
+            self.store.commit(Update {
+                headers: lites.clone(),
+                ..Update::default()
+            })?;
+            self.headers.extend(lites.into_iter().map(|lite| (lite.height, lite)));
+        }
+    }
+
+    fn check_chain(&self) -> Result<u64, WalletError> {
+        let status = self.client.status()?;
+        if status.genesis_hash != self.genesis_hash {
+            return Err(WalletError::WrongChain {
+                node: status.genesis_hash,
+                ours: self.genesis_hash,
+            });
+        }
+        Ok(status.height)
+    }
+
+    /// Pays `amount` to `recipient` and waits up to `wait` for finality and delivery. With a
+    /// `client_tx_id` the send happens at most once: a repeat returns (and resumes) the first.
+    pub fn send(
+        &mut self,
+        recipient: Address,
+        amount: u64,
+        client_tx_id: Option<String>,
+        wait: Duration,
+    ) -> Result<TxRecord, WalletError> {
+        if amount == 0 || amount > self.options.max_tx_amount {
+            return Err(WalletError::AmountInvalid {
+                max: self.options.max_tx_amount,
+            });
+        }
+        if let Some(client_id) = &client_tx_id
+            && let Some(existing) = self.store.record_by_client_id(client_id)?
+        {
+            self.resume(wait)?;
+            return Ok(self.store.record(existing.id)?.unwrap_or(existing));
+        }
+        if self.holdings.pending().is_some() {
+            self.resume(wait)?;
+            if self.holdings.pending().is_some() {
+                return Err(WalletError::Ownership(OwnershipError::PendingBundleExists));
+            }
+        }
+        let tip = self.check_chain()?;
+        let ranges = self.holdings.select_ranges(amount)?;
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| WalletError::Genesis(format!("randomness: {e}")))?;
+        let params = EnvelopeParams {
+            chain_id: self.genesis.chain_id,
+            seq: self.holdings.confirmed_seq() + 1,
+            expiry_height: tip + self.options.bundle_expiry_blocks,
+            fee: 0,
+            anti_spam_nonce: u64::from_le_bytes(nonce),
+        };
+        let created_at_ms = now_ms();
+        let submission =
+            self.holdings
+                .prepare_bundle(&self.key, &[(recipient, ranges.clone())], &params, created_at_ms)?;
+        let record = TxRecord {
+            id: self.store.next_history_id()?,
+            kind: TxKind::Send,
+            status: TxStatus::Signed,
+            counterparty: recipient,
+            amount,
+            ranges,
+            bundle_hash: Some(submission.envelope.bundle_hash),
+            seq: Some(params.seq),
+            client_tx_id,
+            height: None,
+            created_at_ms,
+            finalized_at_ms: None,
+            package_ids: Vec::new(),
+            reason: None,
+        };
+        self.commit(Update {
+            holdings: Some(&self.holdings),
+            history: vec![record.clone()],
+            ..Update::default()
+        })?;
+        info!(tx = %record.tx_ref(), %recipient, amount, "bundle signed");
+        self.drive_pending(wait)?;
+        Ok(self.store.record(record.id)?.unwrap_or(record))
+    }
+
+    /// The history record of the pending bundle.
+    fn pending_record(&self) -> Result<Option<TxRecord>, WalletError> {
+        let Some(pending) = self.holdings.pending() else {
+            return Ok(None);
+        };
+        let seq = pending.submission.envelope.seq;
+        Ok(self
+            .store
+            .history()?
+            .into_iter()
+            .rev()
+            .find(|r| r.kind == TxKind::Send && r.seq == Some(seq) && matches!(r.status, TxStatus::Signed | TxStatus::Submitted)))
+    }
+
+    /// Finishes what an earlier run left: the pending bundle (up to `wait` for its finality) and
+    /// undelivered packages.
+    pub fn resume(&mut self, wait: Duration) -> Result<(), WalletError> {
+        if self.holdings.pending().is_some() {
+            self.drive_pending(wait)?;
+        }
+        self.deliver_outbox()
+    }
+
+    /// Submits the pending bundle and waits for its receipt; returns when it is finalized (and
+    /// applied), when it can never be included (values released), or when `wait` runs out.
+    fn drive_pending(&mut self, wait: Duration) -> Result<(), WalletError> {
+        let deadline = Instant::now() + wait;
+        let mut last_submit: Option<Instant> = None;
+        loop {
+            let Some(pending) = self.holdings.pending().cloned() else {
+                return Ok(());
+            };
+            let submission = pending.submission;
+            let seq = submission.envelope.seq;
+            let tip = match self.check_chain() {
+                Ok(tip) => Some(tip),
+                Err(WalletError::Node(ClientError::Unreachable { .. })) => None,
+                Err(e) => return Err(e),
+            };
+            match self.client.receipt(&self.address(), seq) {
+                Ok(Some(receipt)) => return self.finalize(receipt),
+                Ok(None) => {}
+                Err(ClientError::Unreachable { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(tip) = tip
+                && tip > submission.envelope.expiry_height
+            {
+                return self.release_pending(format!(
+                    "expired at height {} before any block included it",
+                    submission.envelope.expiry_height
+                ));
+            }
+            if last_submit.is_none_or(|at| at.elapsed() >= RESUBMIT_EVERY) {
+                match self.client.submit(&submission) {
+                    Ok(_) => {
+                        last_submit = Some(Instant::now());
+                        if let Some(mut record) = self.pending_record()?
+                            && record.status == TxStatus::Signed
+                        {
+                            record.status = TxStatus::Submitted;
+                            self.commit(Update {
+                                history: vec![record],
+                                ..Update::default()
+                            })?;
+                        }
+                    }
+                    Err(ClientError::Refused { code, message, .. }) if FATAL_SUBMIT_CODES.contains(&code.as_str()) => {
+                        // A receipt may have appeared since we asked (seq_gap/expired races).
+                        if let Ok(Some(receipt)) = self.client.receipt(&self.address(), seq) {
+                            return self.finalize(receipt);
+                        }
+                        return self.release_pending(format!("{code}: {message}"));
+                    }
+                    // stale_seq: included already, the receipt is on its way; others: retry.
+                    Err(e) => {
+                        last_submit = Some(Instant::now());
+                        warn!(error = %e, "submitting the pending bundle failed; retrying");
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep(self.options.poll_interval);
+        }
+    }
+
+    /// Releases the pending bundle's values: it can never be included.
+    fn release_pending(&mut self, reason: String) -> Result<(), WalletError> {
+        let record = self.pending_record()?;
+        self.holdings.abandon_pending();
+        let tx_ref = record.as_ref().map(TxRecord::tx_ref).unwrap_or_default();
+        let history = record
+            .map(|mut record| {
+                record.status = TxStatus::Failed;
+                record.reason = Some(reason.clone());
+                record
+            })
+            .into_iter()
+            .collect();
+        self.commit(Update {
+            holdings: Some(&self.holdings),
+            history,
+            ..Update::default()
+        })?;
+        warn!(tx = %tx_ref, %reason, "send failed; its values are spendable again");
+        Err(WalletError::SendFailed { tx_ref, reason })
+    }
+
+    /// Applies the receipt of the pending bundle and queues its packages for delivery.
+    fn finalize(&mut self, receipt: Receipt) -> Result<(), WalletError> {
+        let height = receipt.header.height;
+        while self.synced_height() < height {
+            let before = self.synced_height();
+            self.sync_headers()?;
+            if self.synced_height() == before {
+                std::thread::sleep(self.options.poll_interval);
+            }
+        }
+        let record = self.pending_record()?;
+        let packages = self.holdings.apply_own_receipt(receipt, &self.headers)?;
+        let history = record
+            .map(|mut record| {
+                record.status = TxStatus::Finalized;
+                record.height = Some(height);
+                record.finalized_at_ms = Some(now_ms());
+                record.package_ids = packages.iter().map(TransferPackage::package_hash).collect();
+                record
+            })
+            .into_iter()
+            .collect::<Vec<_>>();
+        if let Some(record) = history.first() {
+            info!(tx = %record.tx_ref(), height, "bundle finalized");
+        }
+        self.commit(Update {
+            holdings: Some(&self.holdings),
+            outbox_add: packages,
+            history,
+            ..Update::default()
+        })?;
+        self.deliver_outbox()
+    }
+
+    /// Puts every undelivered package in its recipient's mailbox; marks sends delivered.
+    pub fn deliver_outbox(&mut self) -> Result<(), WalletError> {
+        let outbox = self.store.outbox()?;
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        let mut delivered = Vec::new();
+        for package in &outbox {
+            match self.client.mailbox_put(package) {
+                Ok(_) => delivered.push(package.package_hash()),
+                Err(e) => warn!(error = %e, recipient = %package.target_tx.recipient, "delivery failed; will retry"),
+            }
+        }
+        let remaining: Vec<Hash32> = outbox
+            .iter()
+            .map(TransferPackage::package_hash)
+            .filter(|id| !delivered.contains(id))
+            .collect();
+        let history = self
+            .store
+            .history()?
+            .into_iter()
+            .filter(|r| {
+                r.kind == TxKind::Send
+                    && r.status == TxStatus::Finalized
+                    && r.package_ids.iter().all(|id| !remaining.contains(id))
+            })
+            .map(|mut record| {
+                record.status = TxStatus::Delivered;
+                record
+            })
+            .collect();
+        self.commit(Update {
+            outbox_remove: delivered,
+            history,
+            ..Update::default()
+        })
+    }
+
+    /// Fetches, verifies and stores incoming packages; acknowledges the ones it is done with.
+    pub fn receive(&mut self) -> Result<ReceiveReport, WalletError> {
+        self.sync_headers()?;
+        let packages = self.client.mailbox_fetch(&self.key, &self.genesis_hash)?;
+        let mut report = ReceiveReport::default();
+        let mut done = Vec::new();
+        let known_rejections: Vec<Hash32> = self
+            .store
+            .history()?
+            .into_iter()
+            .filter(|r| r.status == TxStatus::Rejected)
+            .flat_map(|r| r.package_ids)
+            .collect();
+        for item in packages {
+            let package: TransferPackage = match decode(&item.bytes, item.bytes.len().max(1)) {
+                Ok(package) => package,
+                Err(e) => {
+                    if !known_rejections.contains(&item.id) {
+                        report.rejected.push(self.reject(item.id, None, format!("undecodable package: {e}"))?);
+                    }
+                    done.push(item.id);
+                    continue;
+                }
+            };
+            let id = package.package_hash();
+            match self.holdings.accept_package(&self.genesis, &self.headers, &package) {
+                Ok(AcceptOutcome::Accepted { value, units_checked }) => {
+                    let record = TxRecord {
+                        id: self.store.next_history_id()?,
+                        kind: TxKind::Receive,
+                        status: TxStatus::Accepted,
+                        counterparty: package.target_tx.sender,
+                        amount: value.len(),
+                        ranges: vec![value],
+                        bundle_hash: None,
+                        seq: None,
+                        client_tx_id: None,
+                        height: self.holdings.records().last().map(|r| r.acquisition_height),
+                        created_at_ms: now_ms(),
+                        finalized_at_ms: None,
+                        package_ids: vec![id],
+                        reason: None,
+                    };
+                    self.commit(Update {
+                        holdings: Some(&self.holdings),
+                        history: vec![record.clone()],
+                        ..Update::default()
+                    })?;
+                    info!(from = %record.counterparty, amount = record.amount, units_checked, "value received and verified");
+                    report.accepted.push(record);
+                    done.push(item.id);
+                }
+                Ok(AcceptOutcome::Duplicate) => done.push(item.id),
+                Err(OwnershipError::Verify(VerifyError::UnknownHeader { .. })) => report.deferred += 1,
+                Err(error) => {
+                    if !known_rejections.contains(&id) {
+                        report.rejected.push(self.reject(id, Some(&package), error.to_string())?);
+                    }
+                    done.push(item.id);
+                }
+            }
+        }
+        if !done.is_empty() {
+            self.client.mailbox_ack(&self.key, &self.genesis_hash, &done)?;
+        }
+        Ok(report)
+    }
+
+    fn reject(&mut self, id: Hash32, package: Option<&TransferPackage>, reason: String) -> Result<TxRecord, WalletError> {
+        warn!(package = %id, %reason, "incoming package rejected");
+        let record = TxRecord {
+            id: self.store.next_history_id()?,
+            kind: TxKind::Receive,
+            status: TxStatus::Rejected,
+            counterparty: package.map_or(Address([0; 20]), |p| p.target_tx.sender),
+            amount: package.map_or(0, |p| p.target_value.len()),
+            ranges: package.map(|p| vec![p.target_value]).unwrap_or_default(),
+            bundle_hash: None,
+            seq: None,
+            client_tx_id: None,
+            height: None,
+            created_at_ms: now_ms(),
+            finalized_at_ms: None,
+            package_ids: vec![id],
+            reason: Some(reason),
+        };
+        self.commit(Update {
+            history: vec![record.clone()],
+            ..Update::default()
+        })?;
+        Ok(record)
+    }
+}
