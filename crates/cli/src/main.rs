@@ -3,8 +3,10 @@
 //! Errors go to stderr as `error[<code>]: <message>` with a hint; exit status 1 for a failed
 //! command, 2 for a usage error (clap's own).
 
+mod faucet;
 mod node;
 mod testnet;
+mod wallet;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -16,6 +18,9 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// The wallet's settings file; relative paths in it are resolved against its folder.
+    #[arg(long, global = true, default_value = "ezchain.yaml")]
+    config: std::path::PathBuf,
     /// Print the protocol versions this build speaks and exit.
     #[arg(long)]
     protocol_info: bool,
@@ -31,6 +36,12 @@ enum Command {
     /// Run a node.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// Create, restore and inspect the wallet.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+    /// Faucet, send, receive, and the wallet's transactions.
+    #[command(subcommand)]
+    Tx(wallet::TxCommand),
 }
 
 /// A failed command: a stable code for scripts, a message, and what to do about it.
@@ -38,6 +49,16 @@ pub struct CliError {
     pub code: &'static str,
     pub message: String,
     pub hint: Option<&'static str>,
+}
+
+/// Warnings to stderr for one-shot commands (`EZCHAIN_LOG` overrides the level).
+fn init_cli_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EZCHAIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() -> ExitCode {
@@ -53,6 +74,14 @@ fn main() -> ExitCode {
         }
         Some(Command::Testnet(command)) => testnet::run(command, cli.json),
         Some(Command::Node(command)) => node::run_command(command),
+        Some(Command::Wallet(command)) => {
+            init_cli_logging();
+            wallet::run_wallet(command, &cli.config, cli.json)
+        }
+        Some(Command::Tx(command)) => {
+            init_cli_logging();
+            wallet::run_tx(command, &cli.config, cli.json)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

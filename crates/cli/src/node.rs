@@ -44,6 +44,7 @@ pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
                         .with_writer(file_writer),
                 )
                 .init();
+            let faucet = crate::faucet::start(&args.home, &config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -52,7 +53,9 @@ pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
                     message: e.to_string(),
                     hint: None,
                 })?;
-            runtime.block_on(run(&args.home, shutdown_signal(), None)).map_err(node_error)
+            runtime
+                .block_on(run(&args.home, shutdown_signal(), faucet))
+                .map_err(node_error)
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct FaucetRefusal {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// The payment went (or may still go) out: the amount stays counted against the address.
+    pub charged: bool,
 }
 
 /// The faucet account node.
@@ -60,6 +62,7 @@ impl FaucetLimiter {
                 status: 400,
                 code: "faucet_amount_invalid",
                 message: format!("ask for 1 to {} per request", self.max_per_request),
+                charged: false,
             });
         }
         let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,6 +83,7 @@ impl FaucetLimiter {
                     "{recipient} received {used} in the last hour (limit {}); retry in {retry_s} s",
                     self.max_per_hour
                 ),
+                charged: false,
             });
         }
         list.push((now_ms, amount));
@@ -105,15 +109,22 @@ mod tests {
     fn per_request_and_hourly_caps() {
         let limiter = FaucetLimiter::new(100, 250);
         let alice = Address([1; 20]);
-        assert_eq!(limiter.reserve(alice, 101, 0).unwrap_err().code, "faucet_amount_invalid");
+        assert_eq!(
+            limiter.reserve(alice, 101, 0).unwrap_err().code,
+            "faucet_amount_invalid"
+        );
         assert_eq!(limiter.reserve(alice, 0, 0).unwrap_err().code, "faucet_amount_invalid");
         limiter.reserve(alice, 100, 0).expect("first");
         limiter.reserve(alice, 100, 1).expect("second");
         let refusal = limiter.reserve(alice, 100, 2).unwrap_err();
         assert_eq!((refusal.status, refusal.code), (429, "faucet_rate_limited"));
-        limiter.reserve(Address([2; 20]), 100, 2).expect("others have their own allowance");
+        limiter
+            .reserve(Address([2; 20]), 100, 2)
+            .expect("others have their own allowance");
         limiter.release(alice, 100, 1);
         limiter.reserve(alice, 100, 3).expect("a failed payment is given back");
-        limiter.reserve(alice, 50, HOUR_MS).expect("the first grant left the window");
+        limiter
+            .reserve(alice, 50, HOUR_MS)
+            .expect("the first grant left the window");
     }
 }

@@ -290,7 +290,8 @@ struct Challenges {
 impl Challenges {
     fn insert(&mut self, challenge: Hash32, recipient: Address, now_ms: u64) {
         if self.issued.len() >= MAX_CHALLENGES {
-            self.issued.retain(|_, (_, issued)| now_ms.saturating_sub(*issued) <= CHALLENGE_TTL_MS);
+            self.issued
+                .retain(|_, (_, issued)| now_ms.saturating_sub(*issued) <= CHALLENGE_TTL_MS);
         }
         if self.issued.len() >= MAX_CHALLENGES
             && let Some(oldest) = self.issued.iter().min_by_key(|(_, (_, at))| *at).map(|(c, _)| *c)
@@ -328,9 +329,18 @@ mod tests {
     fn put_list_fetch_ack_per_recipient() {
         let (_dir, mailbox) = open(MailboxConfig::default());
         let (a, b) = (Hash32([10; 32]), Hash32([11; 32]));
-        assert_eq!(mailbox.put(&ALICE, &a, b"first", 1_000).expect("put"), PutOutcome::Stored);
-        assert_eq!(mailbox.put(&ALICE, &b, b"second", 2_000).expect("put"), PutOutcome::Stored);
-        assert_eq!(mailbox.put(&ALICE, &a, b"first", 3_000).expect("put"), PutOutcome::Duplicate);
+        assert_eq!(
+            mailbox.put(&ALICE, &a, b"first", 1_000).expect("put"),
+            PutOutcome::Stored
+        );
+        assert_eq!(
+            mailbox.put(&ALICE, &b, b"second", 2_000).expect("put"),
+            PutOutcome::Stored
+        );
+        assert_eq!(
+            mailbox.put(&ALICE, &a, b"first", 3_000).expect("put"),
+            PutOutcome::Duplicate
+        );
         assert!(mailbox.items(&BOB, 3_000, true, usize::MAX).expect("items").is_empty());
         let items = mailbox.items(&ALICE, 3_000, true, usize::MAX).expect("items");
         assert_eq!(items.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a, b]);
@@ -362,12 +372,17 @@ mod tests {
             Err(MailboxError::Full { .. })
         ));
         mailbox.put(&ALICE, &id(2), b"1234", 0).expect("put");
-        assert!(matches!(mailbox.put(&ALICE, &id(3), b"1", 0), Err(MailboxError::Full { .. })));
+        assert!(matches!(
+            mailbox.put(&ALICE, &id(3), b"1", 0),
+            Err(MailboxError::Full { .. })
+        ));
         // Other recipients have their own quota.
         mailbox.put(&BOB, &id(3), b"1", 0).expect("put");
         // After the retention time the old packages no longer count and are not served.
         assert!(mailbox.items(&ALICE, 10_001, false, 0).expect("items").is_empty());
-        mailbox.put(&ALICE, &id(4), b"12345678", 10_001).expect("put after expiry");
+        mailbox
+            .put(&ALICE, &id(4), b"12345678", 10_001)
+            .expect("put after expiry");
         assert_eq!(mailbox.prune(10_001).expect("prune"), 1, "Bob's package expired");
     }
 
@@ -380,7 +395,10 @@ mod tests {
             mailbox.put(&ALICE, &Hash32([1; 32]), b"kept", 5).expect("put");
         }
         let mailbox = Mailbox::open(&path, MailboxConfig::default()).expect("reopen");
-        assert_eq!(mailbox.items(&ALICE, 5, true, usize::MAX).expect("items")[0].bytes, b"kept");
+        assert_eq!(
+            mailbox.items(&ALICE, 5, true, usize::MAX).expect("items")[0].bytes,
+            b"kept"
+        );
     }
 
     #[test]

@@ -28,8 +28,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ezchain_protocol::codec::{decode, encode};
-use ezchain_protocol::mempool::{Admission, AdmissionError, PendingPool};
 use ezchain_protocol::mailbox::{MailboxAction, verify_mailbox_request};
+use ezchain_protocol::mempool::{Admission, AdmissionError, PendingPool};
 use ezchain_protocol::{Address, Hash32, RecoverableSignature, Submission, TransferPackage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -209,7 +209,9 @@ async fn submit(State(state): State<Arc<RpcState>>, body: Result<Json<SubmitRequ
     let mut mempool = state.mempool.lock().unwrap_or_else(|p| p.into_inner());
     let admitted = mempool.submit(&chain, &submission);
     drop(mempool);
-    if matches!(admitted, Ok(Admission::New) | Ok(Admission::Replace { .. })) {
+    // A repeat is forwarded too: the validators may have lost it (restarted with an empty
+    // mempool, or were down when it first arrived), and the sender's retry is how it comes back.
+    if admitted.is_ok() {
         state.forwarder.forward(submission.clone());
     }
     match admitted {
@@ -412,9 +414,32 @@ async fn receipt(State(state): State<Arc<RpcState>>, Path((address, seq)): Path<
     }
 }
 
-fn parse_address(text: &str) -> Result<Address, Response> {
+/// A refused request: its status, stable code and message (small, so `?` stays cheap).
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+fn refuse(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> Refusal {
+    Refusal {
+        status,
+        code,
+        message: message.to_string(),
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        fail(self.status, self.code, self.message)
+    }
+}
+
+type Answer = Result<Response, Refusal>;
+
+fn parse_address(text: &str) -> Result<Address, Refusal> {
     text.parse::<Address>().map_err(|e| {
-        fail(
+        refuse(
             StatusCode::BAD_REQUEST,
             "malformed_address",
             format!("{text}: {e}; an address is 0x + 40 hex digits (EIP-55 checksum if mixed case)"),
@@ -422,17 +447,17 @@ fn parse_address(text: &str) -> Result<Address, Response> {
     })
 }
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Refusal> {
     body.map(|Json(value)| value)
-        .map_err(|rejection| fail(rejection.status(), "malformed_request", rejection.body_text()))
+        .map_err(|rejection| refuse(rejection.status(), "malformed_request", rejection.body_text()))
 }
 
-fn mailbox_failure(error: MailboxError) -> Response {
+fn mailbox_failure(error: MailboxError) -> Refusal {
     match error {
-        MailboxError::PackageTooLarge { .. } => fail(StatusCode::PAYLOAD_TOO_LARGE, "package_too_large", error),
-        MailboxError::Full { .. } => fail(StatusCode::INSUFFICIENT_STORAGE, "mailbox_full", error),
+        MailboxError::PackageTooLarge { .. } => refuse(StatusCode::PAYLOAD_TOO_LARGE, "package_too_large", error),
+        MailboxError::Full { .. } => refuse(StatusCode::INSUFFICIENT_STORAGE, "mailbox_full", error),
         MailboxError::Database(_) | MailboxError::Corrupt(_) => {
-            fail(StatusCode::INTERNAL_SERVER_ERROR, "store_error", error)
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "store_error", error)
         }
     }
 }
@@ -447,67 +472,58 @@ async fn mailbox_put(
     State(state): State<Arc<RpcState>>,
     Path(address): Path<String>,
     body: Result<Json<MailboxPut>, JsonRejection>,
-) -> Response {
-    let recipient = match parse_address(&address) {
-        Ok(recipient) => recipient,
-        Err(response) => return response,
-    };
-    let request = match json_body(body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let Ok(bytes) = hex::decode(request.package.trim_start_matches("0x")) else {
-        return fail(StatusCode::BAD_REQUEST, "malformed_request", "`package` must be hex");
-    };
+) -> Answer {
+    let recipient = parse_address(&address)?;
+    let request = json_body(body)?;
+    let bytes = hex::decode(request.package.trim_start_matches("0x"))
+        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "malformed_request", "`package` must be hex"))?;
     let max = state.mailbox.config().max_package_bytes;
     if bytes.len() > max {
-        return mailbox_failure(MailboxError::PackageTooLarge { size: bytes.len(), max });
+        return Err(mailbox_failure(MailboxError::PackageTooLarge {
+            size: bytes.len(),
+            max,
+        }));
     }
-    let package: TransferPackage = match decode(&bytes, max) {
-        Ok(package) => package,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, "malformed_package", e),
-    };
+    let package: TransferPackage =
+        decode(&bytes, max).map_err(|e| refuse(StatusCode::BAD_REQUEST, "malformed_package", e))?;
     if package.target_tx.recipient != recipient {
-        return fail(
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
             "wrong_recipient",
             format!("the package pays {}, not {recipient}", package.target_tx.recipient),
-        );
+        ));
     }
     let id = package.package_hash();
-    match state.mailbox.put(&recipient, &id, &bytes, now_ms()) {
-        Ok(outcome) => ok(json!({
-            "id": id,
-            "status": if outcome == PutOutcome::Stored { "stored" } else { "already_stored" },
-        })),
-        Err(error) => mailbox_failure(error),
-    }
+    let outcome = state
+        .mailbox
+        .put(&recipient, &id, &bytes, now_ms())
+        .map_err(mailbox_failure)?;
+    Ok(ok(json!({
+        "id": id,
+        "status": if outcome == PutOutcome::Stored { "stored" } else { "already_stored" },
+    })))
 }
 
-async fn mailbox_list(State(state): State<Arc<RpcState>>, Path(address): Path<String>) -> Response {
-    let recipient = match parse_address(&address) {
-        Ok(recipient) => recipient,
-        Err(response) => return response,
-    };
-    match state.mailbox.items(&recipient, now_ms(), false, 0) {
-        Ok(items) => ok(json!({ "packages": items })),
-        Err(error) => mailbox_failure(error),
-    }
+async fn mailbox_list(State(state): State<Arc<RpcState>>, Path(address): Path<String>) -> Answer {
+    let recipient = parse_address(&address)?;
+    let items = state
+        .mailbox
+        .items(&recipient, now_ms(), false, 0)
+        .map_err(mailbox_failure)?;
+    Ok(ok(json!({ "packages": items })))
 }
 
-async fn mailbox_challenge(State(state): State<Arc<RpcState>>, Path(address): Path<String>) -> Response {
-    let recipient = match parse_address(&address) {
-        Ok(recipient) => recipient,
-        Err(response) => return response,
-    };
-    match state.mailbox.issue_challenge(&recipient, now_ms()) {
-        Ok(challenge) => ok(json!({
-            "challenge": challenge,
-            "genesis_hash": state.genesis_hash,
-            "expires_in_ms": crate::mailbox::CHALLENGE_TTL_MS,
-        })),
-        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, "randomness_unavailable", e),
-    }
+async fn mailbox_challenge(State(state): State<Arc<RpcState>>, Path(address): Path<String>) -> Answer {
+    let recipient = parse_address(&address)?;
+    let challenge = state
+        .mailbox
+        .issue_challenge(&recipient, now_ms())
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, "randomness_unavailable", e))?;
+    Ok(ok(json!({
+        "challenge": challenge,
+        "genesis_hash": state.genesis_hash,
+        "expires_in_ms": crate::mailbox::CHALLENGE_TTL_MS,
+    })))
 }
 
 #[derive(Deserialize)]
@@ -531,10 +547,10 @@ fn authorize(
     address: &str,
     action: MailboxAction,
     request: &SignedMailboxRequest,
-) -> Result<Address, Response> {
+) -> Result<Address, Refusal> {
     let recipient = parse_address(address)?;
     if request.ids.len() > MAX_ACK_IDS {
-        return Err(fail(
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
             "too_many_ids",
             format!("acknowledge at most {MAX_ACK_IDS} packages per request"),
@@ -544,9 +560,15 @@ fn authorize(
         .ok()
         .and_then(|bytes| <[u8; 65]>::try_from(bytes).ok())
         .map(RecoverableSignature)
-        .ok_or_else(|| fail(StatusCode::BAD_REQUEST, "malformed_signature", "`signature` must be 65 bytes of hex"))?;
+        .ok_or_else(|| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "malformed_signature",
+                "`signature` must be 65 bytes of hex",
+            )
+        })?;
     if !state.mailbox.take_challenge(&recipient, &request.challenge, now_ms()) {
-        return Err(fail(
+        return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "challenge_invalid",
             "unknown, used or expired challenge; ask for a new one at /v1/mailbox/{address}/challenge",
@@ -561,7 +583,7 @@ fn authorize(
         &signature,
     ) {
         Ok(true) => Ok(recipient),
-        _ => Err(fail(
+        _ => Err(refuse(
             StatusCode::UNAUTHORIZED,
             "signature_invalid",
             format!("the signature is not {recipient}'s over this request"),
@@ -573,47 +595,29 @@ async fn mailbox_fetch(
     State(state): State<Arc<RpcState>>,
     Path(address): Path<String>,
     body: Result<Json<SignedMailboxRequest>, JsonRejection>,
-) -> Response {
-    let request = match json_body(body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let recipient = match authorize(&state, &address, MailboxAction::Fetch, &request) {
-        Ok(recipient) => recipient,
-        Err(response) => return response,
-    };
-    match state.mailbox.items(&recipient, now_ms(), true, MAX_FETCH_BYTES) {
-        Ok(items) => ok(json!({
-            "packages": items
-                .iter()
-                .map(|item| json!({
-                    "id": item.id,
-                    "stored_at_ms": item.stored_at_ms,
-                    "package": hex::encode(&item.bytes),
-                }))
-                .collect::<Vec<_>>(),
-        })),
-        Err(error) => mailbox_failure(error),
-    }
+) -> Answer {
+    let request = json_body(body)?;
+    let recipient = authorize(&state, &address, MailboxAction::Fetch, &request)?;
+    let items = state
+        .mailbox
+        .items(&recipient, now_ms(), true, MAX_FETCH_BYTES)
+        .map_err(mailbox_failure)?;
+    let packages: Vec<Value> = items
+        .iter()
+        .map(|item| json!({ "id": item.id, "stored_at_ms": item.stored_at_ms, "package": hex::encode(&item.bytes) }))
+        .collect();
+    Ok(ok(json!({ "packages": packages })))
 }
 
 async fn mailbox_ack(
     State(state): State<Arc<RpcState>>,
     Path(address): Path<String>,
     body: Result<Json<SignedMailboxRequest>, JsonRejection>,
-) -> Response {
-    let request = match json_body(body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let recipient = match authorize(&state, &address, MailboxAction::Ack, &request) {
-        Ok(recipient) => recipient,
-        Err(response) => return response,
-    };
-    match state.mailbox.ack(&recipient, &request.ids) {
-        Ok(removed) => ok(json!({ "removed": removed })),
-        Err(error) => mailbox_failure(error),
-    }
+) -> Answer {
+    let request = json_body(body)?;
+    let recipient = authorize(&state, &address, MailboxAction::Ack, &request)?;
+    let removed = state.mailbox.ack(&recipient, &request.ids).map_err(mailbox_failure)?;
+    Ok(ok(json!({ "removed": removed })))
 }
 
 #[derive(Deserialize)]
@@ -622,36 +626,32 @@ struct FaucetRequest {
     amount: u64,
 }
 
-async fn faucet(State(state): State<Arc<RpcState>>, body: Result<Json<FaucetRequest>, JsonRejection>) -> Response {
+async fn faucet(State(state): State<Arc<RpcState>>, body: Result<Json<FaucetRequest>, JsonRejection>) -> Answer {
     let Some((service, limiter)) = &state.faucet else {
-        return fail(
+        return Err(refuse(
             StatusCode::NOT_FOUND,
             "faucet_unavailable",
             "this node hosts no faucet; ask the testnet's bootstrap node",
-        );
+        ));
     };
-    let request = match json_body(body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let recipient = match parse_address(&request.address) {
-        Ok(recipient) => recipient,
-        Err(response) => return response,
-    };
+    let request = json_body(body)?;
+    let recipient = parse_address(&request.address)?;
     let reserved_at = now_ms();
-    if let Err(refusal) = limiter.reserve(recipient, request.amount, reserved_at) {
-        return refusal_response(refusal);
-    }
+    limiter
+        .reserve(recipient, request.amount, reserved_at)
+        .map_err(faucet_refusal)?;
     match service.pay(recipient, request.amount).await {
-        Ok(grant) => ok(json!(grant)),
+        Ok(grant) => Ok(ok(json!(grant))),
         Err(refusal) => {
-            limiter.release(recipient, request.amount, reserved_at);
-            refusal_response(refusal)
+            if !refusal.charged {
+                limiter.release(recipient, request.amount, reserved_at);
+            }
+            Err(faucet_refusal(refusal))
         }
     }
 }
 
-fn refusal_response(refusal: crate::faucet::FaucetRefusal) -> Response {
+fn faucet_refusal(refusal: crate::faucet::FaucetRefusal) -> Refusal {
     let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    fail(status, refusal.code, refusal.message)
+    refuse(status, refusal.code, refusal.message)
 }

@@ -18,7 +18,6 @@
 //! so the witnesses this owner exports satisfy the tail rule.
 
 use crate::address::Address;
-use borsh::{BorshDeserialize, BorshSerialize};
 use crate::bundle::{BundleError, BundleSidecar, EnvelopeParams, OffChainTx, Submission};
 use crate::genesis::Genesis;
 use crate::hash::Hash32;
@@ -29,6 +28,7 @@ use crate::witness::{
     Checkpoint, CheckpointAnchor, FinalizedHeaders, GenesisAnchor, OwnCheckpoints, PriorWitnessLink, TransferPackage,
     Verifier, VerifyError, WitnessAnchor, WitnessV2,
 };
+use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::HashSet;
 use thiserror::Error;
 

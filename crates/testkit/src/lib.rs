@@ -339,6 +339,30 @@ impl LocalTestnet {
         load_wallet_key(&home.join(FAUCET_KEY_FILE)).expect("faucet key")
     }
 
+    /// The folder holding `genesis.json` and the node homes.
+    pub fn dir(&self) -> PathBuf {
+        self.nodes[0].home.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// A wallet driven through the `ezchain` CLI, talking to the bootstrap node, with its own
+    /// data folder under this testnet's temp folder.
+    pub fn cli_wallet(&self, name: &str) -> CliWallet {
+        let dir = self.dir().join(format!("wallet-{name}"));
+        std::fs::create_dir_all(&dir).expect("wallet folder");
+        let config = dir.join("ezchain.yaml");
+        let text = format!(
+            "network:\n  bootstrap_nodes: [\"{}\"]\n  genesis_file: {}\napp:\n  data_dir: data\nwallet:\n  scrypt_log_n: 4\n",
+            self.nodes[self.bootstrap_index()].rpc,
+            self.dir().join(GENESIS_FILE).display()
+        );
+        std::fs::write(&config, text).expect("wallet config");
+        CliWallet {
+            binary: self.binary.clone(),
+            config,
+            data_dir: dir.join("data"),
+        }
+    }
+
     /// The combined log of node `index` so far.
     pub fn log(&self, index: usize) -> String {
         std::fs::read_to_string(self.nodes[index].home.join("process.log")).unwrap_or_default()
@@ -356,5 +380,52 @@ impl Drop for LocalTestnet {
         {
             eprintln!("testnet kept at {}", dir.keep().display());
         }
+    }
+}
+
+/// One wallet's `ezchain --config … wallet|tx …` commands, run as real processes.
+pub struct CliWallet {
+    binary: PathBuf,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+impl CliWallet {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.arg("--config").arg(&self.config).arg("--json").args(args);
+        command.stdin(Stdio::null());
+        command
+    }
+
+    /// Runs a command to completion: its JSON output, or `(error code, stderr)`.
+    pub fn run(&self, args: &[&str]) -> Result<Value, (String, String)> {
+        let output = self.command(args).output().expect("run ezchain");
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        if output.status.success() {
+            serde_json::from_slice(&output.stdout).map_err(|e| ("bad_json".to_string(), format!("{e}: {stderr}")))
+        } else {
+            let code = stderr
+                .split("error[")
+                .nth(1)
+                .and_then(|rest| rest.split(']').next())
+                .unwrap_or("unknown")
+                .to_string();
+            Err((code, stderr))
+        }
+    }
+
+    /// Like `run`, panicking with the error on failure.
+    pub fn ok(&self, args: &[&str]) -> Value {
+        self.run(args)
+            .unwrap_or_else(|(code, stderr)| panic!("ezchain {args:?} failed with {code}: {stderr}"))
+    }
+
+    /// The wallet's history export.
+    pub fn history_file(&self) -> Value {
+        std::fs::read_to_string(self.data_dir.join("tx_history.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(Value::Array(Vec::new()))
     }
 }

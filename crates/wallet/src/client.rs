@@ -140,7 +140,11 @@ impl NodeClient {
                 return Ok(answer.get("data").cloned().unwrap_or(Value::Null));
             }
             let error = answer.get("error").cloned().unwrap_or(Value::Null);
-            let code = error.get("code").and_then(Value::as_str).unwrap_or("unknown").to_string();
+            let code = error
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string();
             let message = error.get("message").and_then(Value::as_str).unwrap_or("").to_string();
             if status.is_server_error() && code != "mempool_full" && !code.starts_with("faucet") {
                 last = format!("{node}: {code}: {message}");
@@ -291,5 +295,4 @@ impl NodeClient {
             http: self.http.clone(),
         })
     }
-
 }

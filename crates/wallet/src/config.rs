@@ -188,7 +188,10 @@ impl AppConfig {
             })
         };
         if self.meta.config_version > CONFIG_VERSION {
-            return invalid("meta.config_version", "is newer than this ezchain understands; upgrade ezchain");
+            return invalid(
+                "meta.config_version",
+                "is newer than this ezchain understands; upgrade ezchain",
+            );
         }
         if self.network.bootstrap_nodes.is_empty() {
             return invalid("network.bootstrap_nodes", "must list at least one node RPC address");

@@ -59,8 +59,19 @@ impl TxRecord {
     pub fn tx_ref(&self) -> String {
         match (self.kind, self.bundle_hash, self.seq) {
             (TxKind::Send, Some(hash), Some(seq)) => format!("{hash}:{seq}"),
-            _ => self.package_ids.first().map_or_else(|| format!("#{}", self.id), |id| id.to_string()),
+            _ => self
+                .package_ids
+                .first()
+                .map_or_else(|| format!("#{}", self.id), |id| id.to_string()),
         }
+    }
+
+    /// The record as shown to users: its fields plus `tx_ref` and `confirmation_delay_ms`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        value["tx_ref"] = serde_json::json!(self.tx_ref());
+        value["confirmation_delay_ms"] = serde_json::json!(self.confirmation_delay_ms());
+        value
     }
 
     /// Time from signing to finality.
@@ -71,7 +82,8 @@ impl TxRecord {
 
 /// Writes the history export atomically: a reader sees the old file or the new one.
 pub fn write_export(path: &Path, records: &[TxRecord]) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(records).map_err(std::io::Error::other)?;
+    let values: Vec<serde_json::Value> = records.iter().map(TxRecord::to_json).collect();
+    let text = serde_json::to_string_pretty(&values).map_err(std::io::Error::other)?;
     let temp = path.with_extension("json.tmp");
     {
         use std::io::Write;

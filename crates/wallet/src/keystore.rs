@@ -42,7 +42,8 @@ pub fn generate_mnemonic() -> Result<String, KeystoreError> {
 /// The wallet key a mnemonic derives. Checks the word list and checksum.
 pub fn key_from_mnemonic(words: &str) -> Result<SigningKey, KeystoreError> {
     let normalized = words.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-    let mnemonic = bip39::Mnemonic::parse(normalized.as_str()).map_err(|e| KeystoreError::BadMnemonic(e.to_string()))?;
+    let mnemonic =
+        bip39::Mnemonic::parse(normalized.as_str()).map_err(|e| KeystoreError::BadMnemonic(e.to_string()))?;
     let seed = mnemonic.to_seed("");
     let path: bip32::DerivationPath = DERIVATION_PATH
         .parse()
@@ -97,7 +98,8 @@ fn random<const N: usize>() -> Result<[u8; N], KeystoreError> {
 }
 
 fn derive(password: &str, salt: &[u8], log_n: u8, r: u32, p: u32) -> Result<[u8; 32], KeystoreError> {
-    let params = scrypt::Params::new(log_n, r, p).map_err(|e| KeystoreError::Malformed(format!("scrypt parameters: {e}")))?;
+    let params =
+        scrypt::Params::new(log_n, r, p).map_err(|e| KeystoreError::Malformed(format!("scrypt parameters: {e}")))?;
     let mut derived = [0u8; 32];
     scrypt::scrypt(password.as_bytes(), salt, &params, &mut derived)
         .map_err(|e| KeystoreError::Malformed(format!("scrypt: {e}")))?;
@@ -123,7 +125,14 @@ fn uuid_v4(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex = hex::encode(bytes);
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 impl KeystoreFile {
@@ -163,7 +172,10 @@ impl KeystoreFile {
     pub fn from_json(text: &str) -> Result<Self, KeystoreError> {
         let file: KeystoreFile = serde_json::from_str(text).map_err(|e| KeystoreError::Malformed(e.to_string()))?;
         if file.version != 3 {
-            return Err(KeystoreError::Malformed(format!("version {} (only 3 is supported)", file.version)));
+            return Err(KeystoreError::Malformed(format!(
+                "version {} (only 3 is supported)",
+                file.version
+            )));
         }
         Ok(file)
     }
@@ -192,7 +204,10 @@ impl KeystoreFile {
             )));
         }
         if params.r == 0 || params.r > 32 || params.p == 0 || params.p > 16 {
-            return Err(KeystoreError::Malformed(format!("scrypt r = {}, p = {}", params.r, params.p)));
+            return Err(KeystoreError::Malformed(format!(
+                "scrypt r = {}, p = {}",
+                params.r, params.p
+            )));
         }
         let bad_hex = |field: &str| KeystoreError::Malformed(format!("{field} is not hex"));
         let salt = hex::decode(&params.salt).map_err(|_| bad_hex("salt"))?;
@@ -209,7 +224,9 @@ impl KeystoreFile {
             .map_err(|_| KeystoreError::Malformed("the key is not 32 bytes".into()))?;
         let key = SigningKey::from_bytes(&secret).map_err(|e| KeystoreError::Malformed(e.to_string()))?;
         if key.address() != self.address()? {
-            return Err(KeystoreError::Malformed("the key does not match the file's address".into()));
+            return Err(KeystoreError::Malformed(
+                "the key does not match the file's address".into(),
+            ));
         }
         Ok(key)
     }
@@ -235,8 +252,14 @@ mod tests {
     #[test]
     fn bad_mnemonics_are_refused() {
         let bad_checksum = "test test test test test test test test test test test test";
-        assert!(matches!(key_from_mnemonic(bad_checksum), Err(KeystoreError::BadMnemonic(_))));
-        assert!(matches!(key_from_mnemonic("not a phrase"), Err(KeystoreError::BadMnemonic(_))));
+        assert!(matches!(
+            key_from_mnemonic(bad_checksum),
+            Err(KeystoreError::BadMnemonic(_))
+        ));
+        assert!(matches!(
+            key_from_mnemonic("not a phrase"),
+            Err(KeystoreError::BadMnemonic(_))
+        ));
         assert!(matches!(key_from_mnemonic(""), Err(KeystoreError::BadMnemonic(_))));
     }
 
@@ -254,7 +277,10 @@ mod tests {
         let key = key_from_mnemonic(TEST_MNEMONIC).expect("key");
         let file = KeystoreFile::encrypt(&key, "correct horse", 4).expect("encrypt");
         let text = serde_json::to_string(&file).expect("json");
-        assert!(!text.contains(&hex::encode(key.secret_bytes())), "the secret is not stored in clear");
+        assert!(
+            !text.contains(&hex::encode(key.secret_bytes())),
+            "the secret is not stored in clear"
+        );
         let read = KeystoreFile::from_json(&text).expect("parse");
         assert_eq!(read.decrypt("correct horse").expect("decrypt").address(), key.address());
         assert_eq!(read.decrypt("wrong").unwrap_err(), KeystoreError::WrongPassword);
@@ -297,6 +323,9 @@ mod tests {
         let mut file = KeystoreFile::encrypt(&key, "pw", 4).expect("encrypt");
         file.crypto.kdfparams.n = 1 << 30;
         assert!(matches!(file.decrypt("pw"), Err(KeystoreError::Malformed(_))));
-        assert_eq!(KeystoreFile::encrypt(&key, "pw", 0).unwrap_err(), KeystoreError::BadCost(0));
+        assert_eq!(
+            KeystoreFile::encrypt(&key, "pw", 0).unwrap_err(),
+            KeystoreError::BadCost(0)
+        );
     }
 }

@@ -89,10 +89,13 @@ impl WalletStore {
                 Some(bytes) => {
                     let stored: Address = decode(&bytes, 64).map_err(|e| corrupt("owner")(e.to_string()))?;
                     if stored != owner {
-                        return Err(StoreError::OwnerMismatch { stored, expected: owner });
+                        return Err(StoreError::OwnerMismatch {
+                            stored,
+                            expected: owner,
+                        });
                     }
-                    let genesis = db_err!(meta.get(GENESIS_KEY))?
-                        .ok_or_else(|| corrupt("genesis hash")("missing".into()))?;
+                    let genesis =
+                        db_err!(meta.get(GENESIS_KEY))?.ok_or_else(|| corrupt("genesis hash")("missing".into()))?;
                     let stored: Hash32 =
                         decode(genesis.value(), 64).map_err(|e| corrupt("genesis hash")(e.to_string()))?;
                     if stored != genesis_hash {
@@ -101,9 +104,10 @@ impl WalletStore {
                             expected: genesis_hash,
                         });
                     }
-                    let bytes = db_err!(meta.get(HOLDINGS_KEY))?
-                        .ok_or_else(|| corrupt("holdings")("missing".into()))?;
-                    holdings = decode(bytes.value(), MAX_STORED_BYTES).map_err(|e| corrupt("holdings")(e.to_string()))?;
+                    let bytes =
+                        db_err!(meta.get(HOLDINGS_KEY))?.ok_or_else(|| corrupt("holdings")("missing".into()))?;
+                    holdings =
+                        decode(bytes.value(), MAX_STORED_BYTES).map_err(|e| corrupt("holdings")(e.to_string()))?;
                 }
                 None => {
                     holdings = fresh();
@@ -170,7 +174,8 @@ impl WalletStore {
         let mut packages = Vec::new();
         for entry in db_err!(table.iter())? {
             let (_, bytes) = db_err!(entry)?;
-            packages.push(decode(bytes.value(), MAX_STORED_BYTES).map_err(|e| corrupt("outbox package")(e.to_string()))?);
+            packages
+                .push(decode(bytes.value(), MAX_STORED_BYTES).map_err(|e| corrupt("outbox package")(e.to_string()))?);
         }
         Ok(packages)
     }

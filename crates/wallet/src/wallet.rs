@@ -49,7 +49,9 @@ pub enum WalletError {
     AmountInvalid { max: u64 },
     #[error("{0}")]
     Ownership(OwnershipError),
-    #[error("the node serves chain {node} but this wallet's genesis is {ours}: check network.genesis_file and network.bootstrap_nodes")]
+    #[error(
+        "the node serves chain {node} but this wallet's genesis is {ours}: check network.genesis_file and network.bootstrap_nodes"
+    )]
     WrongChain { node: Hash32, ours: Hash32 },
     #[error("the node served a header that does not verify at height {height}: {reason}")]
     BadHeader { height: u64, reason: String },
@@ -59,6 +61,8 @@ pub enum WalletError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("genesis: {0}")]
     Genesis(String),
+    #[error("this needs the wallet's key: pass --password")]
+    Locked,
 }
 
 impl From<OwnershipError> for WalletError {
@@ -89,6 +93,7 @@ impl WalletError {
             WalletError::SendFailed { .. } => "send_failed",
             WalletError::Io { .. } => "io_error",
             WalletError::Genesis(_) => "bad_genesis",
+            WalletError::Locked => "password_required",
         }
     }
 }
@@ -136,7 +141,9 @@ pub struct ReceiveReport {
 }
 
 pub struct Wallet {
-    key: SigningKey,
+    owner: Address,
+    /// `None` for a read-only view opened without the password.
+    key: Option<SigningKey>,
     genesis: Genesis,
     genesis_hash: Hash32,
     validators: ValidatorSet,
@@ -155,10 +162,12 @@ fn now_ms() -> u64 {
 }
 
 impl Wallet {
-    /// Opens (or starts) the state of `key`'s address under `data_dir`.
+    /// Opens (or starts) the state of `owner` under `data_dir`; without `key` the wallet can
+    /// show its state but not send or receive.
     pub fn open(
         data_dir: &Path,
-        key: SigningKey,
+        owner: Address,
+        key: Option<SigningKey>,
         genesis: Genesis,
         client: NodeClient,
         options: WalletOptions,
@@ -170,12 +179,17 @@ impl Wallet {
         })?;
         let genesis_hash = genesis.hash();
         let validators = ValidatorSet::from_genesis(&genesis).map_err(|e| WalletError::Genesis(e.to_string()))?;
-        let owner = key.address();
+        if key.as_ref().is_some_and(|key| key.address() != owner) {
+            return Err(WalletError::Genesis(
+                "the key does not belong to this wallet's address".into(),
+            ));
+        }
         let (store, holdings) = WalletStore::open(&state_dir.join("wallet.redb"), owner, genesis_hash, || {
             Holdings::from_genesis(owner, &genesis)
         })?;
         let headers = store.headers()?;
         Ok(Wallet {
+            owner,
             key,
             genesis,
             genesis_hash,
@@ -190,7 +204,11 @@ impl Wallet {
     }
 
     pub fn address(&self) -> Address {
-        self.key.address()
+        self.owner
+    }
+
+    fn key(&self) -> Result<&SigningKey, WalletError> {
+        self.key.as_ref().ok_or(WalletError::Locked)
     }
 
     pub fn genesis_hash(&self) -> Hash32 {
@@ -249,7 +267,8 @@ impl Wallet {
             .history()?
             .into_iter()
             .filter(|r| {
-                r.kind == TxKind::Send && matches!(r.status, TxStatus::Signed | TxStatus::Submitted | TxStatus::Finalized)
+                r.kind == TxKind::Send
+                    && matches!(r.status, TxStatus::Signed | TxStatus::Submitted | TxStatus::Finalized)
             })
             .collect())
     }
@@ -290,7 +309,10 @@ impl Wallet {
                 let header = &certified.header;
                 let bad = |reason: String| WalletError::BadHeader { height, reason };
                 if header.height != height || header.chain_id != self.genesis.chain_id {
-                    return Err(bad(format!("got height {} of chain {}", header.height, header.chain_id)));
+                    return Err(bad(format!(
+                        "got height {} of chain {}",
+                        header.height, header.chain_id
+                    )));
                 }
                 if header.prev_hash != prev {
                     return Err(bad("it does not extend the previous finalized header".into()));
@@ -329,6 +351,7 @@ impl Wallet {
         client_tx_id: Option<String>,
         wait: Duration,
     ) -> Result<TxRecord, WalletError> {
+        self.key()?;
         if amount == 0 || amount > self.options.max_tx_amount {
             return Err(WalletError::AmountInvalid {
                 max: self.options.max_tx_amount,
@@ -358,9 +381,10 @@ impl Wallet {
             anti_spam_nonce: u64::from_le_bytes(nonce),
         };
         let created_at_ms = now_ms();
-        let submission =
-            self.holdings
-                .prepare_bundle(&self.key, &[(recipient, ranges.clone())], &params, created_at_ms)?;
+        let key = self.key.as_ref().ok_or(WalletError::Locked)?;
+        let submission = self
+            .holdings
+            .prepare_bundle(key, &[(recipient, ranges.clone())], &params, created_at_ms)?;
         let record = TxRecord {
             id: self.store.next_history_id()?,
             kind: TxKind::Send,
@@ -393,12 +417,9 @@ impl Wallet {
             return Ok(None);
         };
         let seq = pending.submission.envelope.seq;
-        Ok(self
-            .store
-            .history()?
-            .into_iter()
-            .rev()
-            .find(|r| r.kind == TxKind::Send && r.seq == Some(seq) && matches!(r.status, TxStatus::Signed | TxStatus::Submitted)))
+        Ok(self.store.history()?.into_iter().rev().find(|r| {
+            r.kind == TxKind::Send && r.seq == Some(seq) && matches!(r.status, TxStatus::Signed | TxStatus::Submitted)
+        }))
     }
 
     /// Finishes what an earlier run left: the pending bundle (up to `wait` for its finality) and
@@ -572,8 +593,9 @@ impl Wallet {
 
     /// Fetches, verifies and stores incoming packages; acknowledges the ones it is done with.
     pub fn receive(&mut self) -> Result<ReceiveReport, WalletError> {
+        let key = self.key()?.clone();
         self.sync_headers()?;
-        let packages = self.client.mailbox_fetch(&self.key, &self.genesis_hash)?;
+        let packages = self.client.mailbox_fetch(&key, &self.genesis_hash)?;
         let mut report = ReceiveReport::default();
         let mut done = Vec::new();
         let known_rejections: Vec<Hash32> = self
@@ -588,7 +610,9 @@ impl Wallet {
                 Ok(package) => package,
                 Err(e) => {
                     if !known_rejections.contains(&item.id) {
-                        report.rejected.push(self.reject(item.id, None, format!("undecodable package: {e}"))?);
+                        report
+                            .rejected
+                            .push(self.reject(item.id, None, format!("undecodable package: {e}"))?);
                     }
                     done.push(item.id);
                     continue;
@@ -626,19 +650,26 @@ impl Wallet {
                 Err(OwnershipError::Verify(VerifyError::UnknownHeader { .. })) => report.deferred += 1,
                 Err(error) => {
                     if !known_rejections.contains(&id) {
-                        report.rejected.push(self.reject(id, Some(&package), error.to_string())?);
+                        report
+                            .rejected
+                            .push(self.reject(id, Some(&package), error.to_string())?);
                     }
                     done.push(item.id);
                 }
             }
         }
         if !done.is_empty() {
-            self.client.mailbox_ack(&self.key, &self.genesis_hash, &done)?;
+            self.client.mailbox_ack(&key, &self.genesis_hash, &done)?;
         }
         Ok(report)
     }
 
-    fn reject(&mut self, id: Hash32, package: Option<&TransferPackage>, reason: String) -> Result<TxRecord, WalletError> {
+    fn reject(
+        &mut self,
+        id: Hash32,
+        package: Option<&TransferPackage>,
+        reason: String,
+    ) -> Result<TxRecord, WalletError> {
         warn!(package = %id, %reason, "incoming package rejected");
         let record = TxRecord {
             id: self.store.next_history_id()?,

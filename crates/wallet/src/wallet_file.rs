@@ -140,7 +140,10 @@ mod tests {
     fn create_refuses_to_overwrite_without_force() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (address, mnemonic) = create(dir.path(), "main", "pw", 4, false).expect("create");
-        assert!(matches!(create(dir.path(), "main", "pw", 4, false), Err(WalletFileError::Exists(_))));
+        assert!(matches!(
+            create(dir.path(), "main", "pw", 4, false),
+            Err(WalletFileError::Exists(_))
+        ));
         assert_eq!(unlock(dir.path(), "pw").expect("unlock").address(), address);
         let text = std::fs::read_to_string(dir.path().join(WALLET_FILE)).expect("read");
         assert!(!text.contains(mnemonic.split(' ').next().expect("a word")) || !text.contains(&mnemonic));
@@ -148,7 +151,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(WALLET_FILE)).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(WALLET_FILE))
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         // The mnemonic restores the same address; --force replaces.
@@ -173,6 +179,9 @@ mod tests {
             Err(WalletFileError::Keystore(KeystoreError::WrongPassword))
         ));
         assert!(matches!(load(target.path()), Err(WalletFileError::Missing(_))));
-        assert_eq!(import_keystore(target.path(), "b", &file, "pw", false).expect("import"), address);
+        assert_eq!(
+            import_keystore(target.path(), "b", &file, "pw", false).expect("import"),
+            address
+        );
     }
 }
