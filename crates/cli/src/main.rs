@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Testnet(command)) => testnet::run(command, cli.json),
-        Some(Command::Node(command)) => node::run_command(command),
+        Some(Command::Node(command)) => node::run_command(command, &cli.config, cli.json),
         Some(Command::Wallet(command)) => {
             init_cli_logging();
             wallet::run_wallet(command, &cli.config, cli.json)

@@ -4,7 +4,11 @@ use crate::CliError;
 use clap::{Args, Subcommand};
 use ezchain_node::config::NodeConfig;
 use ezchain_node::runner::{NodeError, run};
-use std::path::PathBuf;
+use ezchain_ops::localnet::{Localnet, LocalnetError};
+use ezchain_wallet::AppConfig;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -13,6 +17,30 @@ use tracing_subscriber::util::SubscriberInitExt;
 pub enum NodeCommand {
     /// Run a validator or bootstrap node in the foreground until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Start the local testnet under <data_dir>/testnet/ (created on first use) in the
+    /// background, wait until every node is ready, and point this wallet config at it.
+    Start(StartArgs),
+    /// Role, pid, liveness, height, peers and readiness of every local node; exit status 1
+    /// unless all are up.
+    Status,
+    /// Stop the local testnet (SIGTERM, then SIGKILL after a timeout); its data is kept.
+    Stop,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Validators (default: network.consensus_nodes). Only used when the testnet is created.
+    #[arg(long)]
+    consensus: Option<usize>,
+    /// Funded account nodes (default: network.account_nodes).
+    #[arg(long)]
+    accounts: Option<u32>,
+    /// First port (default: network.start_port). Only used when the testnet is created.
+    #[arg(long)]
+    start_port: Option<u16>,
+    /// Seconds to wait for every node to be ready.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -22,8 +50,11 @@ pub struct RunArgs {
     home: PathBuf,
 }
 
-pub fn run_command(command: NodeCommand) -> Result<(), CliError> {
+pub fn run_command(command: NodeCommand, config_path: &Path, json: bool) -> Result<(), CliError> {
     match command {
+        NodeCommand::Start(args) => start(args, config_path, json),
+        NodeCommand::Status => status(config_path, json),
+        NodeCommand::Stop => stop(config_path, json),
         NodeCommand::Run(args) => {
             let config = NodeConfig::load(&args.home).map_err(|e| node_error(NodeError::Config(e)))?;
             let log_dir = config.resolve(&args.home, &config.log_dir);
@@ -108,4 +139,177 @@ fn node_error(error: NodeError) -> CliError {
         message: error.to_string(),
         hint,
     }
+}
+
+fn localnet_error(error: LocalnetError) -> CliError {
+    let (code, hint) = match &error {
+        LocalnetError::NotReady { .. } => (
+            "node_not_ready",
+            Some("see the node's log under <data_dir>/testnet/<node>/logs/"),
+        ),
+        LocalnetError::Spawn { .. } => ("node_spawn_failed", None),
+        LocalnetError::Init(_) => (
+            "testnet_init_failed",
+            Some("check network.start_port and that the ports are free"),
+        ),
+        LocalnetError::Layout(_) => (
+            "bad_testnet",
+            Some("<data_dir>/testnet/ is not a testnet written by ezchain"),
+        ),
+        LocalnetError::Io { .. } => ("io_error", None),
+    };
+    CliError {
+        code,
+        message: error.to_string(),
+        hint,
+    }
+}
+
+fn load_config(config_path: &Path) -> Result<AppConfig, CliError> {
+    AppConfig::load(config_path).map_err(|e| CliError {
+        code: "bad_config",
+        message: e.to_string(),
+        hint: Some("check ezchain.yaml (or the file given with --config)"),
+    })
+}
+
+fn localnet(config: &AppConfig) -> Result<Localnet, CliError> {
+    Localnet::new(&config.data_dir().join("testnet")).map_err(localnet_error)
+}
+
+fn start(args: StartArgs, config_path: &Path, json_output: bool) -> Result<(), CliError> {
+    let mut config = load_config(config_path)?;
+    let accounts = args.accounts.unwrap_or(config.network.account_nodes);
+    if accounts > 0 {
+        return Err(CliError {
+            code: "accounts_unsupported",
+            message: format!(
+                "--accounts {accounts}: account-node processes run `ezchain serve`, which this build does not have yet"
+            ),
+            hint: Some("pass --accounts 0 and use the wallet commands against the bootstrap node"),
+        });
+    }
+    let net = localnet(&config)?;
+    let created = !net.exists();
+    if created {
+        let validators = args.consensus.unwrap_or(config.network.consensus_nodes as usize);
+        let start_port = args.start_port.unwrap_or(config.network.start_port);
+        net.init(validators, start_port).map_err(localnet_error)?;
+    }
+    let binary = std::env::current_exe().map_err(|e| CliError {
+        code: "io_error",
+        message: format!("cannot find the ezchain binary: {e}"),
+        hint: None,
+    })?;
+    let started = net
+        .start(&binary, Duration::from_secs(args.timeout))
+        .map_err(localnet_error)?;
+    // Point the wallet at the local testnet.
+    let bootstrap = net.bootstrap_rpc().map_err(localnet_error)?;
+    config.network.bootstrap_nodes = vec![bootstrap.to_string()];
+    config.network.genesis_file = config
+        .app
+        .data_dir
+        .join("testnet")
+        .join(ezchain_node::testnet::GENESIS_FILE);
+    config.save(config_path).map_err(|e| CliError {
+        code: "io_error",
+        message: e.to_string(),
+        hint: None,
+    })?;
+    let states = net.status().map_err(localnet_error)?;
+    let status = if started { "started" } else { "already_running" };
+    if json_output {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "status": status, "created": created, "testnet": net.root(), "nodes": states })
+            )
+            .unwrap_or_default()
+        );
+    } else {
+        println!("{status}: {} nodes ready in {}", states.len(), net.root().display());
+        for state in &states {
+            println!(
+                "  {:<12} pid {:<8} rpc {}  height {}",
+                state.name,
+                state.pid.unwrap_or(0),
+                state.rpc,
+                state.height.unwrap_or(0)
+            );
+        }
+        println!(
+            "wallet config {} now uses bootstrap node {bootstrap}",
+            config_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn status(config_path: &Path, json_output: bool) -> Result<(), CliError> {
+    let config = load_config(config_path)?;
+    let net = localnet(&config)?;
+    if !net.exists() {
+        return Err(CliError {
+            code: "not_initialized",
+            message: format!("no local testnet at {}", net.root().display()),
+            hint: Some("run `ezchain node start`"),
+        });
+    }
+    let states = net.status().map_err(localnet_error)?;
+    let up = states.iter().filter(|s| s.alive && s.ready).count();
+    let all_up = up == states.len();
+    if json_output {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "status": if all_up { "running" } else { "degraded" }, "up": up, "total": states.len(), "nodes": states }))
+                .unwrap_or_default()
+        );
+    } else {
+        for state in &states {
+            println!(
+                "{:<12} {:<9} pid {:<8} {:<6} height {:<6} peers {:<3} {}",
+                state.name,
+                format!("{:?}", state.role).to_lowercase(),
+                state.pid.map_or("-".to_string(), |p| p.to_string()),
+                if state.alive { "alive" } else { "DOWN" },
+                state.height.map_or("-".to_string(), |h| h.to_string()),
+                state.peers.map_or("-".to_string(), |p| p.to_string()),
+                if state.ready {
+                    "ready".to_string()
+                } else {
+                    format!("not ready: {}", state.reasons.join("; "))
+                }
+            );
+        }
+        println!("{up}/{} nodes up and ready", states.len());
+    }
+    if all_up {
+        Ok(())
+    } else {
+        Err(CliError {
+            code: "nodes_down",
+            message: format!("{} of {} nodes are down or not ready", states.len() - up, states.len()),
+            hint: Some("`ezchain node start` restarts the stopped ones"),
+        })
+    }
+}
+
+fn stop(config_path: &Path, json_output: bool) -> Result<(), CliError> {
+    let config = load_config(config_path)?;
+    let net = localnet(&config)?;
+    let stopped = if net.exists() {
+        net.stop(Duration::from_secs(20)).map_err(localnet_error)?
+    } else {
+        Vec::new()
+    };
+    let status = if stopped.is_empty() { "not_running" } else { "stopped" };
+    if json_output {
+        println!("{}", json!({ "status": status, "stopped": stopped }));
+    } else if stopped.is_empty() {
+        println!("not running");
+    } else {
+        println!("stopped {}", stopped.join(", "));
+    }
+    Ok(())
 }

@@ -101,7 +101,7 @@ impl Default for NetworkSection {
             bootstrap_nodes: vec!["127.0.0.1:19503".into()],
             genesis_file: PathBuf::from("devnet/genesis.json"),
             consensus_nodes: 1,
-            account_nodes: 1,
+            account_nodes: 0,
             start_port: 19500,
         }
     }
@@ -230,6 +230,33 @@ impl AppConfig {
 
     pub fn to_yaml(&self) -> String {
         serde_norway::to_string(self).unwrap_or_default()
+    }
+
+    /// Saves this config to `path` atomically; an existing different file is kept as
+    /// `<path>.bak.<unix seconds>` first.
+    pub fn save(&self, path: &Path) -> Result<(), AppConfigError> {
+        let text = self.to_yaml();
+        let io = |source| AppConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(old) if old == text => return Ok(()),
+            Ok(old) => {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let mut backup = path.as_os_str().to_owned();
+                backup.push(format!(".bak.{secs}"));
+                std::fs::write(PathBuf::from(backup), old).map_err(io)?;
+            }
+            Err(_) => {}
+        }
+        let mut temp = path.as_os_str().to_owned();
+        temp.push(".tmp");
+        let temp = PathBuf::from(temp);
+        std::fs::write(&temp, text).map_err(io)?;
+        std::fs::rename(&temp, path).map_err(io)
     }
 }
 
