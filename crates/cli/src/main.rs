@@ -5,6 +5,7 @@
 
 mod faucet;
 mod node;
+mod service;
 mod testnet;
 mod wallet;
 
@@ -42,6 +43,14 @@ enum Command {
     /// Faucet, send, receive, and the wallet's transactions.
     #[command(subcommand)]
     Tx(wallet::TxCommand),
+    /// Run the local wallet service (HTTP API on app.api_host:app.api_port).
+    Serve,
+    /// The wallet service's API token.
+    #[command(subcommand)]
+    Auth(service::AuthCommand),
+    /// Operations tools.
+    #[command(subcommand)]
+    Ops(service::OpsCommand),
 }
 
 /// A failed command: a stable code for scripts, a message, and what to do about it.
@@ -55,6 +64,16 @@ pub struct CliError {
 fn init_cli_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EZCHAIN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Info-level logs to stderr for the long-running service.
+fn init_service_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EZCHAIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -82,6 +101,12 @@ fn main() -> ExitCode {
             init_cli_logging();
             wallet::run_tx(command, &cli.config, cli.json)
         }
+        Some(Command::Serve) => {
+            init_service_logging();
+            service::serve(&cli.config)
+        }
+        Some(Command::Auth(command)) => service::run_auth(command, &cli.config, cli.json),
+        Some(Command::Ops(command)) => service::run_ops(command, &cli.config, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

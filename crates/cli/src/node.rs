@@ -91,7 +91,7 @@ pub fn run_command(command: NodeCommand, config_path: &Path, json: bool) -> Resu
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

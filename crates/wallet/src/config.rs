@@ -49,6 +49,8 @@ pub struct AppSection {
     pub api_host: String,
     pub api_port: u16,
     pub api_token_file: PathBuf,
+    /// `serve` refuses a non-loopback `api_host` unless this is true.
+    pub allow_remote: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +59,12 @@ pub struct SecuritySection {
     pub max_payload_bytes: usize,
     pub max_tx_amount: u64,
     pub nonce_ttl_seconds: u64,
+    /// Requests per minute one client address may make to `serve`.
+    pub rate_limit_per_minute: u32,
+    /// How long `/wallet/unlock` keeps the key in memory by default.
+    pub unlock_ttl_seconds: u64,
+    /// `service_audit.log` is rotated when it reaches this size.
+    pub audit_max_bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +123,7 @@ impl Default for AppSection {
             api_host: "127.0.0.1".into(),
             api_port: 8787,
             api_token_file: PathBuf::from(".ezchain/api.token"),
+            allow_remote: false,
         }
     }
 }
@@ -125,6 +134,9 @@ impl Default for SecuritySection {
             max_payload_bytes: 65_536,
             max_tx_amount: 100_000_000,
             nonce_ttl_seconds: 600,
+            rate_limit_per_minute: 1200,
+            unlock_ttl_seconds: 300,
+            audit_max_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -199,6 +211,12 @@ impl AppConfig {
         if !(1..=20).contains(&self.wallet.scrypt_log_n) {
             return invalid("wallet.scrypt_log_n", "must be between 1 and 20");
         }
+        if self.security.nonce_ttl_seconds == 0 || self.security.rate_limit_per_minute == 0 {
+            return invalid(
+                "security.nonce_ttl_seconds",
+                "and security.rate_limit_per_minute must be positive",
+            );
+        }
         if self.security.max_tx_amount == 0 {
             return invalid("security.max_tx_amount", "must be positive");
         }
@@ -222,6 +240,14 @@ impl AppConfig {
 
     pub fn data_dir(&self) -> PathBuf {
         self.resolve(&self.app.data_dir)
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.resolve(&self.app.log_dir)
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.resolve(&self.app.api_token_file)
     }
 
     pub fn genesis_file(&self) -> PathBuf {

@@ -207,6 +207,11 @@ impl Wallet {
         self.owner
     }
 
+    /// True when the wallet was opened with its key (it can send and receive).
+    pub fn has_key(&self) -> bool {
+        self.key.is_some()
+    }
+
     fn key(&self) -> Result<&SigningKey, WalletError> {
         self.key.as_ref().ok_or(WalletError::Locked)
     }

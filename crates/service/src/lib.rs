@@ -1,0 +1,1303 @@
+//! `ezchain serve`: the local wallet service — an HTTP API (axum) over the account node.
+//!
+//! Every response is the envelope `{"ok": true, "data": …}` or `{"ok": false, "error": {"code",
+//! "message"}}`, 404/405/413 included. Every request passes, in order: the audit and metrics
+//! layer (one chained audit line per request), the Host guard (loopback names only, against DNS
+//! rebinding), the per-client rate limit, the token check (`X-EZ-Token`, constant time; not on
+//! `/health`, `/readyz`, `/metrics`), and for state-changing POSTs the replay guard
+//! (`X-EZ-Nonce`, persisted). `/tx/send` is idempotent by `client_tx_id`. Wallet work runs on one
+//! wallet thread ([`worker`]).
+
+pub mod audit;
+pub mod auth;
+pub mod guard;
+pub mod metrics;
+pub mod worker;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ezchain_protocol::Address;
+use ezchain_protocol::hash::keccak256;
+use ezchain_wallet::client::ClientError;
+use ezchain_wallet::keystore::KeystoreError;
+use ezchain_wallet::wallet_file::{self, WalletFileError};
+use ezchain_wallet::{AppConfig, Wallet, WalletError};
+use guard::{Guard, IdempotencyRecord, NonceOutcome, StoredResponse};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use worker::{OpenError, Slot, WalletWorker};
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address (set app.allow_remote: true to allow it, behind your own TLS proxy)"
+    )]
+    NotLoopback(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Everything the handlers share.
+pub struct ServiceState {
+    config: AppConfig,
+    config_path: PathBuf,
+    token_file: PathBuf,
+    guard: Guard,
+    audit: audit::AuditLog,
+    metrics: metrics::ServiceMetrics,
+    worker: WalletWorker,
+    in_flight: Mutex<HashSet<String>>,
+    rate: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    binary: PathBuf,
+}
+
+/// A refused request: status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+fn error(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.to_string(),
+    }
+}
+
+/// The error code of a response, for the audit log and metrics.
+#[derive(Clone)]
+struct ErrorCode(&'static str);
+
+/// What the audit line records besides the request itself.
+#[derive(Clone, Default)]
+struct AuditTags {
+    client_tx_id: Option<String>,
+    tx_ref: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({ "ok": false, "error": { "code": self.code, "message": self.message } })),
+        )
+            .into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
+    }
+}
+
+fn ok(data: Value) -> Response {
+    (StatusCode::OK, Json(json!({ "ok": true, "data": data }))).into_response()
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Routes that need no token.
+const PUBLIC: &[&str] = &["/health", "/readyz", "/metrics", "/openapi.json"];
+
+/// Every route: method, path, whether it needs a token, what it does. `/openapi.json` is built
+/// from this table, and a test checks the router answers every entry.
+pub const ROUTES: &[(&str, &str, bool, &str)] = &[
+    ("GET", "/health", false, "Liveness"),
+    (
+        "GET",
+        "/readyz",
+        false,
+        "Ready when a configured node of this wallet's chain answers",
+    ),
+    ("GET", "/metrics", false, "Prometheus metrics"),
+    ("GET", "/openapi.json", false, "This document"),
+    (
+        "GET",
+        "/wallet/show",
+        true,
+        "Address, name and creation time of the wallet",
+    ),
+    (
+        "GET",
+        "/wallet/balance",
+        true,
+        "Balance; with the key (unlocked or X-EZ-Password) receives first",
+    ),
+    ("GET", "/wallet/checkpoints", true, "Exact-range checkpoints held"),
+    ("GET", "/tx/history", true, "Every send, accepted and rejected payment"),
+    ("GET", "/tx/pending", true, "Sends not yet delivered"),
+    (
+        "GET",
+        "/tx/receipts",
+        true,
+        "Receipts of this wallet's finalized bundles",
+    ),
+    (
+        "GET",
+        "/node/status",
+        true,
+        "The local testnet's nodes and the configured nodes' reachability",
+    ),
+    ("GET", "/network/info", true, "Network name, configured nodes, genesis"),
+    (
+        "POST",
+        "/wallet/create",
+        true,
+        "Create a wallet: {password, name?, force?} → address, mnemonic (shown once)",
+    ),
+    (
+        "POST",
+        "/wallet/import",
+        true,
+        "Restore: {mnemonic | keystore, password, name?, force?}",
+    ),
+    (
+        "POST",
+        "/wallet/unlock",
+        true,
+        "Keep the key in memory: {password, ttl_seconds?}",
+    ),
+    ("POST", "/wallet/lock", true, "Forget the key"),
+    (
+        "POST",
+        "/tx/faucet",
+        true,
+        "Ask the testnet faucet: {amount, password?}",
+    ),
+    (
+        "POST",
+        "/tx/send",
+        true,
+        "Pay: {recipient, amount, password?, client_tx_id?, wait_seconds?}; idempotent by client_tx_id",
+    ),
+    (
+        "POST",
+        "/tx/receive",
+        true,
+        "Fetch, verify and store incoming payments: {password?}",
+    ),
+    (
+        "POST",
+        "/node/start",
+        true,
+        "Start the local testnet: {consensus?, start_port?}",
+    ),
+    ("POST", "/node/stop", true, "Stop the local testnet"),
+];
+
+pub fn openapi() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, auth, summary) in ROUTES {
+        let mut operation = json!({
+            "summary": summary,
+            "responses": {
+                "200": { "description": "`{\"ok\": true, \"data\": …}`" },
+                "default": { "description": "`{\"ok\": false, \"error\": {\"code\", \"message\"}}`" }
+            }
+        });
+        if *auth {
+            operation["security"] = json!([{ "token": [] }]);
+        }
+        if *method == "POST" {
+            operation["parameters"] = json!([{ "name": "X-EZ-Nonce", "in": "header", "required": true,
+                "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{8,128}$" } }]);
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method.to_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "EZchain local wallet service", "version": env!("CARGO_PKG_VERSION") },
+        "components": { "securitySchemes": { "token": { "type": "apiKey", "in": "header", "name": "X-EZ-Token" } } },
+        "paths": paths,
+    })
+}
+
+pub fn router(state: Arc<ServiceState>) -> Router {
+    let max_body = state.config.security.max_payload_bytes.max(1024);
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { ok(json!({ "status": "ok", "time_ms": now_ms() })) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/wallet/show", get(wallet_show))
+        .route("/wallet/balance", get(wallet_balance))
+        .route("/wallet/checkpoints", get(wallet_checkpoints))
+        .route("/tx/history", get(tx_history))
+        .route("/tx/pending", get(tx_pending))
+        .route("/tx/receipts", get(tx_receipts))
+        .route("/node/status", get(node_status))
+        .route("/network/info", get(network_info))
+        .route("/wallet/create", post(wallet_create))
+        .route("/wallet/import", post(wallet_import))
+        .route("/wallet/unlock", post(wallet_unlock))
+        .route("/wallet/lock", post(wallet_lock))
+        .route("/tx/faucet", post(tx_faucet))
+        .route("/tx/send", post(tx_send))
+        .route("/tx/receive", post(tx_receive))
+        .route("/node/start", post(node_start))
+        .route("/node/stop", post(node_stop))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route takes another method; see /openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), protect))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Outermost layer: request id, audit line, metrics.
+async fn observe(State(state): State<Arc<ServiceState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let mut id = [0u8; 8];
+    let _ = getrandom::fill(&mut id);
+    let request_id = hex::encode(id);
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let code = response.extensions().get::<ErrorCode>().map(|c| c.0.to_string());
+    let tags = response.extensions().get::<AuditTags>().cloned().unwrap_or_default();
+    let route = if ROUTES.iter().any(|(_, p, _, _)| *p == path) {
+        path.clone()
+    } else {
+        "other".into()
+    };
+    state
+        .metrics
+        .requests
+        .get_or_create(&metrics::RouteLabels {
+            route,
+            status: status.to_string(),
+        })
+        .inc();
+    if let Some(code) = &code {
+        state
+            .metrics
+            .errors
+            .get_or_create(&metrics::CodeLabels { code: code.clone() })
+            .inc();
+    }
+    state.audit.append(&audit::AuditEntry {
+        time_ms: now_ms(),
+        request_id: request_id.clone(),
+        remote,
+        method,
+        path,
+        status,
+        error_code: code,
+        client_tx_id: tags.client_tx_id,
+        tx_ref: tags.tx_ref,
+        latency_ms: started.elapsed().as_millis() as u64,
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        })
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Host guard, rate limit, token, nonce.
+async fn protect(State(state): State<Arc<ServiceState>>, request: Request, next: Next) -> Response {
+    match check(&state, &request) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+fn check(state: &ServiceState, request: &Request) -> Result<(), ApiError> {
+    let headers = request.headers();
+    if !state.config.app.allow_remote {
+        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+        if !is_loopback_host(host) {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "forbidden_host",
+                "the Host header must name this machine (localhost, 127.0.0.1 or [::1])",
+            ));
+        }
+    }
+    if let Some(ConnectInfo(remote)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        let per_minute = f64::from(state.config.security.rate_limit_per_minute);
+        let mut rate = state.rate.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (tokens, last) = rate.entry(remote.ip()).or_insert((per_minute, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_minute / 60.0).min(per_minute);
+        *last = now;
+        if *tokens < 1.0 {
+            return Err(error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; slow down",
+            ));
+        }
+        *tokens -= 1.0;
+    }
+    let path = request.uri().path();
+    if PUBLIC.contains(&path) {
+        return Ok(());
+    }
+    let token = auth::read_token(&state.token_file)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "token_unavailable", e))?;
+    let given = headers.get("x-ez-token").map(HeaderValue::as_bytes).unwrap_or(b"");
+    if !auth::token_matches(given, token.as_bytes()) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong X-EZ-Token (see `ezchain auth show-token`)",
+        ));
+    }
+    if request.method() == Method::POST {
+        let nonce = headers.get("x-ez-nonce").and_then(|h| h.to_str().ok()).ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "nonce_required",
+                "state-changing requests need an X-EZ-Nonce header",
+            )
+        })?;
+        let well_formed = (8..=128).contains(&nonce.len())
+            && nonce.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !well_formed {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_nonce_format",
+                "X-EZ-Nonce is 8 to 128 characters of A-Z a-z 0-9 _ -",
+            ));
+        }
+        let scope = hex::encode(&keccak256(token.as_bytes())[..8]);
+        let ttl_ms = state.config.security.nonce_ttl_seconds.saturating_mul(1000);
+        match state.guard.claim_nonce(&scope, nonce, now_ms(), ttl_ms) {
+            Ok(NonceOutcome::Fresh) => {}
+            Ok(NonceOutcome::Replayed) => {
+                return Err(error(
+                    StatusCode::CONFLICT,
+                    "replay_detected",
+                    "this X-EZ-Nonce was already used; send a new one with every request",
+                ));
+            }
+            Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e)),
+        }
+    }
+    Ok(())
+}
+
+fn body<T: for<'de> Deserialize<'de>>(body: Result<Json<Value>, JsonRejection>) -> Result<T, ApiError> {
+    let Json(value) = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is over security.max_payload_bytes",
+            )
+        } else {
+            error(StatusCode::BAD_REQUEST, "invalid_request", rejection.body_text())
+        }
+    })?;
+    if !value.is_object() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", e))
+}
+
+fn open_error(error_value: OpenError) -> ApiError {
+    match error_value {
+        OpenError::File(WalletFileError::Missing(_)) => error(
+            StatusCode::NOT_FOUND,
+            "wallet_not_found",
+            "no wallet yet: POST /wallet/create or /wallet/import",
+        ),
+        OpenError::File(WalletFileError::Keystore(KeystoreError::WrongPassword)) => error(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "wrong password for this wallet",
+        ),
+        OpenError::File(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "wallet_file_error", e),
+        OpenError::Wallet(e) => wallet_error(e),
+        OpenError::Config(message) => error(StatusCode::SERVICE_UNAVAILABLE, "wallet_unavailable", message),
+    }
+}
+
+fn wallet_error(e: WalletError) -> ApiError {
+    let (status, code) = match &e {
+        WalletError::Locked => (StatusCode::BAD_REQUEST, "password_required"),
+        WalletError::InsufficientFunds { .. } => (StatusCode::BAD_REQUEST, "insufficient_funds"),
+        WalletError::AmountInvalid { .. } => (StatusCode::BAD_REQUEST, "invalid_amount"),
+        WalletError::Ownership(ezchain_protocol::ownership::OwnershipError::PendingBundleExists) => {
+            (StatusCode::CONFLICT, "pending_bundle_exists")
+        }
+        WalletError::Node(ClientError::Unreachable { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "node_unreachable"),
+        WalletError::Node(ClientError::Refused { code, .. }) if code.starts_with("faucet") => {
+            (StatusCode::BAD_GATEWAY, "faucet_refused")
+        }
+        WalletError::Node(_) | WalletError::WrongChain { .. } | WalletError::BadHeader { .. } => {
+            (StatusCode::BAD_GATEWAY, "node_error")
+        }
+        WalletError::SendFailed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "send_failed"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+    };
+    error(status, code, e)
+}
+
+/// Runs `job` on the wallet thread with the wallet opened (with the key when `password` is
+/// given or the wallet is unlocked).
+async fn with_wallet<T: Send + 'static>(
+    state: &ServiceState,
+    password: Option<String>,
+    job: impl FnOnce(&mut Wallet) -> Result<T, WalletError> + Send + 'static,
+) -> Result<T, ApiError> {
+    state
+        .worker
+        .run(move |slot: &mut Slot| {
+            let mut wallet = slot.open(password.as_deref()).map_err(open_error)?;
+            job(&mut wallet).map_err(wallet_error)
+        })
+        .await
+        .unwrap_or_else(|| {
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "wallet_unavailable",
+                "the wallet thread stopped",
+            ))
+        })
+}
+
+fn password_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-ez-password")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+async fn metrics_text(State(state): State<Arc<ServiceState>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.export(),
+    )
+        .into_response()
+}
+
+/// Probes every configured node; updates the node gauges. Returns (node, height or error).
+async fn probe_nodes(state: &ServiceState) -> Vec<(String, Result<ezchain_wallet::client::NodeStatus, String>)> {
+    let nodes = state.config.network.bootstrap_nodes.clone();
+    let results = state
+        .worker
+        .run(move |slot: &mut Slot| {
+            nodes
+                .iter()
+                .map(|node| {
+                    let single = AppConfig {
+                        network: ezchain_wallet::config::NetworkSection {
+                            bootstrap_nodes: vec![node.clone()],
+                            ..slot.config.network.clone()
+                        },
+                        ..slot.config.clone()
+                    };
+                    let status =
+                        ezchain_wallet::NodeClient::new(&single.network.bootstrap_nodes, Duration::from_secs(3))
+                            .and_then(|client| client.status())
+                            .map_err(|e| e.to_string());
+                    (node.clone(), status)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+    let up = results.iter().filter(|(_, r)| r.is_ok()).count();
+    for (node, result) in &results {
+        state
+            .metrics
+            .node_up
+            .get_or_create(&metrics::NodeLabels { node: node.clone() })
+            .set(i64::from(result.is_ok()));
+    }
+    if !results.is_empty() {
+        state.metrics.node_online_ratio.set(up as f64 / results.len() as f64);
+    }
+    if let Some(height) = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(|s| s.height)
+        .max()
+    {
+        state.metrics.chain_height.set(height as i64);
+    }
+    results
+}
+
+async fn readyz(State(state): State<Arc<ServiceState>>) -> Response {
+    let probes = probe_nodes(&state).await;
+    let reachable = probes.iter().filter(|(_, r)| r.is_ok()).count();
+    let mut reasons: Vec<String> = Vec::new();
+    if reachable == 0 {
+        reasons.push("no configured node answers (network.bootstrap_nodes)".into());
+    }
+    if let Err(e) = ezchain_node::testnet::load_genesis(&state.config.genesis_file()) {
+        reasons.push(e);
+    }
+    let data = json!({ "ready": reasons.is_empty(), "reachable_nodes": reachable, "reasons": reasons });
+    if reasons.is_empty() {
+        ok(data)
+    } else {
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ok": false, "data": data, "error": { "code": "not_ready", "message": reasons.join("; ") } })),
+        )
+            .into_response();
+        response.extensions_mut().insert(ErrorCode("not_ready"));
+        response
+    }
+}
+
+async fn wallet_show(State(state): State<Arc<ServiceState>>) -> Answer {
+    let data_dir = state.config.data_dir();
+    let file = wallet_file::load(&data_dir).map_err(|e| open_error(OpenError::File(e)))?;
+    let address = file
+        .address()
+        .map_err(|e| open_error(OpenError::File(WalletFileError::Keystore(e))))?;
+    Ok(ok(
+        json!({ "address": address, "name": file.name, "created_at": file.created_at }),
+    ))
+}
+
+async fn wallet_balance(State(state): State<Arc<ServiceState>>, headers: HeaderMap) -> Answer {
+    let (balance, synced, received, tip) = with_wallet(&state, password_header(&headers), |wallet| {
+        let mut received = None;
+        if wallet.has_key() {
+            wallet.resume(Duration::ZERO)?;
+            received = Some(wallet.receive()?);
+        }
+        let tip = wallet.client().status().ok().map(|s| s.height);
+        Ok((wallet.balance(), wallet.synced_height(), received, tip))
+    })
+    .await?;
+    if let Some(tip) = tip {
+        state.metrics.chain_height.set(tip as i64);
+        state.metrics.sync_lag.set(tip.saturating_sub(synced) as i64);
+    }
+    let mut data = json!(balance);
+    data["synced_height"] = json!(synced);
+    data["received"] = json!(received);
+    Ok(ok(data))
+}
+
+async fn wallet_checkpoints(State(state): State<Arc<ServiceState>>) -> Answer {
+    let checkpoints = with_wallet(&state, None, |wallet| {
+        Ok(wallet
+            .checkpoints()
+            .iter()
+            .map(|c| json!({ "value": c.value, "owner": c.owner, "height": c.unit.height, "bundle_hash": c.unit.bundle_hash, "seq": c.unit.seq }))
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(ok(json!({ "checkpoints": checkpoints })))
+}
+
+async fn tx_history(State(state): State<Arc<ServiceState>>) -> Answer {
+    let items = with_wallet(&state, None, |wallet| wallet.history()).await?;
+    Ok(ok(
+        json!({ "items": items.iter().map(|r| r.to_json()).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn tx_pending(State(state): State<Arc<ServiceState>>) -> Answer {
+    let items = with_wallet(&state, None, |wallet| wallet.pending()).await?;
+    Ok(ok(
+        json!({ "items": items.iter().map(|r| r.to_json()).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn tx_receipts(State(state): State<Arc<ServiceState>>) -> Answer {
+    let items = with_wallet(&state, None, |wallet| {
+        Ok(wallet
+            .receipts()
+            .iter()
+            .map(|r| json!({ "seq": r.seq, "height": r.header.height, "header_hash": r.header.header_hash }))
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(ok(json!({ "items": items })))
+}
+
+async fn node_status(State(state): State<Arc<ServiceState>>) -> Answer {
+    let probes = probe_nodes(&state).await;
+    let configured: Vec<Value> = probes
+        .iter()
+        .map(|(node, result)| match result {
+            Ok(status) => {
+                json!({ "node": node, "up": true, "height": status.height, "genesis_hash": status.genesis_hash })
+            }
+            Err(e) => json!({ "node": node, "up": false, "error": e }),
+        })
+        .collect();
+    let root = state.config.data_dir().join("testnet");
+    let local = tokio::task::spawn_blocking(move || {
+        let net = ezchain_ops::localnet::Localnet::new(&root).ok()?;
+        if !net.exists() {
+            return None;
+        }
+        net.status().ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    Ok(ok(json!({ "configured_nodes": configured, "local_testnet": local })))
+}
+
+async fn network_info(State(state): State<Arc<ServiceState>>) -> Answer {
+    let genesis = ezchain_node::testnet::load_genesis(&state.config.genesis_file()).ok();
+    Ok(ok(json!({
+        "network": state.config.network.name,
+        "bootstrap_nodes": state.config.network.bootstrap_nodes,
+        "genesis_file": state.config.genesis_file(),
+        "genesis_hash": genesis.as_ref().map(|g| g.hash()),
+        "chain_id": genesis.as_ref().map(|g| g.chain_id),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    password: String,
+    #[serde(default = "default_name")]
+    name: String,
+    #[serde(default)]
+    force: bool,
+}
+
+fn default_name() -> String {
+    "default".into()
+}
+
+fn file_error(e: WalletFileError) -> ApiError {
+    match e {
+        WalletFileError::Exists(_) => error(
+            StatusCode::CONFLICT,
+            "wallet_exists",
+            "a wallet exists; pass \"force\": true to replace it",
+        ),
+        WalletFileError::Keystore(KeystoreError::BadMnemonic(m)) => {
+            error(StatusCode::BAD_REQUEST, "invalid_mnemonic", m)
+        }
+        WalletFileError::Keystore(KeystoreError::WrongPassword) => error(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "wrong password for this keystore",
+        ),
+        WalletFileError::Keystore(KeystoreError::Malformed(m)) => error(StatusCode::BAD_REQUEST, "invalid_keystore", m),
+        other => error(StatusCode::INTERNAL_SERVER_ERROR, "wallet_file_error", other),
+    }
+}
+
+async fn wallet_create(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+    let request: CreateRequest = body(request)?;
+    if request.password.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "password_required",
+            "a non-empty password is required",
+        ));
+    }
+    let data_dir = state.config.data_dir();
+    let log_n = state.config.wallet.scrypt_log_n;
+    let (address, mnemonic) = state
+        .worker
+        .run(move |slot: &mut Slot| {
+            slot.lock();
+            wallet_file::create(&data_dir, &request.name, &request.password, log_n, request.force)
+        })
+        .await
+        .ok_or_else(|| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "wallet_unavailable",
+                "the wallet thread stopped",
+            )
+        })?
+        .map_err(file_error)?;
+    Ok(ok(json!({ "address": address, "mnemonic": mnemonic })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportRequest {
+    mnemonic: Option<String>,
+    /// The text of a Web3 v3 keystore file.
+    keystore: Option<Value>,
+    password: String,
+    #[serde(default = "default_name")]
+    name: String,
+    #[serde(default)]
+    force: bool,
+}
+
+async fn wallet_import(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+    let request: ImportRequest = body(request)?;
+    let data_dir = state.config.data_dir();
+    let log_n = state.config.wallet.scrypt_log_n;
+    let address = state
+        .worker
+        .run(move |slot: &mut Slot| {
+            slot.lock();
+            match (request.mnemonic, request.keystore) {
+                (Some(words), None) => wallet_file::import_mnemonic(
+                    &data_dir,
+                    &request.name,
+                    &words,
+                    &request.password,
+                    log_n,
+                    request.force,
+                )
+                .map_err(file_error),
+                (None, Some(keystore)) => {
+                    let temp = data_dir.join("import.keystore.tmp");
+                    std::fs::create_dir_all(&data_dir)
+                        .and_then(|()| std::fs::write(&temp, keystore.to_string()))
+                        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "io_error", e))?;
+                    let result =
+                        wallet_file::import_keystore(&data_dir, &request.name, &temp, &request.password, request.force)
+                            .map_err(file_error);
+                    let _ = std::fs::remove_file(&temp);
+                    result
+                }
+                _ => Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "mnemonic_or_keystore_required",
+                    "give exactly one of \"mnemonic\" and \"keystore\"",
+                )),
+            }
+        })
+        .await
+        .ok_or_else(|| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "wallet_unavailable",
+                "the wallet thread stopped",
+            )
+        })??;
+    Ok(ok(json!({ "address": address })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlockRequest {
+    password: String,
+    ttl_seconds: Option<u64>,
+}
+
+async fn wallet_unlock(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+    let request: UnlockRequest = body(request)?;
+    let ttl = Duration::from_secs(
+        request
+            .ttl_seconds
+            .unwrap_or(state.config.security.unlock_ttl_seconds)
+            .clamp(1, 24 * 3600),
+    );
+    state
+        .worker
+        .run(move |slot: &mut Slot| slot.unlock(&request.password, ttl).map_err(open_error))
+        .await
+        .ok_or_else(|| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "wallet_unavailable",
+                "the wallet thread stopped",
+            )
+        })??;
+    Ok(ok(json!({ "unlocked": true, "ttl_seconds": ttl.as_secs() })))
+}
+
+async fn wallet_lock(State(state): State<Arc<ServiceState>>) -> Answer {
+    state.worker.run(|slot: &mut Slot| slot.lock()).await;
+    Ok(ok(json!({ "unlocked": false })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaucetRequest {
+    amount: u64,
+    password: Option<String>,
+}
+
+async fn tx_faucet(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+    let request: FaucetRequest = body(request)?;
+    let amount = request.amount;
+    let (grant, report, balance) = with_wallet(&state, request.password, move |wallet| {
+        if !wallet.has_key() {
+            return Err(WalletError::Locked);
+        }
+        let address = wallet.address();
+        let grant = wallet.client().faucet(&address, amount)?;
+        let report = wallet.receive()?;
+        Ok((grant, report, wallet.balance()))
+    })
+    .await?;
+    Ok(ok(json!({
+        "faucet_amount": grant.amount,
+        "height": grant.height,
+        "received": report,
+        "available_balance": balance.available_balance,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiveRequest {
+    password: Option<String>,
+}
+
+async fn tx_receive(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+    let request: ReceiveRequest = body(request)?;
+    let (report, balance) = with_wallet(&state, request.password, |wallet| {
+        wallet.resume(Duration::ZERO)?;
+        let report = wallet.receive()?;
+        Ok((report, wallet.balance()))
+    })
+    .await?;
+    let mut data = json!(report);
+    data["available_balance"] = json!(balance.available_balance);
+    Ok(ok(data))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    recipient: String,
+    amount: u64,
+    password: Option<String>,
+    client_tx_id: Option<String>,
+    wait_seconds: Option<u64>,
+}
+
+/// Removes a `client_tx_id` from the in-flight set when the request ends, however it ends.
+struct InFlight<'a>(&'a ServiceState, String);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
+}
+
+fn replay(stored: &StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, Json(stored.body.clone())).into_response();
+    response
+        .headers_mut()
+        .insert("x-ez-idempotent-replay", HeaderValue::from_static("true"));
+    if let Some(code) = stored.body["error"]["code"].as_str() {
+        let code: &'static str = ERROR_CODES
+            .iter()
+            .find(|c| **c == code)
+            .copied()
+            .unwrap_or("replayed_error");
+        response.extensions_mut().insert(ErrorCode(code));
+    }
+    response
+}
+
+/// The codes a stored answer may carry (audit and metrics labels are static strings).
+const ERROR_CODES: &[&str] = &[
+    "password_required",
+    "insufficient_funds",
+    "invalid_amount",
+    "pending_bundle_exists",
+    "node_unreachable",
+    "node_error",
+    "send_failed",
+    "internal_error",
+    "wrong_password",
+    "wallet_not_found",
+    "wallet_unavailable",
+    "wallet_file_error",
+    "invalid_recipient",
+];
+
+async fn tx_send(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+    let request: SendRequest = body(request)?;
+    let recipient: Address = request.recipient.parse().map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_recipient",
+            format!("{}: {e}; an address is 0x + 40 hex digits", request.recipient),
+        )
+    })?;
+    let client_tx_id = match request.client_tx_id {
+        Some(id) => {
+            let valid =
+                (4..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+            if !valid {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_client_tx_id",
+                    "client_tx_id is 4 to 128 characters of A-Z a-z 0-9 _ . : -",
+                ));
+            }
+            id
+        }
+        None => {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?;
+            format!("auto-{}", hex::encode(bytes))
+        }
+    };
+    let body_hash = hex::encode(keccak256(
+        json!({ "recipient": recipient, "amount": request.amount, "client_tx_id": client_tx_id })
+            .to_string()
+            .as_bytes(),
+    ));
+    {
+        let mut in_flight = state.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if !in_flight.insert(client_tx_id.clone()) {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "request_in_progress",
+                "a request with this client_tx_id is still being processed; retry when it has answered",
+            ));
+        }
+    }
+    let _in_flight = InFlight(&state, client_tx_id.clone());
+    let store_error = |e: guard::GuardError| error(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e);
+    match state.guard.send_record(&client_tx_id).map_err(store_error)? {
+        Some(record) if record.body_hash != body_hash => {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "duplicate_transaction",
+                "this client_tx_id was used for a different payment; use a new id",
+            ));
+        }
+        Some(IdempotencyRecord {
+            response: Some(stored), ..
+        }) => return Ok(replay(&stored)),
+        // Recorded but never answered: the first attempt died; the wallet resumes it below.
+        Some(_) => {}
+        None => state
+            .guard
+            .put_send_record(
+                &client_tx_id,
+                &IdempotencyRecord {
+                    body_hash: body_hash.clone(),
+                    response: None,
+                },
+            )
+            .map_err(store_error)?,
+    }
+    let wait = Duration::from_secs(
+        request
+            .wait_seconds
+            .unwrap_or(state.config.wallet.send_wait_seconds)
+            .min(600),
+    );
+    let amount = request.amount;
+    let id = client_tx_id.clone();
+    let result = with_wallet(&state, request.password, move |wallet| {
+        if !wallet.has_key() {
+            return Err(WalletError::Locked);
+        }
+        if let Err(e) = wallet.receive() {
+            tracing::warn!(error = %e, "could not check the mailbox before sending");
+        }
+        wallet.send(recipient, amount, Some(id), wait)
+    })
+    .await;
+    let (status, body, tx_ref) = match &result {
+        Ok(record) => {
+            if let Some(delay) = record.confirmation_delay_ms() {
+                state.metrics.confirmation_delay.observe(delay as f64 / 1000.0);
+            }
+            let status_text = format!("{:?}", record.status).to_lowercase();
+            state
+                .metrics
+                .tx_send
+                .get_or_create(&metrics::ResultLabels { result: status_text })
+                .inc();
+            (
+                StatusCode::OK,
+                json!({ "ok": true, "data": record.to_json() }),
+                Some(record.tx_ref()),
+            )
+        }
+        Err(e) => {
+            state
+                .metrics
+                .tx_send
+                .get_or_create(&metrics::ResultLabels {
+                    result: e.code.to_string(),
+                })
+                .inc();
+            (
+                e.status,
+                json!({ "ok": false, "error": { "code": e.code, "message": e.message } }),
+                None,
+            )
+        }
+    };
+    // A wrong or missing password changed nothing: the same id may be retried with the right one.
+    let retryable =
+        matches!(&result, Err(e) if matches!(e.code, "wrong_password" | "password_required" | "wallet_unavailable"));
+    if retryable {
+        state
+            .guard
+            .put_send_record(
+                &client_tx_id,
+                &IdempotencyRecord {
+                    body_hash,
+                    response: None,
+                },
+            )
+            .map_err(store_error)?;
+    } else {
+        state
+            .guard
+            .put_send_record(
+                &client_tx_id,
+                &IdempotencyRecord {
+                    body_hash,
+                    response: Some(StoredResponse {
+                        status: status.as_u16(),
+                        body: body.clone(),
+                    }),
+                },
+            )
+            .map_err(store_error)?;
+    }
+    let mut response = match result {
+        Ok(_) => (status, Json(body)).into_response(),
+        Err(e) => e.into_response(),
+    };
+    response.extensions_mut().insert(AuditTags {
+        client_tx_id: Some(client_tx_id),
+        tx_ref,
+    });
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeStartRequest {
+    consensus: Option<usize>,
+    accounts: Option<u32>,
+    start_port: Option<u16>,
+}
+
+async fn node_start(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+    let request: NodeStartRequest = body(request)?;
+    if request.accounts.unwrap_or(0) > 0 {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "accounts_unsupported",
+            "account-node processes are not supported yet; use accounts 0",
+        ));
+    }
+    let root = state.config.data_dir().join("testnet");
+    let validators = request
+        .consensus
+        .unwrap_or(state.config.network.consensus_nodes as usize);
+    let start_port = request.start_port.unwrap_or(state.config.network.start_port);
+    let binary = state.binary.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let net = ezchain_ops::localnet::Localnet::new(&root)?;
+        let created = !net.exists();
+        if created {
+            net.init(validators, start_port)?;
+        }
+        let started = net.start(&binary, Duration::from_secs(60))?;
+        Ok::<_, ezchain_ops::localnet::LocalnetError>((created, started, net.status()?))
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?
+    .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, "node_start_failed", e))?;
+    let (created, started, nodes) = outcome;
+    Ok(ok(json!({
+        "status": if started { "started" } else { "already_running" },
+        "created": created,
+        "nodes": nodes,
+    })))
+}
+
+async fn node_stop(State(state): State<Arc<ServiceState>>) -> Answer {
+    let root = state.config.data_dir().join("testnet");
+    let stopped = tokio::task::spawn_blocking(move || {
+        let net = ezchain_ops::localnet::Localnet::new(&root)?;
+        if !net.exists() {
+            return Ok(Vec::new());
+        }
+        net.stop(Duration::from_secs(20))
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "node_stop_failed", e))?;
+    Ok(ok(
+        json!({ "status": if stopped.is_empty() { "not_running" } else { "stopped" }, "stopped": stopped }),
+    ))
+}
+
+/// Runs the service for the config at `config_path` until `shutdown` completes.
+pub async fn serve(
+    config_path: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let config = AppConfig::load(config_path).map_err(|e| ServiceError::Config(e.to_string()))?;
+    let host: IpAddr =
+        config.app.api_host.parse().map_err(|_| {
+            ServiceError::Config(format!("app.api_host `{}` is not an IP address", config.app.api_host))
+        })?;
+    if !host.is_loopback() && !config.app.allow_remote {
+        return Err(ServiceError::NotLoopback(config.app.api_host.clone()));
+    }
+    let token_file = config.token_file();
+    auth::ensure_token(&token_file).map_err(|e| ServiceError::Io(format!("{}: {e}", token_file.display())))?;
+    let data_dir = config.data_dir();
+    std::fs::create_dir_all(&data_dir).map_err(|e| ServiceError::Io(format!("{}: {e}", data_dir.display())))?;
+    let guard = Guard::open(&data_dir.join("service.redb")).map_err(|e| ServiceError::Io(e.to_string()))?;
+    let audit = audit::AuditLog::open(&config.log_dir(), config.security.audit_max_bytes)
+        .map_err(|e| ServiceError::Io(format!("{}: {e}", config.log_dir().display())))?;
+    let worker = WalletWorker::start(config.clone()).map_err(|e| ServiceError::Io(e.to_string()))?;
+    let binary = std::env::current_exe().map_err(|e| ServiceError::Io(e.to_string()))?;
+    let addr = SocketAddr::new(host, config.app.api_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|e| ServiceError::Io(e.to_string()))?;
+    let state = Arc::new(ServiceState {
+        config,
+        config_path: config_path.to_path_buf(),
+        token_file,
+        guard,
+        audit,
+        metrics: metrics::ServiceMetrics::new(),
+        worker: worker.clone(),
+        in_flight: Mutex::new(HashSet::new()),
+        rate: Mutex::new(HashMap::new()),
+        binary,
+    });
+    tracing::info!(addr = %local, config = %state.config_path.display(), "wallet service listening");
+    let receiver = tokio::spawn(receive_in_background(worker));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| ServiceError::Io(e.to_string()));
+    receiver.abort();
+    tracing::info!("wallet service stopped");
+    result
+}
+
+/// While the wallet is unlocked, finishes pending sends and picks up payments every 10 s.
+async fn receive_in_background(worker: WalletWorker) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        worker
+            .run(|slot: &mut Slot| {
+                if !matches!(slot.key(None), Ok(Some(_))) {
+                    return;
+                }
+                if let Ok(mut wallet) = slot.open(None) {
+                    let _ = wallet.resume(Duration::ZERO);
+                    if let Err(e) = wallet.receive() {
+                        tracing::debug!(error = %e, "background receive failed");
+                    }
+                }
+            })
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "localhost:8787",
+            "127.0.0.1",
+            "127.0.0.1:8787",
+            "[::1]:8787",
+            "[::1]",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "example.com",
+            "evil.localhost.example:8787",
+            "10.0.0.1:8787",
+            "0.0.0.0",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = openapi();
+        for (method, path, _, _) in ROUTES {
+            assert!(doc["paths"][path][method.to_lowercase()].is_object(), "{method} {path}");
+        }
+    }
+}
