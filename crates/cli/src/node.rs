@@ -32,7 +32,8 @@ pub struct StartArgs {
     /// Validators (default: network.consensus_nodes). Only used when the testnet is created.
     #[arg(long)]
     consensus: Option<usize>,
-    /// Funded account nodes (default: network.account_nodes).
+    /// Funded account nodes, each an `ezchain serve` with its own wallet (default:
+    /// network.account_nodes). Only used when the testnet is created.
     #[arg(long)]
     accounts: Option<u32>,
     /// First port (default: network.start_port). Only used when the testnet is created.
@@ -180,21 +181,13 @@ fn localnet(config: &AppConfig) -> Result<Localnet, CliError> {
 fn start(args: StartArgs, config_path: &Path, json_output: bool) -> Result<(), CliError> {
     let mut config = load_config(config_path)?;
     let accounts = args.accounts.unwrap_or(config.network.account_nodes);
-    if accounts > 0 {
-        return Err(CliError {
-            code: "accounts_unsupported",
-            message: format!(
-                "--accounts {accounts}: account-node processes run `ezchain serve`, which this build does not have yet"
-            ),
-            hint: Some("pass --accounts 0 and use the wallet commands against the bootstrap node"),
-        });
-    }
     let net = localnet(&config)?;
     let created = !net.exists();
     if created {
         let validators = args.consensus.unwrap_or(config.network.consensus_nodes as usize);
         let start_port = args.start_port.unwrap_or(config.network.start_port);
-        net.init(validators, start_port).map_err(localnet_error)?;
+        net.init(validators, accounts, start_port, config.wallet.scrypt_log_n)
+            .map_err(localnet_error)?;
     }
     let binary = std::env::current_exe().map_err(|e| CliError {
         code: "io_error",

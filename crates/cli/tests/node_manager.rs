@@ -34,7 +34,16 @@ fn start_status_stop_and_restart_resume_the_same_chain() {
     let _guard = StopOnDrop(dir.path().to_path_buf());
     let (ok, started, stderr) = ezchain(
         dir.path(),
-        &["node", "start", "--consensus", "1", "--start-port", "24700"],
+        &[
+            "node",
+            "start",
+            "--consensus",
+            "1",
+            "--accounts",
+            "1",
+            "--start-port",
+            "24700",
+        ],
     );
     assert!(ok, "{stderr}");
     assert_eq!(started["status"], "started");
@@ -52,7 +61,24 @@ fn start_status_stop_and_restart_resume_the_same_chain() {
 
     let (ok, status, _) = ezchain(dir.path(), &["node", "status"]);
     assert!(ok, "all up: exit 0");
-    assert_eq!(status["up"], 2);
+    assert_eq!(status["up"], 3);
+    assert_eq!(status["nodes"][2]["role"], "account");
+    // The account node is a wallet service, funded at genesis.
+    let account = dir.path().join(".ezchain/testnet/account-0");
+    let password = std::fs::read_to_string(account.join("password")).expect("password");
+    let (ok, balance, stderr) = ezchain(
+        dir.path(),
+        &[
+            "--config",
+            &account.join("ezchain.yaml").to_string_lossy(),
+            "wallet",
+            "balance",
+            "--password",
+            &password,
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(balance["available_balance"], 1_000_000);
     let height = |status: &Value| status["nodes"][0]["height"].as_u64().unwrap_or(0);
     let before = height(&status);
     assert!(before >= 1);
@@ -75,7 +101,7 @@ fn start_status_stop_and_restart_resume_the_same_chain() {
     // Stop, start: the same chain continues from where it was.
     let (ok, stopped, _) = ezchain(dir.path(), &["node", "stop"]);
     assert!(ok);
-    assert_eq!(stopped["stopped"], serde_json::json!(["bootstrap"]));
+    assert_eq!(stopped["stopped"], serde_json::json!(["bootstrap", "account-0"]));
     let (ok, _, _) = ezchain(dir.path(), &["node", "stop"]);
     assert!(ok, "stop is idempotent");
     let (ok, restarted, stderr) = ezchain(dir.path(), &["node", "start"]);

@@ -1,5 +1,6 @@
-//! The local testnet manager: one folder of node homes (written by `testnet init`), run as
-//! detached `ezchain node run` processes, each with a pid file and a log file.
+//! The local testnet manager: one folder of node homes (written by `testnet init`) plus funded
+//! account nodes (`account-<i>/`, each an `ezchain serve` wallet service with a genesis
+//! allocation), run as detached processes, each with a pid file and a log file.
 //!
 //! Liveness is judged by the process (the pid answers signal 0 and, on Linux, its command line
 //! names this node's home, so a reused pid is not mistaken for the node) and by the node's own
@@ -8,6 +9,7 @@
 
 use ezchain_node::config::{NodeConfig, NodeRole};
 use ezchain_node::testnet::{GENESIS_FILE, TestnetError, TestnetOptions, init};
+use ezchain_wallet::AppConfig;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,13 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 pub const PID_FILE: &str = "node.pid";
+/// Pid file of an account node's `serve` process.
+pub const SERVE_PID_FILE: &str = "serve.pid";
+pub const ACCOUNT_PREFIX: &str = "account-";
+/// Units each account node gets at genesis.
+pub const ACCOUNT_FUNDS: u64 = 1_000_000;
+/// An account node's wallet password (a local test account: kept beside it, 0600).
+pub const PASSWORD_FILE: &str = "password";
 /// The node's stdout and stderr (its own log is `logs/node.log`).
 pub const PROCESS_LOG: &str = "process.log";
 
@@ -38,20 +47,55 @@ pub enum LocalnetError {
     },
 }
 
-/// One node of the local testnet, as configured.
+/// One process of the local testnet, as configured: a node, or an account node's service.
 #[derive(Clone, Debug)]
 pub struct NodeEntry {
     pub name: String,
     pub home: PathBuf,
-    pub role: NodeRole,
+    pub role: Role,
+    /// Node RPC, or the account node's API.
     pub rpc: SocketAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Validator,
+    Bootstrap,
+    Account,
+}
+
+impl NodeEntry {
+    fn pid_file(&self) -> PathBuf {
+        self.home.join(if self.role == Role::Account {
+            SERVE_PID_FILE
+        } else {
+            PID_FILE
+        })
+    }
+
+    /// The command line that runs it, after the binary.
+    fn args(&self) -> Vec<std::ffi::OsString> {
+        match self.role {
+            Role::Account => vec!["--config".into(), self.home.join("ezchain.yaml").into(), "serve".into()],
+            _ => vec!["node".into(), "run".into(), "--home".into(), self.home.clone().into()],
+        }
+    }
+
+    fn marker(&self) -> &'static str {
+        if self.role == Role::Account {
+            "serve"
+        } else {
+            "node run"
+        }
+    }
 }
 
 /// What `status` found for one node.
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeState {
     pub name: String,
-    pub role: NodeRole,
+    pub role: Role,
     pub rpc: SocketAddr,
     pub pid: Option<u32>,
     /// The process runs and answers `/health`.
@@ -100,22 +144,91 @@ impl Localnet {
         self.genesis_file().exists()
     }
 
-    /// Writes a testnet of `validators` validators plus a bootstrap node on loopback.
-    pub fn init(&self, validators: usize, start_port: u16) -> Result<(), LocalnetError> {
+    /// Writes a testnet of `validators` validators plus a bootstrap node on loopback, and
+    /// `accounts` account nodes funded at genesis (their API ports follow the nodes' ports).
+    /// `scrypt_log_n` is the cost of the accounts' keystores.
+    pub fn init(
+        &self,
+        validators: usize,
+        accounts: u32,
+        start_port: u16,
+        scrypt_log_n: u8,
+    ) -> Result<(), LocalnetError> {
+        use ezchain_wallet::keystore::{generate_mnemonic, key_from_mnemonic};
         let genesis_time_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        init(&TestnetOptions {
+        let layout_error = |e: ezchain_wallet::keystore::KeystoreError| LocalnetError::Layout(e.to_string());
+        let mnemonics = (0..accounts)
+            .map(|_| generate_mnemonic().map_err(layout_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        let allocations = mnemonics
+            .iter()
+            .map(|words| Ok((key_from_mnemonic(words).map_err(layout_error)?.address(), ACCOUNT_FUNDS)))
+            .collect::<Result<Vec<_>, LocalnetError>>()?;
+        let layout = init(&TestnetOptions {
             validators,
             out: self.root.clone(),
             chain_id: 821,
             start_port,
             host: std::net::Ipv4Addr::LOCALHOST.into(),
-            allocations: Vec::new(),
+            allocations,
             faucet_amount: 1_000_000_000,
             genesis_time_ms,
         })?;
+        let bootstrap = layout
+            .nodes
+            .iter()
+            .find(|node| node.role == NodeRole::Bootstrap)
+            .map(|node| node.rpc_addr)
+            .ok_or_else(|| LocalnetError::Layout("the testnet has no bootstrap node".into()))?;
+        let first_api = usize::from(start_port) + 2 * layout.nodes.len();
+        for (index, words) in mnemonics.iter().enumerate() {
+            let port = u16::try_from(first_api + index)
+                .map_err(|_| LocalnetError::Layout("account API ports run past 65535; lower --start-port".into()))?;
+            self.write_account(index, words, bootstrap, port, scrypt_log_n)?;
+        }
         Ok(())
+    }
+
+    fn write_account(
+        &self,
+        index: usize,
+        mnemonic: &str,
+        bootstrap: SocketAddr,
+        api_port: u16,
+        scrypt_log_n: u8,
+    ) -> Result<(), LocalnetError> {
+        let dir = self.root.join(format!("{ACCOUNT_PREFIX}{index}"));
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let mut password = [0u8; 16];
+        getrandom::fill(&mut password).map_err(|e| LocalnetError::Layout(format!("randomness: {e}")))?;
+        let password = hex::encode(password);
+        let password_path = dir.join(PASSWORD_FILE);
+        {
+            use std::io::Write;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&password_path).map_err(io(&password_path))?;
+            file.write_all(password.as_bytes()).map_err(io(&password_path))?;
+        }
+        let name = format!("{ACCOUNT_PREFIX}{index}");
+        ezchain_wallet::wallet_file::import_mnemonic(&dir, &name, mnemonic, &password, scrypt_log_n, false)
+            .map_err(|e| LocalnetError::Layout(e.to_string()))?;
+        let mut config = AppConfig::default();
+        config.network.name = "testnet-local".into();
+        config.network.bootstrap_nodes = vec![bootstrap.to_string()];
+        config.network.genesis_file = PathBuf::from("..").join(GENESIS_FILE);
+        config.app.data_dir = PathBuf::from(".");
+        config.app.log_dir = PathBuf::from("logs");
+        config.app.api_token_file = PathBuf::from("api.token");
+        config.app.api_port = api_port;
+        config.wallet.scrypt_log_n = scrypt_log_n;
+        config
+            .save(&dir.join("ezchain.yaml"))
+            .map_err(|e| LocalnetError::Layout(e.to_string()))
     }
 
     /// The configured nodes: validators in order, then the bootstrap node.
@@ -130,11 +243,39 @@ impl Localnet {
             nodes.push(NodeEntry {
                 name: config.moniker.clone(),
                 home,
-                role: config.role,
+                role: match config.role {
+                    NodeRole::Validator => Role::Validator,
+                    NodeRole::Bootstrap => Role::Bootstrap,
+                },
                 rpc: config.rpc.listen_addr,
             });
         }
-        nodes.sort_by_key(|node| (node.role == NodeRole::Bootstrap, node.name.clone()));
+        for entry in std::fs::read_dir(&self.root).map_err(io(&self.root))? {
+            let dir = entry.map_err(io(&self.root))?.path();
+            let is_account = dir
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with(ACCOUNT_PREFIX));
+            if !is_account || !dir.join("ezchain.yaml").is_file() {
+                continue;
+            }
+            let config =
+                AppConfig::load(&dir.join("ezchain.yaml")).map_err(|e| LocalnetError::Layout(e.to_string()))?;
+            let ip: std::net::IpAddr = config
+                .app
+                .api_host
+                .parse()
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+            nodes.push(NodeEntry {
+                name: dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                home: dir,
+                role: Role::Account,
+                rpc: SocketAddr::new(ip, config.app.api_port),
+            });
+        }
+        nodes.sort_by_key(|node| (node.role, node.name.clone()));
         if nodes.is_empty() {
             return Err(LocalnetError::Layout(format!(
                 "{} holds no node homes",
@@ -148,16 +289,16 @@ impl Localnet {
     pub fn bootstrap_rpc(&self) -> Result<SocketAddr, LocalnetError> {
         self.nodes()?
             .into_iter()
-            .find(|node| node.role == NodeRole::Bootstrap)
+            .find(|node| node.role == Role::Bootstrap)
             .map(|node| node.rpc)
             .ok_or_else(|| LocalnetError::Layout("the testnet has no bootstrap node".into()))
     }
 
     /// The pid of the node's process, if it runs.
     fn running_pid(&self, node: &NodeEntry) -> Option<u32> {
-        let text = std::fs::read_to_string(node.home.join(PID_FILE)).ok()?;
+        let text = std::fs::read_to_string(node.pid_file()).ok()?;
         let pid: u32 = text.trim().parse().ok()?;
-        process_is_node(pid, &node.home).then_some(pid)
+        process_runs(pid, node.marker(), &node.home).then_some(pid)
     }
 
     fn get_json(&self, rpc: SocketAddr, path: &str) -> Option<serde_json::Value> {
@@ -198,11 +339,21 @@ impl Localnet {
     }
 
     /// Starts every node that is not running, detached from this process, and waits until all
-    /// are ready. Returns false when every node was already running.
+    /// are ready; then the account nodes likewise. Returns false when all were already running.
     pub fn start(&self, binary: &Path, ready_timeout: Duration) -> Result<bool, LocalnetError> {
-        let nodes = self.nodes()?;
+        let all = self.nodes()?;
+        let (accounts, nodes): (Vec<NodeEntry>, Vec<NodeEntry>) =
+            all.into_iter().partition(|node| node.role == Role::Account);
+        let mut started = self.spawn(binary, &nodes)?;
+        self.wait_ready(&nodes, ready_timeout)?;
+        started |= self.spawn(binary, &accounts)?;
+        self.wait_ready(&accounts, ready_timeout)?;
+        Ok(started)
+    }
+
+    fn spawn(&self, binary: &Path, nodes: &[NodeEntry]) -> Result<bool, LocalnetError> {
         let mut started = false;
-        for node in &nodes {
+        for node in nodes {
             if self.running_pid(node).is_some() {
                 continue;
             }
@@ -215,8 +366,7 @@ impl Localnet {
             let log_err = log.try_clone().map_err(io(&log_path))?;
             let mut command = Command::new(binary);
             command
-                .args(["node", "run", "--home"])
-                .arg(&node.home)
+                .args(node.args())
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log_err);
@@ -228,11 +378,10 @@ impl Localnet {
                 name: node.name.clone(),
                 source,
             })?;
-            let pid_path = node.home.join(PID_FILE);
+            let pid_path = node.pid_file();
             std::fs::write(&pid_path, format!("{}\n", child.id())).map_err(io(&pid_path))?;
             started = true;
         }
-        self.wait_ready(&nodes, ready_timeout)?;
         Ok(started)
     }
 
@@ -243,7 +392,9 @@ impl Localnet {
             let Some((node, state)) = nodes.iter().zip(&states).find(|(_, state)| !state.ready) else {
                 return Ok(());
             };
-            let crashed = state.pid.is_none();
+            // Right after the spawn, /proc may still show the parent's command line (before exec),
+            // so a missing process counts as a crash only after a moment.
+            let crashed = state.pid.is_none() && started.elapsed() > Duration::from_secs(2);
             if crashed || started.elapsed() >= timeout {
                 let reason = if crashed {
                     "its process exited".to_string()
@@ -276,15 +427,15 @@ impl Localnet {
         }
         let deadline = Instant::now() + timeout;
         for (node, pid) in &running {
-            while process_is_node(*pid, &node.home) && Instant::now() < deadline {
+            while process_runs(*pid, node.marker(), &node.home) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            if process_is_node(*pid, &node.home) {
+            if process_runs(*pid, node.marker(), &node.home) {
                 signal(*pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
         for node in &nodes {
-            let _ = std::fs::remove_file(node.home.join(PID_FILE));
+            let _ = std::fs::remove_file(node.pid_file());
         }
         Ok(running.into_iter().map(|(node, _)| node.name.clone()).collect())
     }
@@ -296,8 +447,8 @@ fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     }
 }
 
-/// The process exists and (where /proc tells) runs this node's home.
-fn process_is_node(pid: u32, home: &Path) -> bool {
+/// The process exists and (where /proc tells) runs `marker` (`node run`, `serve`) for `home`.
+fn process_runs(pid: u32, marker: &str, home: &Path) -> bool {
     let Ok(raw) = i32::try_from(pid) else {
         return false;
     };
@@ -313,7 +464,7 @@ fn process_is_node(pid: u32, home: &Path) -> bool {
                 .rsplit(')')
                 .next()
                 .is_some_and(|rest| rest.trim_start().starts_with('Z'));
-            !zombie && text.contains("node run") && text.contains(&*home.to_string_lossy())
+            !zombie && text.contains(marker) && text.contains(&*home.to_string_lossy())
         }
         Err(_) => true,
     }
@@ -339,10 +490,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let net = Localnet::new(&dir.path().join("testnet")).expect("localnet");
         assert!(!net.exists());
-        net.init(2, 26500).expect("init");
+        net.init(2, 2, 26500, 4).expect("init");
         assert!(net.exists());
-        let names: Vec<String> = net.nodes().expect("nodes").into_iter().map(|n| n.name).collect();
-        assert_eq!(names, ["validator-0", "validator-1", "bootstrap"]);
+        let nodes = net.nodes().expect("nodes");
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["validator-0", "validator-1", "bootstrap", "account-0", "account-1"]
+        );
+        assert_eq!(nodes[3].rpc.port(), 26506, "account APIs follow the node ports");
+        // Each account is funded at genesis with its own wallet.
+        let genesis = ezchain_node::testnet::load_genesis(&net.genesis_file()).expect("genesis");
+        for account in &nodes[3..] {
+            let password = std::fs::read_to_string(account.home.join(PASSWORD_FILE)).expect("password");
+            let key = ezchain_wallet::wallet_file::unlock(&account.home, &password).expect("unlock");
+            assert_eq!(genesis.allocations_of(&key.address()).count(), 1);
+        }
         assert_eq!(net.bootstrap_rpc().expect("bootstrap").port(), 26505);
         // A stale pid file (this test's own pid runs no node) is not a running node.
         let home = dir.path().join("testnet").join("validator-0");

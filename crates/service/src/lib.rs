@@ -1140,13 +1140,8 @@ struct NodeStartRequest {
 
 async fn node_start(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
     let request: NodeStartRequest = body(request)?;
-    if request.accounts.unwrap_or(0) > 0 {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "accounts_unsupported",
-            "account-node processes are not supported yet; use accounts 0",
-        ));
-    }
+    let accounts = request.accounts.unwrap_or(state.config.network.account_nodes);
+    let scrypt_log_n = state.config.wallet.scrypt_log_n;
     let root = state.config.data_dir().join("testnet");
     let validators = request
         .consensus
@@ -1157,7 +1152,7 @@ async fn node_start(State(state): State<Arc<ServiceState>>, request: Result<Json
         let net = ezchain_ops::localnet::Localnet::new(&root)?;
         let created = !net.exists();
         if created {
-            net.init(validators, start_port)?;
+            net.init(validators, accounts, start_port, scrypt_log_n)?;
         }
         let started = net.start(&binary, Duration::from_secs(60))?;
         Ok::<_, ezchain_ops::localnet::LocalnetError>((created, started, net.status()?))

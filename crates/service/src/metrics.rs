@@ -114,7 +114,7 @@ impl ServiceMetrics {
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();
         }
-        text
+        ezchain_node::metrics::openmetrics_to_prometheus_text(&text)
     }
 }
 

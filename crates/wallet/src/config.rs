@@ -109,7 +109,7 @@ impl Default for NetworkSection {
             bootstrap_nodes: vec!["127.0.0.1:19503".into()],
             genesis_file: PathBuf::from("devnet/genesis.json"),
             consensus_nodes: 1,
-            account_nodes: 0,
+            account_nodes: 1,
             start_port: 19500,
         }
     }

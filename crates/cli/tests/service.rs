@@ -1,0 +1,425 @@
+//! `ezchain serve` end to end over HTTP, against a real local testnet (one validator and the
+//! bootstrap node with its faucet).
+
+use ezchain_testkit::LocalTestnet;
+use reqwest::blocking::{Client, Response};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+const LONG: Duration = Duration::from_secs(60);
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ezchain"))
+}
+
+/// One `ezchain serve` process with its own config and data folder.
+struct Service {
+    dir: PathBuf,
+    config: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    http: Client,
+    token: String,
+    nonce: u64,
+}
+
+impl Service {
+    fn new(net: &LocalTestnet, name: &str, port: u16) -> Service {
+        let dir = net.dir().join(format!("service-{name}"));
+        std::fs::create_dir_all(&dir).expect("service folder");
+        let config = dir.join("ezchain.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "network:\n  bootstrap_nodes: [\"{}\"]\n  genesis_file: {}\napp:\n  data_dir: data\n  log_dir: data/logs\n  api_token_file: data/api.token\n  api_port: {port}\nwallet:\n  scrypt_log_n: 4\n",
+                net.nodes[net.bootstrap_index()].rpc,
+                net.dir().join("genesis.json").display()
+            ),
+        )
+        .expect("config");
+        let mut service = Service {
+            dir,
+            config,
+            port,
+            child: None,
+            http: Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("client"),
+            token: String::new(),
+            nonce: 0,
+        };
+        service.start();
+        service
+    }
+
+    fn ezchain(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run ezchain")
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("serve.log"))
+            .expect("log");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + LONG;
+        while self.http.get(self.url("/health")).send().is_err() {
+            assert!(Instant::now() < deadline, "serve did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let token = self.ezchain(&["auth", "show-token"]);
+        self.token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn next_nonce(&mut self) -> String {
+        self.nonce += 1;
+        format!("nonce-{:08}", self.nonce)
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        answer(
+            self.http
+                .get(self.url(path))
+                .header("X-EZ-Token", &self.token)
+                .send()
+                .expect("GET"),
+        )
+    }
+
+    fn post_with(&self, path: &str, nonce: &str, body: Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .header("X-EZ-Token", &self.token)
+            .header("X-EZ-Nonce", nonce)
+            .json(&body)
+            .send()
+            .expect("POST")
+    }
+
+    fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
+        let nonce = self.next_nonce();
+        answer(self.post_with(path, &nonce, body))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn answer(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+fn code(answer: &(u16, Value)) -> (u16, &str) {
+    (answer.0, answer.1["error"]["code"].as_str().unwrap_or(""))
+}
+
+/// `promtool check metrics` (Debian's prometheus package; `.ci/run` installs it). Outside CI a
+/// machine without promtool skips the check and says so.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must have promtool: {e}");
+            eprintln!("promtool not installed: metrics format not checked");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let output = child.wait_with_output().expect("promtool");
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn start(port: u16) -> LocalTestnet {
+    let net = LocalTestnet::start(binary(), 1, port);
+    net.wait_for_height(net.bootstrap_index(), 1, LONG)
+        .expect("the devnet finalizes blocks");
+    net
+}
+
+fn funded(service: &mut Service, amount: u64) {
+    let created = service.post("/wallet/create", json!({ "password": "pw" }));
+    assert_eq!(created.0, 200, "{}", created.1);
+    assert_eq!(service.post("/wallet/unlock", json!({ "password": "pw" })).0, 200);
+    let paid = service.post("/tx/faucet", json!({ "amount": amount }));
+    assert_eq!(paid.1["data"]["available_balance"], amount, "{}", paid.1);
+}
+
+#[test]
+fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = start(24800);
+    let mut alice = Service::new(&net, "alice", 24810);
+    let bob = net.cli_wallet("bob");
+    let bob_addr = bob.ok(&["wallet", "create", "--password", "pw"])["address"]
+        .as_str()
+        .expect("address")
+        .to_string();
+
+    // Public routes need no token; the rest do.
+    assert_eq!(
+        answer(alice.http.get(alice.url("/health")).send().expect("health")).0,
+        200
+    );
+    let no_token = answer(alice.http.get(alice.url("/wallet/show")).send().expect("GET"));
+    assert_eq!(code(&no_token), (401, "unauthorized"));
+    let wrong = answer(
+        alice
+            .http
+            .get(alice.url("/wallet/show"))
+            .header("X-EZ-Token", "0".repeat(64))
+            .send()
+            .expect("GET"),
+    );
+    assert_eq!(code(&wrong), (401, "unauthorized"));
+    assert_eq!(code(&alice.get("/wallet/show")), (404, "wallet_not_found"));
+
+    funded(&mut alice, 100);
+    let pay = json!({ "recipient": bob_addr, "amount": 30, "client_tx_id": "order-1" });
+    let first = alice.post_with("/tx/send", "send-nonce-1", pay.clone());
+    assert!(first.headers().get("x-ez-idempotent-replay").is_none());
+    let first = answer(first);
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert_eq!(first.1["data"]["status"], "delivered");
+
+    // The same nonce again: a replay.
+    let replayed = answer(alice.post_with("/tx/send", "send-nonce-1", pay.clone()));
+    assert_eq!(code(&replayed), (409, "replay_detected"));
+    // The same id and body with a fresh nonce: the stored first answer, no second payment.
+    let retry = alice.post_with("/tx/send", "send-nonce-2", pay.clone());
+    assert_eq!(
+        retry
+            .headers()
+            .get("x-ez-idempotent-replay")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(answer(retry).1, first.1);
+    // The same id for another payment: refused.
+    let other = alice.post(
+        "/tx/send",
+        json!({ "recipient": bob_addr, "amount": 31, "client_tx_id": "order-1" }),
+    );
+    assert_eq!(code(&other), (409, "duplicate_transaction"));
+
+    // Bad requests: each refused once with its code.
+    let oversized = alice.post("/tx/send", json!({ "recipient": "x".repeat(70_000), "amount": 1 }));
+    assert_eq!(code(&oversized), (413, "payload_too_large"));
+    let nonce = alice.next_nonce();
+    let malformed = answer(
+        alice
+            .http
+            .post(alice.url("/tx/send"))
+            .header("X-EZ-Token", &alice.token)
+            .header("X-EZ-Nonce", nonce)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .expect("POST"),
+    );
+    assert_eq!(code(&malformed), (400, "invalid_request"));
+    let no_nonce = answer(
+        alice
+            .http
+            .post(alice.url("/wallet/lock"))
+            .header("X-EZ-Token", &alice.token)
+            .send()
+            .expect("POST"),
+    );
+    assert_eq!(code(&no_nonce), (400, "nonce_required"));
+    assert_eq!(
+        code(&alice.post("/tx/send", json!({ "recipient": "0x12", "amount": 1 }))),
+        (400, "invalid_recipient")
+    );
+    assert_eq!(code(&alice.get("/no/such/route")), (404, "not_found"));
+    assert_eq!(code(&alice.post("/health", json!({}))), (405, "method_not_allowed"));
+    let foreign_host = answer(
+        alice
+            .http
+            .get(alice.url("/health"))
+            .header("Host", "attacker.example")
+            .send()
+            .expect("GET"),
+    );
+    assert_eq!(code(&foreign_host), (403, "forbidden_host"));
+
+    // Exactly one payment arrived.
+    assert_eq!(
+        bob.ok(&["wallet", "balance", "--password", "pw"])["available_balance"],
+        30
+    );
+    assert_eq!(alice.get("/wallet/balance").1["data"]["available_balance"], 70);
+    let metrics = alice
+        .http
+        .get(alice.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("ezchain_tx_send_total{result=\"delivered\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ezchain_errors_total{code=\"duplicate_transaction\"} 1"),
+        "{metrics}"
+    );
+    assert!(alice.get("/openapi.json").1["paths"]["/tx/send"]["post"].is_object());
+    let node_metrics = alice
+        .http
+        .get(format!("http://{}/metrics", net.nodes[net.bootstrap_index()].rpc))
+        .send()
+        .expect("node metrics")
+        .text()
+        .expect("text");
+    promtool_accepts(&metrics);
+    promtool_accepts(&node_metrics);
+
+    // The audit chain verifies; editing one line breaks it at that line.
+    let verified = alice.ezchain(&["ops", "audit-verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let log = alice.dir.join("data/logs/service_audit.log");
+    let text = std::fs::read_to_string(&log).expect("audit log");
+    assert!(!text.contains("\"pw\""), "no password in the audit log");
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 4 {
+                line.replace("\"GET\"", "\"PUT\"").replace("\"POST\"", "\"PUT\"")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&log, edited.join("\n") + "\n").expect("edit");
+    let broken = alice.ezchain(&["ops", "audit-verify"]);
+    assert!(!broken.status.success());
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(
+        stderr.contains("audit_chain_broken") && stderr.contains("line 5"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_service_killed_during_a_send_pays_exactly_once_after_restart() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut net = start(24820);
+    let mut alice = Service::new(&net, "alice", 24830);
+    let bob = net.cli_wallet("bob");
+    let bob_addr = bob.ok(&["wallet", "create", "--password", "pw"])["address"]
+        .as_str()
+        .expect("address")
+        .to_string();
+    funded(&mut alice, 100);
+
+    // Nothing finalizes while the validator is down: the send is caught in flight.
+    net.kill(0);
+    let pay = json!({ "recipient": bob_addr, "amount": 30, "client_tx_id": "order-9", "wait_seconds": 60 });
+    let url = alice.url("/tx/send");
+    let token = alice.token.clone();
+    let body = pay.clone();
+    let in_flight = std::thread::spawn(move || {
+        Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .expect("client")
+            .post(url)
+            .header("X-EZ-Token", token)
+            .header("X-EZ-Nonce", "inflight-nonce")
+            .json(&body)
+            .send()
+            .map(|r| r.status().as_u16())
+    });
+    let history = alice.dir.join("data/tx_history.json");
+    let deadline = Instant::now() + LONG;
+    loop {
+        let text = std::fs::read_to_string(&history).unwrap_or_default();
+        if text.contains("\"submitted\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the send never reached submitted: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    alice.kill();
+    assert!(
+        in_flight.join().expect("thread").is_err(),
+        "the killed service never answered"
+    );
+
+    net.start_node(0);
+    alice.start();
+    assert_eq!(alice.post("/wallet/unlock", json!({ "password": "pw" })).0, 200);
+    let retried = alice.post("/tx/send", pay);
+    assert_eq!(retried.0, 200, "{}", retried.1);
+    assert_eq!(retried.1["data"]["status"], "delivered");
+    assert_eq!(
+        bob.ok(&["wallet", "balance", "--password", "pw"])["available_balance"],
+        30
+    );
+    let history = alice.get("/tx/history").1;
+    let sends = history["data"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|r| r["kind"] == "send")
+        .count();
+    assert_eq!(sends, 1, "{history}");
+    assert_eq!(alice.get("/wallet/balance").1["data"]["available_balance"], 70);
+}
