@@ -226,6 +226,14 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     assert_eq!(code(&alice.get("/wallet/show")), (404, "wallet_not_found"));
 
     funded(&mut alice, 100);
+    assert_eq!(
+        code(&alice.post("/wallet/unlock", json!({ "password": "nope" }))),
+        (403, "wrong_password")
+    );
+    assert_eq!(
+        code(&alice.post("/wallet/create", json!({ "password": "pw" }))),
+        (409, "wallet_exists")
+    );
     let pay = json!({ "recipient": bob_addr, "amount": 30, "client_tx_id": "order-1" });
     let first = alice.post_with("/tx/send", "send-nonce-1", pay.clone());
     assert!(first.headers().get("x-ez-idempotent-replay").is_none());
@@ -397,6 +405,9 @@ fn a_service_killed_during_a_send_pays_exactly_once_after_restart() {
         assert!(Instant::now() < deadline, "the send never reached submitted: {text}");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A second request with the same id while the first still runs: refused, not queued.
+    let concurrent = alice.post("/tx/send", pay.clone());
+    assert_eq!(code(&concurrent), (409, "request_in_progress"));
     alice.kill();
     assert!(
         in_flight.join().expect("thread").is_err(),

@@ -471,6 +471,13 @@ fn open_error(error_value: OpenError) -> ApiError {
 }
 
 fn wallet_error(e: WalletError) -> ApiError {
+    if matches!(e, WalletError::Locked) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "password_required",
+            "this needs the wallet's key: give \"password\" (or X-EZ-Password) or POST /wallet/unlock first",
+        );
+    }
     let (status, code) = match &e {
         WalletError::Locked => (StatusCode::BAD_REQUEST, "password_required"),
         WalletError::InsufficientFunds { .. } => (StatusCode::BAD_REQUEST, "insufficient_funds"),
@@ -758,8 +765,12 @@ async fn wallet_create(State(state): State<Arc<ServiceState>>, request: Result<J
     let (address, mnemonic) = state
         .worker
         .run(move |slot: &mut Slot| {
-            slot.lock();
-            wallet_file::create(&data_dir, &request.name, &request.password, log_n, request.force)
+            let created = wallet_file::create(&data_dir, &request.name, &request.password, log_n, request.force);
+            if created.is_ok() {
+                // Another key now: forget the old one.
+                slot.lock();
+            }
+            created
         })
         .await
         .ok_or_else(|| {
@@ -793,8 +804,7 @@ async fn wallet_import(State(state): State<Arc<ServiceState>>, request: Result<J
     let address = state
         .worker
         .run(move |slot: &mut Slot| {
-            slot.lock();
-            match (request.mnemonic, request.keystore) {
+            let imported = match (request.mnemonic, request.keystore) {
                 (Some(words), None) => wallet_file::import_mnemonic(
                     &data_dir,
                     &request.name,
@@ -820,7 +830,11 @@ async fn wallet_import(State(state): State<Arc<ServiceState>>, request: Result<J
                     "mnemonic_or_keystore_required",
                     "give exactly one of \"mnemonic\" and \"keystore\"",
                 )),
+            };
+            if imported.is_ok() {
+                slot.lock();
             }
+            imported
         })
         .await
         .ok_or_else(|| {

@@ -36,6 +36,8 @@ const FATAL_SUBMIT_CODES: &[&str] = &["invalid_bundle", "bundle_expired", "malfo
 /// How often a pending bundle is offered to the nodes again (a restarted node forgets its
 /// mempool).
 const RESUBMIT_EVERY: Duration = Duration::from_secs(5);
+/// How long a receipt's header may take to appear on the header-serving nodes.
+const HEADER_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 pub enum WalletError {
@@ -526,10 +528,19 @@ impl Wallet {
     /// Applies the receipt of the pending bundle and queues its packages for delivery.
     fn finalize(&mut self, receipt: Receipt) -> Result<(), WalletError> {
         let height = receipt.header.height;
+        // The node that served the receipt has the header; another may lag a little. A node
+        // that never serves it leaves the bundle pending for the next resume.
+        let deadline = Instant::now() + HEADER_WAIT;
         while self.synced_height() < height {
             let before = self.synced_height();
             self.sync_headers()?;
             if self.synced_height() == before {
+                if Instant::now() >= deadline {
+                    return Err(WalletError::BadHeader {
+                        height,
+                        reason: format!("no node served the header within {} s", HEADER_WAIT.as_secs()),
+                    });
+                }
                 std::thread::sleep(self.options.poll_interval);
             }
         }
