@@ -3,6 +3,7 @@
 //! Errors go to stderr as `error[<code>]: <message>` with a hint; exit status 1 for a failed
 //! command, 2 for a usage error (clap's own).
 
+mod bench;
 mod faucet;
 mod node;
 mod service;
@@ -51,6 +52,8 @@ enum Command {
     /// Operations tools.
     #[command(subcommand)]
     Ops(service::OpsCommand),
+    /// Measure throughput and finality latency on a fresh local testnet.
+    Bench(bench::BenchArgs),
 }
 
 /// A failed command: a stable code for scripts, a message, and what to do about it.
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Auth(command)) => service::run_auth(command, &cli.config, cli.json),
         Some(Command::Ops(command)) => service::run_ops(command, &cli.config, cli.json),
+        Some(Command::Bench(args)) => bench::run_bench(args, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -234,6 +234,20 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
         code(&alice.post("/wallet/create", json!({ "password": "pw" }))),
         (409, "wallet_exists")
     );
+    // curl -d sends a form content type: the body is read as JSON all the same.
+    let nonce = alice.next_nonce();
+    let unlocked = answer(
+        alice
+            .http
+            .post(alice.url("/wallet/unlock"))
+            .header("X-EZ-Token", &alice.token)
+            .header("X-EZ-Nonce", nonce)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(r#"{"password": "pw"}"#)
+            .send()
+            .expect("POST"),
+    );
+    assert_eq!(unlocked.0, 200, "{}", unlocked.1);
     let pay = json!({ "recipient": bob_addr, "amount": 30, "client_tx_id": "order-1" });
     let first = alice.post_with("/tx/send", "send-nonce-1", pay.clone());
     assert!(first.headers().get("x-ez-idempotent-replay").is_none());

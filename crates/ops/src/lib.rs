@@ -1,4 +1,6 @@
-//! EZchain operations tooling. Today: the local testnet manager behind
-//! `ezchain node start|status|stop` ([`localnet`]).
+//! EZchain operations tooling: the local testnet manager behind `ezchain node
+//! start|status|stop` ([`localnet`]) and the benchmark harness behind `ezchain bench`
+//! ([`bench`]).
 
+pub mod bench;
 pub mod localnet;

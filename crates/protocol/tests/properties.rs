@@ -225,6 +225,14 @@ proptest! {
             prop_assert_eq!(back.package_hash(), item.package.package_hash());
             prop_assert_eq!(&back, &item.package);
         }
+        // A wallet persists its holdings as borsh: what it reads back is what it wrote.
+        for user in sim.users.values() {
+            let bytes = encode(&user.holdings);
+            let back: ezchain_protocol::ownership::Holdings = decode(&bytes, usize::MAX).unwrap();
+            prop_assert_eq!(encode(&back), bytes);
+            prop_assert_eq!(back.balance(), user.holdings.balance());
+            prop_assert_eq!(back.checkpoints(), user.holdings.checkpoints());
+        }
     }
 
     #[test]

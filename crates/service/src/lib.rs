@@ -14,7 +14,8 @@ pub mod guard;
 pub mod metrics;
 pub mod worker;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -430,8 +431,9 @@ fn check(state: &ServiceState, request: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn body<T: for<'de> Deserialize<'de>>(body: Result<Json<Value>, JsonRejection>) -> Result<T, ApiError> {
-    let Json(value) = body.map_err(|rejection| {
+/// Reads a JSON object body whatever its Content-Type says (an empty body is `{}`).
+fn body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -442,6 +444,12 @@ fn body<T: for<'de> Deserialize<'de>>(body: Result<Json<Value>, JsonRejection>) 
             error(StatusCode::BAD_REQUEST, "invalid_request", rejection.body_text())
         }
     })?;
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", format!("invalid JSON: {e}")))?
+    };
     if !value.is_object() {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -751,7 +759,7 @@ fn file_error(e: WalletFileError) -> ApiError {
     }
 }
 
-async fn wallet_create(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+async fn wallet_create(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: CreateRequest = body(request)?;
     if request.password.is_empty() {
         return Err(error(
@@ -797,7 +805,7 @@ struct ImportRequest {
     force: bool,
 }
 
-async fn wallet_import(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+async fn wallet_import(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: ImportRequest = body(request)?;
     let data_dir = state.config.data_dir();
     let log_n = state.config.wallet.scrypt_log_n;
@@ -854,7 +862,7 @@ struct UnlockRequest {
     ttl_seconds: Option<u64>,
 }
 
-async fn wallet_unlock(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+async fn wallet_unlock(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: UnlockRequest = body(request)?;
     let ttl = Duration::from_secs(
         request
@@ -888,7 +896,7 @@ struct FaucetRequest {
     password: Option<String>,
 }
 
-async fn tx_faucet(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+async fn tx_faucet(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: FaucetRequest = body(request)?;
     let amount = request.amount;
     let (grant, report, balance) = with_wallet(&state, request.password, move |wallet| {
@@ -915,7 +923,7 @@ struct ReceiveRequest {
     password: Option<String>,
 }
 
-async fn tx_receive(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+async fn tx_receive(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: ReceiveRequest = body(request)?;
     let (report, balance) = with_wallet(&state, request.password, |wallet| {
         wallet.resume(Duration::ZERO)?;
@@ -985,7 +993,7 @@ const ERROR_CODES: &[&str] = &[
     "invalid_recipient",
 ];
 
-async fn tx_send(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+async fn tx_send(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: SendRequest = body(request)?;
     let recipient: Address = request.recipient.parse().map_err(|e| {
         error(
@@ -1152,7 +1160,7 @@ struct NodeStartRequest {
     start_port: Option<u16>,
 }
 
-async fn node_start(State(state): State<Arc<ServiceState>>, request: Result<Json<Value>, JsonRejection>) -> Answer {
+async fn node_start(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: NodeStartRequest = body(request)?;
     let accounts = request.accounts.unwrap_or(state.config.network.account_nodes);
     let scrypt_log_n = state.config.wallet.scrypt_log_n;

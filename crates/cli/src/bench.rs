@@ -1,0 +1,118 @@
+//! `ezchain bench`: throughput and latency of a fresh local testnet (see docs/BENCHMARKS.md).
+
+use crate::CliError;
+use clap::Args;
+use ezchain_ops::bench::{BenchOptions, html_report, run};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 1)]
+    validators: usize,
+    /// Bench accounts funded at genesis (each has at most one bundle in flight).
+    #[arg(long, default_value_t = 200)]
+    accounts: usize,
+    #[arg(long, default_value_t = 30)]
+    duration_sec: u64,
+    /// Transfers per bundle.
+    #[arg(long, default_value_t = 1)]
+    bundle_txs: usize,
+    /// Bundles per second to offer (default: as fast as accounts are free).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Kill the last validator this many seconds into the run.
+    #[arg(long)]
+    kill_one_at_sec: Option<u64>,
+    #[arg(long, default_value_t = 29500)]
+    start_port: u16,
+    /// Submitting threads.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Where to write the report (an .html page is written beside it).
+    #[arg(long)]
+    out_json: Option<PathBuf>,
+    /// Keep the testnet folder (default: a temporary folder, removed after the run).
+    #[arg(long)]
+    keep_dir: Option<PathBuf>,
+}
+
+pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
+    let fail = |code: &'static str, message: String| CliError {
+        code,
+        message,
+        hint: None,
+    };
+    let temp = tempfile::tempdir().map_err(|e| fail("io_error", e.to_string()))?;
+    let dir = args.keep_dir.clone().unwrap_or_else(|| temp.path().join("testnet"));
+    let binary = std::env::current_exe().map_err(|e| fail("io_error", e.to_string()))?;
+    let options = BenchOptions {
+        validators: args.validators,
+        accounts: args.accounts,
+        duration: Duration::from_secs(args.duration_sec),
+        bundle_txs: args.bundle_txs,
+        rate: args.rate,
+        start_port: args.start_port,
+        dir,
+        kill_one_at: args.kill_one_at_sec.map(Duration::from_secs),
+        workers: args.workers,
+    };
+    let report = run(&binary, &options, |line| eprintln!("bench: {line}")).map_err(|e| CliError {
+        code: "bench_failed",
+        message: e.to_string(),
+        hint: Some("pick free ports with --start-port"),
+    })?;
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    if let Some(path) = &args.out_json {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| fail("io_error", e.to_string()))?;
+        }
+        std::fs::write(path, &text).map_err(|e| fail("io_error", e.to_string()))?;
+        std::fs::write(path.with_extension("html"), html_report(&report))
+            .map_err(|e| fail("io_error", e.to_string()))?;
+    }
+    if json {
+        println!("{text}");
+    } else {
+        println!(
+            "{} validators, {} accounts, {} transfers/bundle, {:.0} s",
+            report.validators, report.accounts, report.bundle_txs, report.duration_s
+        );
+        println!(
+            "committed  {:.1} bundles/s, {:.1} transfers/s ({} bundles in {} blocks)",
+            report.committed_bundles_per_s, report.transfers_per_s, report.committed_bundles, report.blocks
+        );
+        let l = &report.finality_latency_ms;
+        println!(
+            "finality   p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  max {:.0} ms",
+            l.p50, l.p95, l.p99, l.max
+        );
+        let v = &report.verification_ms;
+        println!(
+            "verify     p50 {:.2} ms  p95 {:.2} ms per package ({} checked, {} failed)",
+            v.p50, v.p95, v.count, report.verification_failures
+        );
+        if !report.rejected_by_code.is_empty() {
+            println!("rejected   {:?}", report.rejected_by_code);
+        }
+        for node in &report.nodes {
+            println!(
+                "{:<12} cpu {:>6.1} s  peak rss {:>6.1} MiB  disk {:>6.1} MiB",
+                node.name,
+                node.cpu_seconds.unwrap_or(0.0),
+                node.peak_rss_mib.unwrap_or(0.0),
+                node.disk_mib
+            );
+        }
+    }
+    if report.verification_failures > 0 {
+        return Err(fail(
+            "bench_verification_failed",
+            format!(
+                "{} sampled transfers failed recipient verification",
+                report.verification_failures
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,742 @@
+//! `ezchain bench`: throughput and latency of a local testnet of real node processes.
+//!
+//! Set-up: a fresh testnet whose genesis funds `accounts` bench accounts (keys derived from
+//! their index, so nothing secret is involved), started with [`Localnet`]. Load: every account's
+//! bundles (`bundle_txs` one-unit transfers each, to other bench accounts) are signed and
+//! serialized before the clock starts; worker threads submit them round-robin to the
+//! validators over persistent HTTP connections, at most one pending bundle per account (the
+//! protocol's rule), optionally capped at `rate` bundles/s. A tracker polls the chain tip and
+//! reads every new block: a bundle's latency is submit → the block that holds it seen final
+//! (polling adds up to 25 ms). Afterwards a sample of committed transfers is turned into real
+//! transfer packages and verified as their recipients would, which times verification and
+//! checks the run's blocks at once.
+
+use crate::localnet::{Localnet, LocalnetError, PID_FILE};
+use ezchain_node::testnet::{TestnetOptions, init, load_genesis};
+use ezchain_protocol::bundle::EnvelopeParams;
+use ezchain_protocol::codec::{decode, encode};
+use ezchain_protocol::hash::keccak256;
+use ezchain_protocol::witness::{GenesisAnchor, NoCheckpoints, Verifier};
+use ezchain_protocol::{
+    Address, Block, BundleSidecar, ConfirmedBundleUnit, Genesis, HeaderLite, OffChainTx, Receipt, SigningKey,
+    Submission, TransferPackage, ValueRange, WitnessAnchor, WitnessV2,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Units each bench account owns at genesis.
+const ACCOUNT_UNITS: u64 = 1_000_000;
+/// How often the tracker asks for the tip.
+const POLL: Duration = Duration::from_millis(25);
+/// Transfers verified as a recipient would after the run, at most.
+const VERIFY_SAMPLE: usize = 100;
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub validators: usize,
+    pub accounts: usize,
+    pub duration: Duration,
+    pub bundle_txs: usize,
+    /// Bundles per second to offer; `None` = as fast as the accounts are free.
+    pub rate: Option<f64>,
+    pub start_port: u16,
+    /// Where the testnet is written (must not exist or be empty).
+    pub dir: PathBuf,
+    /// SIGKILL the last validator this far into the run.
+    pub kill_one_at: Option<Duration>,
+    /// Submitting threads.
+    pub workers: usize,
+}
+
+#[derive(Debug, Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Localnet(#[from] LocalnetError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub count: usize,
+}
+
+fn percentiles(mut values: Vec<f64>) -> Percentiles {
+    if values.is_empty() {
+        return Percentiles::default();
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    Percentiles {
+        p50: at(0.5),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: at(1.0),
+        count: values.len(),
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeUsage {
+    pub name: String,
+    pub cpu_seconds: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub disk_mib: f64,
+}
+
+/// One second of the run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Second {
+    pub second: u64,
+    pub bundles_committed: u64,
+    pub latency_p50_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub validators: usize,
+    pub accounts: usize,
+    pub bundle_txs: usize,
+    pub target_rate: Option<f64>,
+    pub duration_s: f64,
+    pub submitted_bundles: u64,
+    pub committed_bundles: u64,
+    pub committed_bundles_per_s: f64,
+    pub transfers_per_s: f64,
+    pub blocks: u64,
+    pub finality_latency_ms: Percentiles,
+    pub rejected_by_code: BTreeMap<String, u64>,
+    pub verification_ms: Percentiles,
+    pub verification_failures: usize,
+    pub nodes: Vec<NodeUsage>,
+    pub timeline: Vec<Second>,
+    pub killed_validator_at_s: Option<f64>,
+}
+
+fn bench_key(index: usize) -> SigningKey {
+    let mut attempt = 0u32;
+    loop {
+        let seed = keccak256(format!("ezchain-bench-account-{index}-{attempt}").as_bytes());
+        if let Ok(key) = SigningKey::from_bytes(&seed) {
+            return key;
+        }
+        attempt += 1;
+    }
+}
+
+struct Account {
+    key: SigningKey,
+    base: u64,
+    /// Signed, serialized submissions by seq − 1.
+    bodies: Vec<Arc<String>>,
+    submissions: Vec<Submission>,
+}
+
+/// State shared by the submitters and the tracker.
+struct Shared {
+    ready: Mutex<VecDeque<usize>>,
+    wake: Condvar,
+    /// (account, seq) → submit time.
+    submitted: Mutex<HashMap<(usize, u64), Instant>>,
+    next_seq: Mutex<Vec<u64>>,
+    rejected: Mutex<BTreeMap<String, u64>>,
+    stop: AtomicBool,
+}
+
+pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<BenchReport, BenchError> {
+    if options.accounts < 2 || options.bundle_txs == 0 || options.validators == 0 {
+        return Err(BenchError::Setup(
+            "need at least 2 accounts, 1 validator and 1 transfer per bundle".into(),
+        ));
+    }
+    let keys: Vec<SigningKey> = (0..options.accounts).map(bench_key).collect();
+    let genesis_time_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let layout = init(&TestnetOptions {
+        validators: options.validators,
+        out: options.dir.clone(),
+        chain_id: 822,
+        start_port: options.start_port,
+        host: std::net::Ipv4Addr::LOCALHOST.into(),
+        allocations: keys.iter().map(|k| (k.address(), ACCOUNT_UNITS)).collect(),
+        faucet_amount: 1_000,
+        genesis_time_ms,
+    })
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let genesis = load_genesis(&layout.genesis_file).map_err(BenchError::Setup)?;
+    let validators: Vec<SocketAddr> = layout
+        .nodes
+        .iter()
+        .filter(|n| n.role == ezchain_node::config::NodeRole::Validator)
+        .map(|n| n.rpc_addr)
+        .collect();
+    let bootstrap = layout
+        .nodes
+        .iter()
+        .find(|n| n.role == ezchain_node::config::NodeRole::Bootstrap)
+        .map(|n| n.rpc_addr)
+        .ok_or_else(|| BenchError::Setup("no bootstrap node".into()))?;
+
+    // Sign everything before the clock starts: at most one bundle per account per block.
+    let max_seq = (options.duration.as_secs() + 30).max(10);
+    progress(&format!(
+        "signing {} bundles of {} transfers for {} accounts",
+        max_seq * options.accounts as u64,
+        options.bundle_txs,
+        options.accounts
+    ));
+    let accounts = sign_all(&genesis, &keys, max_seq, options.bundle_txs)?;
+    let by_address: HashMap<Address, usize> = keys.iter().enumerate().map(|(i, k)| (k.address(), i)).collect();
+
+    let net = Localnet::new(&options.dir)?;
+    progress("starting the testnet");
+    net.start(binary, Duration::from_secs(120))?;
+    let result = drive(
+        &net,
+        options,
+        &accounts,
+        &by_address,
+        &validators,
+        bootstrap,
+        &genesis,
+        &mut progress,
+    );
+    let nodes = usage(&net);
+    net.stop(Duration::from_secs(20))?;
+    let mut report = result?;
+    report.nodes = nodes;
+    Ok(report)
+}
+
+fn sign_all(
+    genesis: &Genesis,
+    keys: &[SigningKey],
+    max_seq: u64,
+    bundle_txs: usize,
+) -> Result<Vec<Account>, BenchError> {
+    let count = keys.len();
+    keys.iter()
+        .enumerate()
+        .map(|(index, key)| {
+            let base = genesis
+                .allocations_of(&key.address())
+                .next()
+                .map(|a| a.range.begin())
+                .ok_or_else(|| BenchError::Setup("a bench account has no allocation".into()))?;
+            let mut bodies = Vec::with_capacity(max_seq as usize);
+            let mut submissions = Vec::with_capacity(max_seq as usize);
+            for seq in 1..=max_seq {
+                let txs = (0..bundle_txs)
+                    .map(|t| {
+                        let unit = base + (seq - 1) * bundle_txs as u64 + t as u64;
+                        let range = ValueRange::new(unit, unit).map_err(|e| BenchError::Setup(e.to_string()))?;
+                        Ok(OffChainTx {
+                            sender: key.address(),
+                            recipient: keys[(index + 1 + t) % count].address(),
+                            values: vec![range],
+                            local_index: t as u32,
+                            tx_time: seq,
+                            extra_data: Vec::new(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, BenchError>>()?;
+                let params = EnvelopeParams {
+                    chain_id: genesis.chain_id,
+                    seq,
+                    expiry_height: u64::MAX / 2,
+                    fee: 0,
+                    anti_spam_nonce: seq,
+                };
+                let submission = Submission::sign(
+                    key,
+                    BundleSidecar {
+                        sender: key.address(),
+                        txs,
+                    },
+                    &params,
+                );
+                bodies.push(Arc::new(
+                    serde_json::json!({ "submission": hex::encode(encode(&submission)) }).to_string(),
+                ));
+                submissions.push(submission);
+            }
+            Ok(Account {
+                key: key.clone(),
+                base,
+                bodies,
+                submissions,
+            })
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    net: &Localnet,
+    options: &BenchOptions,
+    accounts: &[Account],
+    by_address: &HashMap<Address, usize>,
+    validators: &[SocketAddr],
+    bootstrap: SocketAddr,
+    genesis: &Genesis,
+    progress: &mut impl FnMut(&str),
+) -> Result<BenchReport, BenchError> {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(options.workers.max(1) * 2)
+        .build()
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let shared = Arc::new(Shared {
+        ready: Mutex::new((0..accounts.len()).collect()),
+        wake: Condvar::new(),
+        submitted: Mutex::new(HashMap::new()),
+        next_seq: Mutex::new(vec![1; accounts.len()]),
+        rejected: Mutex::new(BTreeMap::new()),
+        stop: AtomicBool::new(false),
+    });
+    let bodies: Arc<Vec<Vec<Arc<String>>>> = Arc::new(accounts.iter().map(|a| a.bodies.clone()).collect());
+    let start_height = tip(&http, bootstrap).unwrap_or(0);
+    let started = Instant::now();
+    let submitted_total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers: Vec<_> = (0..options.workers.max(1))
+        .map(|worker| {
+            let shared = shared.clone();
+            let bodies = bodies.clone();
+            let http = http.clone();
+            let targets: Vec<SocketAddr> = validators.to_vec();
+            let rate = options.rate.map(|r| r / options.workers.max(1) as f64);
+            let submitted_total = submitted_total.clone();
+            std::thread::spawn(move || submit_loop(worker, &shared, &bodies, &http, &targets, rate, &submitted_total))
+        })
+        .collect();
+
+    // Track commits until the duration is over, then give in-flight bundles a moment.
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut timeline: Vec<Second> = Vec::new();
+    let mut per_second_latencies: Vec<Vec<f64>> = Vec::new();
+    let mut headers: BTreeMap<u64, HeaderLite> = BTreeMap::new();
+    let mut committed: Vec<(usize, u64)> = Vec::new();
+    let mut height = start_height;
+    let mut killed_at = None;
+    let mut last_report = Instant::now();
+    let drain_until = options.duration + Duration::from_secs(5);
+    let tracker_node = bootstrap;
+    while started.elapsed() < drain_until {
+        if started.elapsed() >= options.duration {
+            shared.stop.store(true, Ordering::SeqCst);
+            shared.wake.notify_all();
+            if shared.submitted.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                break;
+            }
+        }
+        if let Some(at) = options.kill_one_at
+            && killed_at.is_none()
+            && started.elapsed() >= at
+        {
+            kill_last_validator(net);
+            killed_at = Some(started.elapsed().as_secs_f64());
+            progress("killed the last validator");
+        }
+        let Some(new_tip) = tip(&http, tracker_node) else {
+            std::thread::sleep(POLL);
+            continue;
+        };
+        while height < new_tip {
+            let Some(block) = fetch_block(&http, tracker_node, height + 1) else {
+                break;
+            };
+            height += 1;
+            let now = Instant::now();
+            let second = now.duration_since(started).as_secs() as usize;
+            if timeline.len() <= second {
+                timeline.resize_with(second + 1, Second::default);
+                per_second_latencies.resize_with(second + 1, Vec::new);
+            }
+            headers.insert(block.header.height, block.header.lite());
+            let mut freed = Vec::new();
+            {
+                let mut submitted = shared.submitted.lock().unwrap_or_else(|p| p.into_inner());
+                let mut next = shared.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+                for entry in &block.entries {
+                    let Some(&account) = by_address.get(&entry.sidecar.sender) else {
+                        continue;
+                    };
+                    let seq = entry.envelope.seq;
+                    if let Some(at) = submitted.remove(&(account, seq)) {
+                        let ms = now.duration_since(at).as_secs_f64() * 1000.0;
+                        latencies.push(ms);
+                        per_second_latencies[second].push(ms);
+                    }
+                    timeline[second].bundles_committed += 1;
+                    committed.push((account, seq));
+                    next[account] = seq + 1;
+                    freed.push(account);
+                }
+            }
+            if !freed.is_empty() {
+                shared.ready.lock().unwrap_or_else(|p| p.into_inner()).extend(freed);
+                shared.wake.notify_all();
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            progress(&format!(
+                "{secs:5.1} s  height {height}  committed {} bundles ({:.0}/s)  finality p50 {:.0} ms",
+                committed.len(),
+                committed.len() as f64 / secs.max(0.001),
+                percentiles(latencies.clone()).p50
+            ));
+        }
+        std::thread::sleep(POLL);
+    }
+    shared.stop.store(true, Ordering::SeqCst);
+    shared.wake.notify_all();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    let elapsed = options.duration.as_secs_f64();
+    for (second, values) in per_second_latencies.into_iter().enumerate() {
+        timeline[second].second = second as u64;
+        timeline[second].latency_p50_ms = percentiles(values).p50;
+    }
+    progress("verifying a sample of transfers as their recipients would");
+    let (verification, failures) = verify_sample(&http, tracker_node, genesis, accounts, &committed, &headers);
+    let rejected = shared.rejected.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let committed_in_window: u64 = timeline
+        .iter()
+        .take(options.duration.as_secs() as usize)
+        .map(|s| s.bundles_committed)
+        .sum();
+    Ok(BenchReport {
+        validators: options.validators,
+        accounts: options.accounts,
+        bundle_txs: options.bundle_txs,
+        target_rate: options.rate,
+        duration_s: elapsed,
+        submitted_bundles: submitted_total.load(Ordering::SeqCst),
+        committed_bundles: committed.len() as u64,
+        committed_bundles_per_s: committed_in_window as f64 / elapsed,
+        transfers_per_s: (committed_in_window * options.bundle_txs as u64) as f64 / elapsed,
+        blocks: height - start_height,
+        finality_latency_ms: percentiles(latencies),
+        rejected_by_code: rejected,
+        verification_ms: percentiles(verification),
+        verification_failures: failures,
+        nodes: Vec::new(),
+        timeline,
+        killed_validator_at_s: killed_at,
+    })
+}
+
+fn submit_loop(
+    worker: usize,
+    shared: &Shared,
+    bodies: &[Vec<Arc<String>>],
+    http: &reqwest::blocking::Client,
+    targets: &[SocketAddr],
+    rate: Option<f64>,
+    submitted_total: &std::sync::atomic::AtomicU64,
+) {
+    let mut turn = worker;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    loop {
+        let account = {
+            let mut ready = shared.ready.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if shared.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Some(account) = ready.pop_front() {
+                    break account;
+                }
+                ready = shared
+                    .wake
+                    .wait_timeout(ready, Duration::from_millis(50))
+                    .map(|(guard, _)| guard)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+        };
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let seq = shared.next_seq.lock().unwrap_or_else(|p| p.into_inner())[account];
+        let Some(body) = bodies[account].get(seq as usize - 1) else {
+            continue;
+        };
+        turn = (turn + 1) % targets.len();
+        let at = Instant::now();
+        shared
+            .submitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((account, seq), at);
+        let answer = http
+            .post(format!("http://{}/v1/submit", targets[turn]))
+            .header("content-type", "application/json")
+            .body(body.as_str().to_owned())
+            .send();
+        sent += 1;
+        submitted_total.fetch_add(1, Ordering::Relaxed);
+        let code = match answer {
+            Ok(response) if response.status().is_success() => None,
+            Ok(response) => Some(
+                response
+                    .json::<serde_json::Value>()
+                    .ok()
+                    .and_then(|v| v["error"]["code"].as_str().map(String::from))
+                    .unwrap_or_else(|| "http_error".into()),
+            ),
+            Err(_) => Some("unreachable".into()),
+        };
+        if let Some(code) = code {
+            *shared
+                .rejected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(code)
+                .or_default() += 1;
+            shared
+                .submitted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(account, seq));
+            std::thread::sleep(Duration::from_millis(100));
+            shared
+                .ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_back(account);
+        }
+    }
+}
+
+fn tip(http: &reqwest::blocking::Client, node: SocketAddr) -> Option<u64> {
+    let value: serde_json::Value = http.get(format!("http://{node}/status")).send().ok()?.json().ok()?;
+    value["data"]["height"].as_u64()
+}
+
+fn fetch_block(http: &reqwest::blocking::Client, node: SocketAddr, height: u64) -> Option<Block> {
+    let value: serde_json::Value = http
+        .get(format!("http://{node}/v1/blocks/{height}"))
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    let bytes = hex::decode(value["data"]["block"].as_str()?).ok()?;
+    decode(&bytes, 256 * 1024 * 1024).ok()
+}
+
+fn fetch_receipt(http: &reqwest::blocking::Client, node: SocketAddr, owner: &Address, seq: u64) -> Option<Receipt> {
+    let value: serde_json::Value = http
+        .get(format!("http://{node}/v1/receipts/{owner}/{seq}"))
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    let bytes = hex::decode(value["data"]["receipt"].as_str()?).ok()?;
+    decode(&bytes, 1 << 20).ok()
+}
+
+/// Builds the package of the first transfer of sampled committed bundles — the sender's whole
+/// history since genesis as the witness — and verifies it as the recipient. Returns the
+/// verification times (ms) and how many failed.
+fn verify_sample(
+    http: &reqwest::blocking::Client,
+    node: SocketAddr,
+    genesis: &Genesis,
+    accounts: &[Account],
+    committed: &[(usize, u64)],
+    headers: &BTreeMap<u64, HeaderLite>,
+) -> (Vec<f64>, usize) {
+    let step = (committed.len() / VERIFY_SAMPLE).max(1);
+    let genesis_hash = genesis.hash();
+    let mut receipts: HashMap<(usize, u64), Receipt> = HashMap::new();
+    let mut times = Vec::new();
+    let mut failures = 0;
+    for &(account, seq) in committed.iter().step_by(step).take(VERIFY_SAMPLE) {
+        let owner = accounts[account].key.address();
+        let mut chain = Vec::new();
+        for s in (1..=seq).rev() {
+            let receipt = match receipts.get(&(account, s)) {
+                Some(receipt) => receipt.clone(),
+                None => match fetch_receipt(http, node, &owner, s) {
+                    Some(receipt) => {
+                        receipts.insert((account, s), receipt.clone());
+                        receipt
+                    }
+                    None => break,
+                },
+            };
+            chain.push(ConfirmedBundleUnit {
+                receipt,
+                sidecar: accounts[account].submissions[s as usize - 1].sidecar.clone(),
+            });
+        }
+        if chain.len() as u64 != seq || headers.get(&chain[0].height()).is_none() {
+            continue;
+        }
+        let target_tx = chain[0].sidecar.txs[0].clone();
+        let value = target_tx.values[0];
+        let package = TransferPackage {
+            target_tx: target_tx.clone(),
+            target_value: value,
+            witness: WitnessV2 {
+                value,
+                current_owner: owner,
+                chain,
+                anchor: WitnessAnchor::Genesis(GenesisAnchor {
+                    genesis_hash,
+                    first_owner: owner,
+                    range: ValueRange::new(accounts[account].base, accounts[account].base + ACCOUNT_UNITS - 1)
+                        .unwrap_or(value),
+                }),
+            },
+        };
+        let at = Instant::now();
+        let verdict = Verifier::new(genesis, headers, &NoCheckpoints, target_tx.recipient).verify_package(&package);
+        times.push(at.elapsed().as_secs_f64() * 1000.0);
+        if verdict.is_err() {
+            failures += 1;
+        }
+    }
+    (times, failures)
+}
+
+fn kill_last_validator(net: &Localnet) {
+    let Ok(nodes) = net.nodes() else { return };
+    if let Some(node) = nodes.iter().rfind(|n| n.role == crate::localnet::Role::Validator)
+        && let Ok(text) = std::fs::read_to_string(node.home.join(PID_FILE))
+        && let Ok(pid) = text.trim().parse::<i32>()
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// CPU time and peak memory from /proc (Linux), disk use of each node's data folder.
+fn usage(net: &Localnet) -> Vec<NodeUsage> {
+    let Ok(nodes) = net.nodes() else {
+        return Vec::new();
+    };
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    nodes
+        .iter()
+        .map(|node| {
+            let pid = std::fs::read_to_string(node.home.join(PID_FILE))
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok());
+            let stat = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok());
+            let cpu_seconds = stat.and_then(|stat| {
+                let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+                let utime: f64 = fields.get(11)?.parse().ok()?;
+                let stime: f64 = fields.get(12)?.parse().ok()?;
+                Some((utime + stime) / ticks)
+            });
+            let peak_rss_mib = pid
+                .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+                .and_then(|status| {
+                    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+                    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                    Some(kib / 1024.0)
+                });
+            NodeUsage {
+                name: node.name.clone(),
+                cpu_seconds,
+                peak_rss_mib,
+                disk_mib: dir_size(&node.home.join("data")) as f64 / (1024.0 * 1024.0),
+            }
+        })
+        .collect()
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// A self-contained HTML page: the numbers and two inline SVG charts over time.
+pub fn html_report(report: &BenchReport) -> String {
+    let chart = |title: &str, values: Vec<f64>, unit: &str| {
+        let max = values.iter().copied().fold(1.0_f64, f64::max);
+        let (width, height) = (640.0, 160.0);
+        let step = width / (values.len().max(2) - 1) as f64;
+        let points: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, height - v / max * height))
+            .collect();
+        format!(
+            "<h2>{title}</h2><svg width=\"{width}\" height=\"{}\" style=\"border:1px solid #ccc\">\
+             <polyline fill=\"none\" stroke=\"#2a6\" stroke-width=\"2\" points=\"{}\"/>\
+             <text x=\"4\" y=\"14\" font-size=\"12\">max {max:.0} {unit}</text></svg>",
+            height + 2.0,
+            points.join(" ")
+        )
+    };
+    let throughput: Vec<f64> = report.timeline.iter().map(|s| s.bundles_committed as f64).collect();
+    let latency: Vec<f64> = report.timeline.iter().map(|s| s.latency_p50_ms).collect();
+    let json = serde_json::to_string_pretty(report).unwrap_or_default();
+    format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>ezchain bench</title>\
+         <body style=\"font-family:sans-serif;max-width:720px;margin:2em auto\">\
+         <h1>ezchain bench: {} validators, {} accounts</h1>\
+         <p>{:.1} bundles/s committed ({:.1} transfers/s); finality p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; \
+         recipient verification p50 {:.2} ms.</p>{}{}<h2>Report</h2><pre>{}</pre></body>",
+        report.validators,
+        report.accounts,
+        report.committed_bundles_per_s,
+        report.transfers_per_s,
+        report.finality_latency_ms.p50,
+        report.finality_latency_ms.p95,
+        report.finality_latency_ms.p99,
+        report.verification_ms.p50,
+        chart("Bundles committed per second", throughput, "bundles"),
+        chart("Finality latency p50 per second", latency, "ms"),
+        json.replace('&', "&amp;").replace('<', "&lt;")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_known_list() {
+        let p = percentiles((1..=100).map(f64::from).collect());
+        assert_eq!((p.p50, p.p95, p.p99, p.max, p.count), (51.0, 95.0, 99.0, 100.0, 100));
+        assert_eq!(percentiles(Vec::new()).count, 0);
+    }
+
+    #[test]
+    fn bench_keys_are_distinct_and_stable() {
+        assert_eq!(bench_key(3).address(), bench_key(3).address());
+        assert_ne!(bench_key(3).address(), bench_key(4).address());
+    }
+}
