@@ -22,6 +22,8 @@ use thiserror::Error;
 pub struct PendingBundle {
     pub verified: VerifiedSubmission,
     pub envelope_hash: Hash32,
+    /// Admission order: equal fees are served first come, first served.
+    pub arrival: u64,
 }
 
 impl PendingBundle {
@@ -61,6 +63,7 @@ pub enum AdmissionError {
 pub struct PendingPool {
     by_sender: BTreeMap<Address, PendingBundle>,
     capacity: usize,
+    next_arrival: u64,
 }
 
 impl PendingPool {
@@ -68,6 +71,7 @@ impl PendingPool {
         PendingPool {
             by_sender: BTreeMap::new(),
             capacity,
+            next_arrival: 0,
         }
     }
 
@@ -118,25 +122,31 @@ impl PendingPool {
         let (admission, verified) = self.admit(chain, submission)?;
         if admission != Admission::Duplicate {
             let envelope_hash = submission.envelope.envelope_hash();
+            // A fee bump keeps its place in line.
+            let arrival = match self.by_sender.get(&verified.sender) {
+                Some(pending) => pending.arrival,
+                None => {
+                    self.next_arrival += 1;
+                    self.next_arrival
+                }
+            };
             self.by_sender.insert(
                 verified.sender,
                 PendingBundle {
                     verified,
                     envelope_hash,
+                    arrival,
                 },
             );
         }
         Ok(admission)
     }
 
-    /// Up to `limit` pending submissions for the next block, highest fee first.
+    /// Up to `limit` pending submissions for the next block: highest fee first, then the
+    /// earliest admitted — so at saturation no sender waits behind the same others every block.
     pub fn snapshot(&self, limit: usize) -> Vec<Submission> {
         let mut pending: Vec<&PendingBundle> = self.by_sender.values().collect();
-        pending.sort_by(|a, b| {
-            b.fee()
-                .cmp(&a.fee())
-                .then(a.verified.addr_key.cmp(&b.verified.addr_key))
-        });
+        pending.sort_by(|a, b| b.fee().cmp(&a.fee()).then(a.arrival.cmp(&b.arrival)));
         pending
             .into_iter()
             .take(limit)

@@ -364,6 +364,28 @@ fn counterexample_conflicting_replacement_and_fee_bump() {
     );
 }
 
+/// Found by `ezchain bench`: at saturation equal-fee bundles were taken by address order, so
+/// the same senders lost every block (p99 finality = the whole run).
+#[test]
+fn a_saturated_pool_serves_equal_fees_in_arrival_order() {
+    let sim = Sim::new(USERS);
+    let mut pool = sim.pool.clone();
+    let mut senders = vec!["Alice", "Bob", "Grace"];
+    senders.sort_by_key(|name| std::cmp::Reverse(sim.addr(name).addr_key()));
+    let ranges = |name: &str| sim.held(name)[0];
+    for name in &senders {
+        let value = ranges(name);
+        let bundle = sim.sign_raw(name, 1, 1_000_000, &[("Carol", &[(value.begin(), value.begin())])]);
+        assert_eq!(pool.submit(&sim.chain, &bundle), Ok(Admission::New));
+    }
+    let picked: Vec<Address> = pool.snapshot(2).iter().map(|s| s.sidecar.sender).collect();
+    assert_eq!(
+        picked,
+        vec![sim.addr(senders[0]), sim.addr(senders[1])],
+        "first come, first served"
+    );
+}
+
 #[test]
 fn tampered_proposals_get_no_acceptance() {
     let mut sim = Sim::new(USERS);
