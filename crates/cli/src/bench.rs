@@ -35,6 +35,17 @@ pub struct BenchArgs {
     /// Keep the testnet folder (default: a temporary folder, removed after the run).
     #[arg(long)]
     keep_dir: Option<PathBuf>,
+    /// Drive a running testnet instead: its validators' RPC addresses, comma-separated. Its
+    /// genesis must fund the bench accounts (see --print-alloc).
+    #[arg(long, value_delimiter = ',', requires = "genesis")]
+    endpoints: Vec<std::net::SocketAddr>,
+    /// The running testnet's genesis.json (with --endpoints).
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Print the `--alloc ADDRESS=AMOUNT` arguments that fund --accounts bench accounts in
+    /// `ezchain testnet init`, and exit.
+    #[arg(long)]
+    print_alloc: bool,
 }
 
 pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
@@ -43,6 +54,18 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         message,
         hint: None,
     };
+    if args.print_alloc {
+        let allocations = ezchain_ops::bench::allocations(args.accounts);
+        if json {
+            let list: Vec<String> = allocations.iter().map(|(a, n)| format!("{a}={n}")).collect();
+            println!("{}", serde_json::json!({ "alloc": list }));
+        } else {
+            for (address, amount) in allocations {
+                println!("--alloc {address}={amount}");
+            }
+        }
+        return Ok(());
+    }
     let temp = tempfile::tempdir().map_err(|e| fail("io_error", e.to_string()))?;
     let dir = args.keep_dir.clone().unwrap_or_else(|| temp.path().join("testnet"));
     let binary = std::env::current_exe().map_err(|e| fail("io_error", e.to_string()))?;
@@ -56,6 +79,13 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         dir,
         kill_one_at: args.kill_one_at_sec.map(Duration::from_secs),
         workers: args.workers,
+        existing: args
+            .genesis
+            .clone()
+            .map(|genesis_file| ezchain_ops::bench::ExistingTestnet {
+                endpoints: args.endpoints.clone(),
+                genesis_file,
+            }),
     };
     let report = run(&binary, &options, |line| eprintln!("bench: {line}")).map_err(|e| CliError {
         code: "bench_failed",

@@ -1,12 +1,12 @@
-//! A few seconds of `ezchain bench`, so the command cannot rot. No timing is asserted: the
-//! numbers belong in docs/BENCHMARKS.md, not in tests.
+//! A few seconds of `ezchain bench`, so the command cannot rot: on a fresh testnet, then again
+//! on that same testnet already running (`--endpoints`), where every account continues its
+//! history. No timing is asserted: the numbers belong in docs/BENCHMARKS.md, not in tests.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-#[test]
-fn a_short_bench_run_commits_bundles_and_writes_its_reports() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let report_path = dir.path().join("report.json");
+fn bench(args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_ezchain"))
         .args([
             "--json",
@@ -19,22 +19,86 @@ fn a_short_bench_run_commits_bundles_and_writes_its_reports() {
             "2",
             "--duration-sec",
             "3",
-            "--start-port",
-            "24900",
         ])
-        .arg("--out-json")
-        .arg(&report_path)
+        .args(args)
         .output()
         .expect("run bench");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     assert!(report["committed_bundles"].as_u64().unwrap_or(0) > 0, "{report}");
-    assert_eq!(report["verification_failures"], 0);
-    assert!(report["verification_ms"]["count"].as_u64().unwrap_or(0) > 0);
-    assert_eq!(report["nodes"].as_array().map(Vec::len), Some(2));
+    assert_eq!(report["verification_failures"], 0, "{report}");
+    assert!(report["verification_ms"]["count"].as_u64().unwrap_or(0) > 0, "{report}");
+    report
+}
+
+/// Runs a node of a kept bench testnet until dropped.
+struct Node(Child);
+
+impl Node {
+    fn start(home: &Path) -> Node {
+        Node(
+            Command::new(env!("CARGO_BIN_EXE_ezchain"))
+                .args(["node", "run", "--home"])
+                .arg(home)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("node run"),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn short_bench_runs_on_a_fresh_and_on_a_running_testnet() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kept = dir.path().join("testnet");
+    let report_path = dir.path().join("report.json");
+    let fresh = bench(&[
+        "--start-port",
+        "24900",
+        "--keep-dir",
+        &kept.to_string_lossy(),
+        "--out-json",
+        &report_path.to_string_lossy(),
+    ]);
+    assert_eq!(fresh["nodes"].as_array().map(Vec::len), Some(2));
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report file")).expect("JSON");
-    assert_eq!(written["committed_bundles"], report["committed_bundles"]);
+    assert_eq!(written["committed_bundles"], fresh["committed_bundles"]);
     let html = std::fs::read_to_string(report_path.with_extension("html")).expect("html page");
     assert!(html.contains("<svg"));
+
+    // The same testnet, restarted by hand and driven through --endpoints.
+    let _validator = Node::start(&kept.join("validator-0"));
+    let _bootstrap = Node::start(&kept.join("bootstrap"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect("127.0.0.1:24901").is_err() {
+        assert!(Instant::now() < deadline, "the validator did not come back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bench(&[
+        "--endpoints",
+        "127.0.0.1:24901",
+        "--genesis",
+        &kept.join("genesis.json").to_string_lossy(),
+    ]);
+
+    // The allocations an operator needs for such a testnet.
+    let output = Command::new(env!("CARGO_BIN_EXE_ezchain"))
+        .args(["bench", "--print-alloc", "--accounts", "3"])
+        .output()
+        .expect("print-alloc");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("--alloc 0x")).count(),
+        3,
+        "{text}"
+    );
 }

@@ -52,6 +52,26 @@ pub struct BenchOptions {
     pub kill_one_at: Option<Duration>,
     /// Submitting threads.
     pub workers: usize,
+    /// Drive a testnet that already runs instead of starting one.
+    pub existing: Option<ExistingTestnet>,
+}
+
+/// A running testnet whose genesis funds the bench accounts (see [`allocations`]).
+#[derive(Clone, Debug)]
+pub struct ExistingTestnet {
+    /// Validators' RPC addresses; the first one is also watched for blocks.
+    pub endpoints: Vec<SocketAddr>,
+    pub genesis_file: PathBuf,
+}
+
+/// Units between the first units of consecutive bundles of one account: runs with different
+/// `bundle_txs` against one testnet never pay the same unit twice.
+const UNIT_STRIDE: u64 = 64;
+
+/// The genesis allocations a testnet needs for `accounts` bench accounts, as
+/// `testnet init --alloc ADDRESS=AMOUNT` arguments.
+pub fn allocations(accounts: usize) -> Vec<(Address, u64)> {
+    (0..accounts).map(|i| (bench_key(i).address(), ACCOUNT_UNITS)).collect()
 }
 
 #[derive(Debug, Error)]
@@ -136,10 +156,12 @@ fn bench_key(index: usize) -> SigningKey {
 
 struct Account {
     key: SigningKey,
-    base: u64,
-    /// Signed, serialized submissions by seq − 1.
+    /// Its genesis allocation.
+    range: ValueRange,
+    /// The last seq committed before this run.
+    first_seq: u64,
+    /// Signed, serialized submissions by seq − first_seq − 1.
     bodies: Vec<Arc<String>>,
-    submissions: Vec<Submission>,
 }
 
 /// State shared by the submitters and the tracker.
@@ -159,7 +181,45 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
             "need at least 2 accounts, 1 validator and 1 transfer per bundle".into(),
         ));
     }
+    if options.bundle_txs as u64 > UNIT_STRIDE {
+        return Err(BenchError::Setup(format!("at most {UNIT_STRIDE} transfers per bundle")));
+    }
     let keys: Vec<SigningKey> = (0..options.accounts).map(bench_key).collect();
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(options.workers.max(1) * 2)
+        .build()
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let max_seq = (options.duration.as_secs() + 30).max(10);
+    let by_address: HashMap<Address, usize> = keys.iter().enumerate().map(|(i, k)| (k.address(), i)).collect();
+
+    if let Some(existing) = &options.existing {
+        let genesis = load_genesis(&existing.genesis_file).map_err(BenchError::Setup)?;
+        let tracker = *existing
+            .endpoints
+            .first()
+            .ok_or_else(|| BenchError::Setup("--endpoints is empty".into()))?;
+        progress("finding where each account's history ends");
+        let first_seqs = keys
+            .iter()
+            .map(|key| last_committed_seq(&http, tracker, &key.address()))
+            .collect::<Vec<_>>();
+        let accounts = sign_all(&genesis, &keys, &first_seqs, max_seq, options.bundle_txs)?;
+        let mut report = drive(
+            None,
+            &http,
+            options,
+            &accounts,
+            &by_address,
+            &existing.endpoints,
+            tracker,
+            &genesis,
+            &mut progress,
+        )?;
+        report.validators = existing.endpoints.len();
+        return Ok(report);
+    }
+
     let genesis_time_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -169,7 +229,7 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
         chain_id: 822,
         start_port: options.start_port,
         host: std::net::Ipv4Addr::LOCALHOST.into(),
-        allocations: keys.iter().map(|k| (k.address(), ACCOUNT_UNITS)).collect(),
+        allocations: allocations(options.accounts),
         faucet_amount: 1_000,
         genesis_time_ms,
     })
@@ -189,21 +249,20 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
         .ok_or_else(|| BenchError::Setup("no bootstrap node".into()))?;
 
     // Sign everything before the clock starts: at most one bundle per account per block.
-    let max_seq = (options.duration.as_secs() + 30).max(10);
     progress(&format!(
         "signing {} bundles of {} transfers for {} accounts",
         max_seq * options.accounts as u64,
         options.bundle_txs,
         options.accounts
     ));
-    let accounts = sign_all(&genesis, &keys, max_seq, options.bundle_txs)?;
-    let by_address: HashMap<Address, usize> = keys.iter().enumerate().map(|(i, k)| (k.address(), i)).collect();
+    let accounts = sign_all(&genesis, &keys, &vec![0; keys.len()], max_seq, options.bundle_txs)?;
 
     let net = Localnet::new(&options.dir)?;
     progress("starting the testnet");
     net.start(binary, Duration::from_secs(120))?;
     let result = drive(
-        &net,
+        Some(&net),
+        &http,
         options,
         &accounts,
         &by_address,
@@ -219,9 +278,32 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
     Ok(report)
 }
 
+/// The highest seq with a receipt (0 if none): doubling, then bisection.
+fn last_committed_seq(http: &reqwest::blocking::Client, node: SocketAddr, owner: &Address) -> u64 {
+    let exists = |seq: u64| fetch_receipt(http, node, owner, seq).is_some();
+    if !exists(1) {
+        return 0;
+    }
+    let (mut low, mut high) = (1u64, 2u64);
+    while exists(high) {
+        low = high;
+        high *= 2;
+    }
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        if exists(mid) {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    low
+}
+
 fn sign_all(
     genesis: &Genesis,
     keys: &[SigningKey],
+    first_seqs: &[u64],
     max_seq: u64,
     bundle_txs: usize,
 ) -> Result<Vec<Account>, BenchError> {
@@ -229,22 +311,31 @@ fn sign_all(
     keys.iter()
         .enumerate()
         .map(|(index, key)| {
-            let base = genesis
+            let range = genesis
                 .allocations_of(&key.address())
                 .next()
-                .map(|a| a.range.begin())
-                .ok_or_else(|| BenchError::Setup("a bench account has no allocation".into()))?;
+                .map(|a| a.range)
+                .ok_or_else(|| {
+                    BenchError::Setup(format!(
+                        "bench account {index} ({}) has no genesis allocation: init the testnet with the \
+                         --alloc arguments of `ezchain bench --print-alloc --accounts {count}`",
+                        key.address()
+                    ))
+                })?;
+            let first_seq = first_seqs[index];
             let mut bodies = Vec::with_capacity(max_seq as usize);
-            let mut submissions = Vec::with_capacity(max_seq as usize);
-            for seq in 1..=max_seq {
+            for seq in first_seq + 1..=first_seq + max_seq {
                 let txs = (0..bundle_txs)
                     .map(|t| {
-                        let unit = base + (seq - 1) * bundle_txs as u64 + t as u64;
-                        let range = ValueRange::new(unit, unit).map_err(|e| BenchError::Setup(e.to_string()))?;
+                        let unit = range.begin() + (seq - 1) * UNIT_STRIDE + t as u64;
+                        let value = ValueRange::new(unit, unit).map_err(|e| BenchError::Setup(e.to_string()))?;
+                        if unit > range.end() {
+                            return Err(BenchError::Setup("a bench account ran out of units".into()));
+                        }
                         Ok(OffChainTx {
                             sender: key.address(),
                             recipient: keys[(index + 1 + t) % count].address(),
-                            values: vec![range],
+                            values: vec![value],
                             local_index: t as u32,
                             tx_time: seq,
                             extra_data: Vec::new(),
@@ -269,13 +360,12 @@ fn sign_all(
                 bodies.push(Arc::new(
                     serde_json::json!({ "submission": hex::encode(encode(&submission)) }).to_string(),
                 ));
-                submissions.push(submission);
             }
             Ok(Account {
                 key: key.clone(),
-                base,
+                range,
+                first_seq,
                 bodies,
-                submissions,
             })
         })
         .collect()
@@ -283,7 +373,8 @@ fn sign_all(
 
 #[allow(clippy::too_many_arguments)]
 fn drive(
-    net: &Localnet,
+    net: Option<&Localnet>,
+    http: &reqwest::blocking::Client,
     options: &BenchOptions,
     accounts: &[Account],
     by_address: &HashMap<Address, usize>,
@@ -292,21 +383,17 @@ fn drive(
     genesis: &Genesis,
     progress: &mut impl FnMut(&str),
 ) -> Result<BenchReport, BenchError> {
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(options.workers.max(1) * 2)
-        .build()
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
     let shared = Arc::new(Shared {
         ready: Mutex::new((0..accounts.len()).collect()),
         wake: Condvar::new(),
         submitted: Mutex::new(HashMap::new()),
-        next_seq: Mutex::new(vec![1; accounts.len()]),
+        next_seq: Mutex::new(accounts.iter().map(|a| a.first_seq + 1).collect()),
         rejected: Mutex::new(BTreeMap::new()),
         stop: AtomicBool::new(false),
     });
-    let bodies: Arc<Vec<Vec<Arc<String>>>> = Arc::new(accounts.iter().map(|a| a.bodies.clone()).collect());
-    let start_height = tip(&http, bootstrap).unwrap_or(0);
+    let bodies: Arc<Vec<(u64, Vec<Arc<String>>)>> =
+        Arc::new(accounts.iter().map(|a| (a.first_seq, a.bodies.clone())).collect());
+    let start_height = tip(http, bootstrap).unwrap_or(0);
     let started = Instant::now();
     let submitted_total = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let workers: Vec<_> = (0..options.workers.max(1))
@@ -326,6 +413,7 @@ fn drive(
     let mut timeline: Vec<Second> = Vec::new();
     let mut per_second_latencies: Vec<Vec<f64>> = Vec::new();
     let mut headers: BTreeMap<u64, HeaderLite> = BTreeMap::new();
+    let mut blocks: HashMap<u64, Block> = HashMap::new();
     let mut committed: Vec<(usize, u64)> = Vec::new();
     let mut height = start_height;
     let mut killed_at = None;
@@ -341,6 +429,7 @@ fn drive(
             }
         }
         if let Some(at) = options.kill_one_at
+            && let Some(net) = net
             && killed_at.is_none()
             && started.elapsed() >= at
         {
@@ -348,12 +437,12 @@ fn drive(
             killed_at = Some(started.elapsed().as_secs_f64());
             progress("killed the last validator");
         }
-        let Some(new_tip) = tip(&http, tracker_node) else {
+        let Some(new_tip) = tip(http, tracker_node) else {
             std::thread::sleep(POLL);
             continue;
         };
         while height < new_tip {
-            let Some(block) = fetch_block(&http, tracker_node, height + 1) else {
+            let Some(block) = fetch_block(http, tracker_node, height + 1) else {
                 break;
             };
             height += 1;
@@ -364,6 +453,7 @@ fn drive(
                 per_second_latencies.resize_with(second + 1, Vec::new);
             }
             headers.insert(block.header.height, block.header.lite());
+            blocks.insert(block.header.height, block.clone());
             let mut freed = Vec::new();
             {
                 let mut submitted = shared.submitted.lock().unwrap_or_else(|p| p.into_inner());
@@ -412,7 +502,15 @@ fn drive(
         timeline[second].latency_p50_ms = percentiles(values).p50;
     }
     progress("verifying a sample of transfers as their recipients would");
-    let (verification, failures) = verify_sample(&http, tracker_node, genesis, accounts, &committed, &headers);
+    let (verification, failures) = verify_sample(
+        http,
+        tracker_node,
+        genesis,
+        accounts,
+        &committed,
+        &mut headers,
+        &mut blocks,
+    );
     let rejected = shared.rejected.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let committed_in_window: u64 = timeline
         .iter()
@@ -443,7 +541,7 @@ fn drive(
 fn submit_loop(
     worker: usize,
     shared: &Shared,
-    bodies: &[Vec<Arc<String>>],
+    bodies: &[(u64, Vec<Arc<String>>)],
     http: &reqwest::blocking::Client,
     targets: &[SocketAddr],
     rate: Option<f64>,
@@ -476,7 +574,8 @@ fn submit_loop(
             }
         }
         let seq = shared.next_seq.lock().unwrap_or_else(|p| p.into_inner())[account];
-        let Some(body) = bodies[account].get(seq as usize - 1) else {
+        let (first_seq, account_bodies) = &bodies[account];
+        let Some(body) = account_bodies.get((seq - first_seq - 1) as usize) else {
             continue;
         };
         turn = (turn + 1) % targets.len();
@@ -554,41 +653,49 @@ fn fetch_receipt(http: &reqwest::blocking::Client, node: SocketAddr, owner: &Add
 }
 
 /// Builds the package of the first transfer of sampled committed bundles — the sender's whole
-/// history since genesis as the witness — and verifies it as the recipient. Returns the
-/// verification times (ms) and how many failed.
+/// history since genesis as the witness, its units rebuilt from the chain's receipts and blocks
+/// — and verifies it as the recipient. Returns the verification times (ms) and the failures.
 fn verify_sample(
     http: &reqwest::blocking::Client,
     node: SocketAddr,
     genesis: &Genesis,
     accounts: &[Account],
     committed: &[(usize, u64)],
-    headers: &BTreeMap<u64, HeaderLite>,
+    headers: &mut BTreeMap<u64, HeaderLite>,
+    blocks: &mut HashMap<u64, Block>,
 ) -> (Vec<f64>, usize) {
     let step = (committed.len() / VERIFY_SAMPLE).max(1);
     let genesis_hash = genesis.hash();
-    let mut receipts: HashMap<(usize, u64), Receipt> = HashMap::new();
     let mut times = Vec::new();
     let mut failures = 0;
     for &(account, seq) in committed.iter().step_by(step).take(VERIFY_SAMPLE) {
         let owner = accounts[account].key.address();
         let mut chain = Vec::new();
         for s in (1..=seq).rev() {
-            let receipt = match receipts.get(&(account, s)) {
-                Some(receipt) => receipt.clone(),
-                None => match fetch_receipt(http, node, &owner, s) {
-                    Some(receipt) => {
-                        receipts.insert((account, s), receipt.clone());
-                        receipt
+            let Some(receipt) = fetch_receipt(http, node, &owner, s) else {
+                break;
+            };
+            let height = receipt.header.height;
+            if let std::collections::hash_map::Entry::Vacant(slot) = blocks.entry(height) {
+                match fetch_block(http, node, height) {
+                    Some(block) => {
+                        headers.insert(height, block.header.lite());
+                        slot.insert(block);
                     }
                     None => break,
-                },
+                }
+            }
+            let Some(sidecar) = blocks[&height]
+                .entries
+                .iter()
+                .find(|entry| entry.sidecar.sender == owner)
+                .map(|entry| entry.sidecar.clone())
+            else {
+                break;
             };
-            chain.push(ConfirmedBundleUnit {
-                receipt,
-                sidecar: accounts[account].submissions[s as usize - 1].sidecar.clone(),
-            });
+            chain.push(ConfirmedBundleUnit { receipt, sidecar });
         }
-        if chain.len() as u64 != seq || headers.get(&chain[0].height()).is_none() {
+        if chain.len() as u64 != seq {
             continue;
         }
         let target_tx = chain[0].sidecar.txs[0].clone();
@@ -603,13 +710,12 @@ fn verify_sample(
                 anchor: WitnessAnchor::Genesis(GenesisAnchor {
                     genesis_hash,
                     first_owner: owner,
-                    range: ValueRange::new(accounts[account].base, accounts[account].base + ACCOUNT_UNITS - 1)
-                        .unwrap_or(value),
+                    range: accounts[account].range,
                 }),
             },
         };
         let at = Instant::now();
-        let verdict = Verifier::new(genesis, headers, &NoCheckpoints, target_tx.recipient).verify_package(&package);
+        let verdict = Verifier::new(genesis, &*headers, &NoCheckpoints, target_tx.recipient).verify_package(&package);
         times.push(at.elapsed().as_secs_f64() * 1000.0);
         if verdict.is_err() {
             failures += 1;
