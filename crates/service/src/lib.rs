@@ -501,6 +501,7 @@ fn wallet_error(e: WalletError) -> ApiError {
             (StatusCode::BAD_GATEWAY, "node_error")
         }
         WalletError::SendFailed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "send_failed"),
+        WalletError::Store(ezchain_wallet::store::StoreError::Busy) => (StatusCode::SERVICE_UNAVAILABLE, "wallet_busy"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
     };
     error(status, code, e)
@@ -991,6 +992,7 @@ const ERROR_CODES: &[&str] = &[
     "wallet_unavailable",
     "wallet_file_error",
     "invalid_recipient",
+    "wallet_busy",
 ];
 
 async fn tx_send(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {

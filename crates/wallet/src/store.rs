@@ -40,6 +40,10 @@ pub enum StoreError {
     GenesisMismatch { stored: Hash32, expected: Hash32 },
     #[error("stored {what} is corrupt: {reason}")]
     Corrupt { what: &'static str, reason: String },
+    #[error(
+        "the wallet is in use by another ezchain process (is `ezchain serve` running?); retry, or use that service's API"
+    )]
+    Busy,
 }
 
 macro_rules! db_err {
@@ -66,6 +70,24 @@ pub struct WalletStore {
     db: Database,
 }
 
+/// How long to wait for another process (the wallet service between two jobs) to let go.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the database, waiting a little while another process holds it.
+fn open_waiting(path: &Path) -> Result<Database, StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    loop {
+        match Database::create(path) {
+            Ok(db) => return Ok(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Busy),
+            Err(e) => return Err(StoreError::Database(e.into())),
+        }
+    }
+}
+
 impl WalletStore {
     /// Opens the state of `owner` on the chain of `genesis_hash`, creating it from `fresh` on
     /// first use.
@@ -75,7 +97,7 @@ impl WalletStore {
         genesis_hash: Hash32,
         fresh: impl FnOnce() -> Holdings,
     ) -> Result<(Self, Holdings), StoreError> {
-        let db = db_err!(Database::create(path))?;
+        let db = open_waiting(path)?;
         let txn = db_err!(db.begin_write())?;
         let holdings;
         {
@@ -220,5 +242,29 @@ impl WalletStore {
             return Ok(1);
         }
         Ok(db_err!(table.last())?.map_or(1, |(id, _)| id.value() + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_opener_waits_then_says_busy() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wallet.redb");
+        let owner = Address([1; 20]);
+        let (first, _) = WalletStore::open(&path, owner, Hash32([2; 32]), || Holdings::new(owner)).expect("open");
+        // Released within the wait: the second opener gets in.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        let (second, _) = WalletStore::open(&path, owner, Hash32([2; 32]), || Holdings::new(owner)).expect("waits");
+        releaser.join().expect("thread");
+        // Held for longer than the wait: a clear error, not a hang.
+        let third = WalletStore::open(&path, owner, Hash32([2; 32]), || Holdings::new(owner));
+        assert!(matches!(third, Err(StoreError::Busy)));
+        drop(second);
     }
 }

@@ -82,6 +82,7 @@ impl WalletError {
     /// Stable code for scripts and API clients.
     pub fn code(&self) -> &'static str {
         match self {
+            WalletError::Store(StoreError::Busy) => "wallet_busy",
             WalletError::Store(_) => "wallet_store_error",
             WalletError::Node(ClientError::Unreachable { .. }) => "node_unreachable",
             WalletError::Node(ClientError::Refused { .. }) => "node_refused",
