@@ -16,6 +16,15 @@ pub enum AuthCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum OpsCommand {
+    /// The runbook's post-release checks from the service's /metrics: node online status,
+    /// transaction success ratio, median confirmation delay, top 3 error codes.
+    MetricsProbe {
+        #[arg(long, default_value = "http://127.0.0.1:8787/metrics")]
+        url: String,
+        /// Fail (exit 1) when the success ratio is below this.
+        #[arg(long, default_value_t = 0.0)]
+        min_success_rate: f64,
+    },
     /// Check the audit log's hash chain; reports the first broken line.
     AuditVerify {
         /// The log to check (default: <log_dir>/service_audit.log).
@@ -80,6 +89,7 @@ pub fn run_auth(command: AuthCommand, config_path: &Path, json: bool) -> Result<
 
 pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<(), CliError> {
     match command {
+        OpsCommand::MetricsProbe { url, min_success_rate } => metrics_probe(&url, min_success_rate, json),
         OpsCommand::AuditVerify { file } => {
             let path = match file {
                 Some(file) => file,
@@ -110,4 +120,75 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
             }
         }
     }
+}
+
+fn metrics_probe(url: &str, min_success_rate: f64, json: bool) -> Result<(), CliError> {
+    use ezchain_ops::probe::{parse, report};
+    let unreachable = |message: String| CliError {
+        code: "metrics_unreachable",
+        message,
+        hint: Some("is `ezchain serve` running? check --url"),
+    };
+    let response = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(8))
+        .build()
+        .and_then(|client| client.get(url).send())
+        .map_err(|e| unreachable(format!("{url}: {e}")))?;
+    if !response.status().is_success() {
+        return Err(unreachable(format!("{url}: HTTP {}", response.status())));
+    }
+    let text = response.text().map_err(|e| unreachable(format!("{url}: {e}")))?;
+    let samples = parse(&text);
+    if !samples.iter().any(|s| s.name.starts_with("ezchain_")) {
+        return Err(unreachable(format!("{url} serves no ezchain metrics")));
+    }
+    let report = report(&samples);
+    let failed = report
+        .transaction_success_rate
+        .is_some_and(|rate| rate < min_success_rate);
+    if json {
+        let mut value = serde_json::json!(report);
+        value["passed"] = serde_json::json!(!failed);
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    } else {
+        let fmt = |v: Option<f64>, unit: &str| v.map_or("no data".to_string(), |v| format!("{v:.2}{unit}"));
+        let up = report.nodes.values().filter(|up| **up).count();
+        println!(
+            "node online        {} ({up}/{} configured nodes up)",
+            fmt(report.node_online_rate, ""),
+            report.nodes.len()
+        );
+        println!(
+            "tx success ratio   {} ({} of {} sends)",
+            fmt(report.transaction_success_rate, ""),
+            report.sends_delivered,
+            report.sends_total
+        );
+        println!(
+            "confirmation delay median {}  p95 {}",
+            fmt(report.median_confirmation_delay_ms, " ms"),
+            fmt(report.p95_confirmation_delay_ms, " ms")
+        );
+        let top: Vec<String> = report
+            .top_error_codes
+            .iter()
+            .map(|(code, n)| format!("{code} ({n})"))
+            .collect();
+        println!(
+            "top error codes    {}",
+            if top.is_empty() { "none".into() } else { top.join(", ") }
+        );
+        println!("{}", if failed { "FAILED" } else { "PASSED" });
+    }
+    if failed {
+        return Err(CliError {
+            code: "probe_failed",
+            message: format!(
+                "success ratio {:.3} is below --min-success-rate {min_success_rate}",
+                report.transaction_success_rate.unwrap_or(0.0)
+            ),
+            hint: Some("see `top error codes` and the audit log"),
+        });
+    }
+    Ok(())
 }

@@ -348,6 +348,28 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     promtool_accepts(&metrics);
     promtool_accepts(&node_metrics);
 
+    // The runbook's post-release probe reads the same metrics.
+    let probe = alice.ezchain(&[
+        "--json",
+        "ops",
+        "metrics-probe",
+        "--url",
+        &alice.url("/metrics"),
+        "--min-success-rate",
+        "0.9",
+    ]);
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+    let probe: Value = serde_json::from_slice(&probe.stdout).expect("probe JSON");
+    assert_eq!(probe["transaction_success_rate"], 1.0, "{probe}");
+    assert!(
+        probe["median_confirmation_delay_ms"].as_f64().unwrap_or(0.0) > 0.0,
+        "{probe}"
+    );
+    assert_eq!(probe["top_error_codes"].as_array().map(Vec::len), Some(3), "{probe}");
+    let down = alice.ezchain(&["ops", "metrics-probe", "--url", "http://127.0.0.1:9/metrics"]);
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("metrics_unreachable"));
+
     // The audit chain verifies; editing one line breaks it at that line.
     let verified = alice.ezchain(&["ops", "audit-verify"]);
     assert!(

@@ -1252,7 +1252,7 @@ pub async fn serve(
         binary,
     });
     tracing::info!(addr = %local, config = %state.config_path.display(), "wallet service listening");
-    let receiver = tokio::spawn(receive_in_background(worker));
+    let receiver = tokio::spawn(maintain(state.clone(), worker));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -1263,11 +1263,13 @@ pub async fn serve(
     result
 }
 
-/// While the wallet is unlocked, finishes pending sends and picks up payments every 10 s.
-async fn receive_in_background(worker: WalletWorker) {
+/// Every 10 s: probes the configured nodes (the node gauges of /metrics stay current), and
+/// while the wallet is unlocked finishes pending sends and picks up payments.
+async fn maintain(state: Arc<ServiceState>, worker: WalletWorker) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         tick.tick().await;
+        probe_nodes(&state).await;
         worker
             .run(|slot: &mut Slot| {
                 if !matches!(slot.key(None), Ok(Some(_))) {
