@@ -25,6 +25,38 @@ pub enum OpsCommand {
         #[arg(long, default_value_t = 0.0)]
         min_success_rate: f64,
     },
+    /// Sample the service's metrics over a window; write a JSON report (and an HTML page).
+    CanaryMonitor {
+        #[arg(long, default_value = "http://127.0.0.1:8787/metrics")]
+        url: String,
+        #[arg(long, default_value_t = 300)]
+        duration_sec: u64,
+        #[arg(long, default_value_t = 10.0)]
+        interval_sec: f64,
+        #[arg(long, default_value_t = 5.0)]
+        timeout_sec: f64,
+        #[arg(long, default_value = "dist/canary_report.json")]
+        out_json: PathBuf,
+    },
+    /// Judge a canary report: exit 0 pass, 1 fail, 2 unreadable report.
+    CanaryGate {
+        #[arg(long, default_value = "dist/canary_report.json")]
+        report: PathBuf,
+        #[arg(long, default_value_t = 0.05)]
+        max_crash_rate: f64,
+        #[arg(long, default_value_t = 0.95)]
+        min_tx_success_rate: f64,
+        #[arg(long, default_value_t = 30000.0)]
+        max_sync_latency_ms_p95: f64,
+        #[arg(long, default_value_t = 0.95)]
+        min_node_online_rate: f64,
+        /// Pass when the window has no latency data.
+        #[arg(long)]
+        allow_missing_latency: bool,
+        /// A window without sends fails instead of being "no data".
+        #[arg(long)]
+        require_traffic: bool,
+    },
     /// Check the audit log's hash chain; reports the first broken line.
     AuditVerify {
         /// The log to check (default: <log_dir>/service_audit.log).
@@ -90,6 +122,33 @@ pub fn run_auth(command: AuthCommand, config_path: &Path, json: bool) -> Result<
 pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<(), CliError> {
     match command {
         OpsCommand::MetricsProbe { url, min_success_rate } => metrics_probe(&url, min_success_rate, json),
+        OpsCommand::CanaryMonitor {
+            url,
+            duration_sec,
+            interval_sec,
+            timeout_sec,
+            out_json,
+        } => canary_monitor(&url, duration_sec, interval_sec, timeout_sec, &out_json, json),
+        OpsCommand::CanaryGate {
+            report,
+            max_crash_rate,
+            min_tx_success_rate,
+            max_sync_latency_ms_p95,
+            min_node_online_rate,
+            allow_missing_latency,
+            require_traffic,
+        } => canary_gate(
+            &report,
+            &ezchain_ops::canary::Thresholds {
+                max_crash_rate,
+                min_tx_success_rate,
+                max_sync_latency_ms_p95,
+                min_node_online_rate,
+                allow_missing_latency,
+                require_traffic,
+            },
+            json,
+        ),
         OpsCommand::AuditVerify { file } => {
             let path = match file {
                 Some(file) => file,
@@ -191,4 +250,113 @@ fn metrics_probe(url: &str, min_success_rate: f64, json: bool) -> Result<(), Cli
         });
     }
     Ok(())
+}
+
+fn canary_monitor(
+    url: &str,
+    duration_sec: u64,
+    interval_sec: f64,
+    timeout_sec: f64,
+    out_json: &Path,
+    json: bool,
+) -> Result<(), CliError> {
+    use ezchain_ops::canary::{analyse, html_report, monitor};
+    use std::io::Write;
+    if !(0.05..=3600.0).contains(&interval_sec) || !(0.5..=60.0).contains(&timeout_sec) || duration_sec == 0 {
+        return Err(CliError {
+            code: "invalid_arguments",
+            message: "need --duration-sec ≥ 1, --interval-sec 0.05–3600, --timeout-sec 0.5–60".into(),
+            hint: None,
+        });
+    }
+    let probes = monitor(
+        url,
+        std::time::Duration::from_secs(duration_sec),
+        std::time::Duration::from_secs_f64(interval_sec),
+        std::time::Duration::from_secs_f64(timeout_sec),
+        |done, planned| {
+            let width = 30;
+            let filled = (done * width / planned.max(1)).min(width);
+            eprint!(
+                "\r[{}{}] {done}/{planned} probes",
+                "#".repeat(filled),
+                ".".repeat(width - filled)
+            );
+            let _ = std::io::stderr().flush();
+        },
+    );
+    eprintln!();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let report = analyse(url, &probes, now_ms);
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    if let Some(parent) = out_json.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io_error)?;
+    }
+    std::fs::write(out_json, &text).map_err(io_error)?;
+    std::fs::write(out_json.with_extension("html"), html_report(&report)).map_err(io_error)?;
+    if json {
+        println!("{text}");
+    } else {
+        println!(
+            "{} probes ({} failed), {} sends, success {}, p95 confirmation {}, node online {}",
+            report.probes_total,
+            report.probes_failed,
+            report.sends,
+            report
+                .transaction_success_rate_avg
+                .map_or("no data".into(), |r| format!("{r:.3}")),
+            report
+                .sync_latency_ms_p95
+                .map_or("no data".into(), |ms| format!("{ms:.0} ms")),
+            report
+                .node_online_rate_avg
+                .map_or("no data".into(), |r| format!("{r:.3}")),
+        );
+        println!("wrote {}", out_json.display());
+    }
+    Ok(())
+}
+
+fn canary_gate(report_path: &Path, thresholds: &ezchain_ops::canary::Thresholds, json: bool) -> Result<(), CliError> {
+    let report: ezchain_ops::canary::CanaryReport = match std::fs::read_to_string(report_path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+    {
+        Ok(report) => report,
+        Err(reason) => {
+            // Exit status 2: the report itself is unusable, which is not a verdict.
+            eprintln!("error[report_unreadable]: {}: {reason}", report_path.display());
+            std::process::exit(2);
+        }
+    };
+    let verdicts = ezchain_ops::canary::gate(&report, thresholds);
+    let passed = verdicts.iter().all(|v| v.passed);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "ok": passed, "report": report_path, "thresholds": thresholds, "verdicts": verdicts }))
+                .unwrap_or_default()
+        );
+    } else {
+        for verdict in &verdicts {
+            println!(
+                "{:<4} {:<42} value {}",
+                if verdict.passed { "ok" } else { "FAIL" },
+                verdict.rule,
+                verdict.value
+            );
+        }
+        println!("{}", if passed { "PASSED" } else { "FAILED" });
+    }
+    if passed {
+        Ok(())
+    } else {
+        Err(CliError {
+            code: "canary_failed",
+            message: "the canary window breaks a threshold".into(),
+            hint: Some("review error_code_totals in the report and the audit log; roll back if needed"),
+        })
+    }
 }

@@ -366,6 +366,36 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
         "{probe}"
     );
     assert_eq!(probe["top_error_codes"].as_array().map(Vec::len), Some(3), "{probe}");
+    // A short canary window and its gate.
+    let report = alice.dir.join("canary/report.json");
+    let report_arg = report.to_string_lossy().to_string();
+    let canary = alice.ezchain(&[
+        "ops",
+        "canary-monitor",
+        "--url",
+        &alice.url("/metrics"),
+        "--duration-sec",
+        "2",
+        "--interval-sec",
+        "0.5",
+        "--out-json",
+        &report_arg,
+    ]);
+    assert!(canary.status.success(), "{}", String::from_utf8_lossy(&canary.stderr));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    assert_eq!(written["probes_failed"], 0, "{written}");
+    assert!(written["sample_count"].as_u64().unwrap_or(0) >= 4, "{written}");
+    assert!(report.with_extension("html").exists());
+    let gate = alice.ezchain(&["ops", "canary-gate", "--report", &report_arg]);
+    assert!(
+        gate.status.success(),
+        "a quiet healthy window passes: {}",
+        String::from_utf8_lossy(&gate.stdout)
+    );
+    let strict = alice.ezchain(&["ops", "canary-gate", "--report", &report_arg, "--require-traffic"]);
+    assert_eq!(strict.status.code(), Some(1), "no sends fails when traffic is required");
+    let missing = alice.ezchain(&["ops", "canary-gate", "--report", "/nonexistent/report.json"]);
+    assert_eq!(missing.status.code(), Some(2), "an unreadable report is exit 2");
     let down = alice.ezchain(&["ops", "metrics-probe", "--url", "http://127.0.0.1:9/metrics"]);
     assert!(!down.status.success());
     assert!(String::from_utf8_lossy(&down.stderr).contains("metrics_unreachable"));

@@ -787,45 +787,32 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// A self-contained HTML page: the numbers and two inline SVG charts over time.
+/// A self-contained HTML page: the numbers and two charts over time.
 pub fn html_report(report: &BenchReport) -> String {
-    let chart = |title: &str, values: Vec<f64>, unit: &str| {
-        let max = values.iter().copied().fold(1.0_f64, f64::max);
-        let (width, height) = (640.0, 160.0);
-        let step = width / (values.len().max(2) - 1) as f64;
-        let points: Vec<String> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, height - v / max * height))
-            .collect();
-        format!(
-            "<h2>{title}</h2><svg width=\"{width}\" height=\"{}\" style=\"border:1px solid #ccc\">\
-             <polyline fill=\"none\" stroke=\"#2a6\" stroke-width=\"2\" points=\"{}\"/>\
-             <text x=\"4\" y=\"14\" font-size=\"12\">max {max:.0} {unit}</text></svg>",
-            height + 2.0,
-            points.join(" ")
-        )
-    };
+    use crate::html::{page, svg_chart};
     let throughput: Vec<f64> = report.timeline.iter().map(|s| s.bundles_committed as f64).collect();
     let latency: Vec<f64> = report.timeline.iter().map(|s| s.latency_p50_ms).collect();
-    let json = serde_json::to_string_pretty(report).unwrap_or_default();
-    format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>ezchain bench</title>\
-         <body style=\"font-family:sans-serif;max-width:720px;margin:2em auto\">\
-         <h1>ezchain bench: {} validators, {} accounts</h1>\
-         <p>{:.1} bundles/s committed ({:.1} transfers/s); finality p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; \
-         recipient verification p50 {:.2} ms.</p>{}{}<h2>Report</h2><pre>{}</pre></body>",
-        report.validators,
-        report.accounts,
+    let summary = format!(
+        "{:.1} bundles/s committed ({:.1} transfers/s); finality p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; \
+         recipient verification p50 {:.2} ms.",
         report.committed_bundles_per_s,
         report.transfers_per_s,
         report.finality_latency_ms.p50,
         report.finality_latency_ms.p95,
         report.finality_latency_ms.p99,
         report.verification_ms.p50,
-        chart("Bundles committed per second", throughput, "bundles"),
-        chart("Finality latency p50 per second", latency, "ms"),
-        json.replace('&', "&amp;").replace('<', "&lt;")
+    );
+    page(
+        &format!(
+            "ezchain bench: {} validators, {} accounts",
+            report.validators, report.accounts
+        ),
+        &summary,
+        &[
+            svg_chart("Bundles committed per second", &throughput, "bundles"),
+            svg_chart("Finality latency p50 per second", &latency, "ms"),
+        ],
+        &serde_json::to_string_pretty(report).unwrap_or_default(),
     )
 }
 
