@@ -57,6 +57,18 @@ pub enum OpsCommand {
         #[arg(long)]
         require_traffic: bool,
     },
+    /// Security checks of this installation and the source tree, one line each.
+    SecurityGate {
+        /// The source tree to scan and to find docs/SECURITY.md in.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// A backups folder to scan as well.
+        #[arg(long)]
+        backups: Option<PathBuf>,
+        /// Accept a keystore cost below the production floor (test setups only).
+        #[arg(long)]
+        allow_test_kdf: bool,
+    },
     /// Check the audit log's hash chain; reports the first broken line.
     AuditVerify {
         /// The log to check (default: <log_dir>/service_audit.log).
@@ -122,6 +134,41 @@ pub fn run_auth(command: AuthCommand, config_path: &Path, json: bool) -> Result<
 pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<(), CliError> {
     match command {
         OpsCommand::MetricsProbe { url, min_success_rate } => metrics_probe(&url, min_success_rate, json),
+        OpsCommand::SecurityGate {
+            repo,
+            backups,
+            allow_test_kdf,
+        } => {
+            let config = load(config_path)?;
+            let checks = ezchain_ops::security::security_gate(&config, Some(&repo), backups.as_deref(), allow_test_kdf);
+            let passed = checks.iter().all(|c| c.passed);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "ok": passed, "checks": checks }))
+                        .unwrap_or_default()
+                );
+            } else {
+                for check in &checks {
+                    println!(
+                        "{:<4} {:<22} {}",
+                        if check.passed { "ok" } else { "FAIL" },
+                        check.name,
+                        check.detail
+                    );
+                }
+                println!("{}", if passed { "PASSED" } else { "FAILED" });
+            }
+            if passed {
+                Ok(())
+            } else {
+                Err(CliError {
+                    code: "security_gate_failed",
+                    message: "a security check failed (see the FAIL lines)".into(),
+                    hint: None,
+                })
+            }
+        }
         OpsCommand::CanaryMonitor {
             url,
             duration_sec,

@@ -396,6 +396,22 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     assert_eq!(strict.status.code(), Some(1), "no sends fails when traffic is required");
     let missing = alice.ezchain(&["ops", "canary-gate", "--report", "/nonexistent/report.json"]);
     assert_eq!(missing.status.code(), Some(2), "an unreadable report is exit 2");
+    // The security gate passes on this installation and the source tree, and catches a loose
+    // keystore.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo_arg = repo.to_string_lossy().to_string();
+    let gate = alice.ezchain(&["ops", "security-gate", "--repo", &repo_arg, "--allow-test-kdf"]);
+    assert!(gate.status.success(), "{}", String::from_utf8_lossy(&gate.stdout));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let keystore = alice.dir.join("data/wallet.json");
+        std::fs::set_permissions(&keystore, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let loose = alice.ezchain(&["ops", "security-gate", "--repo", &repo_arg, "--allow-test-kdf"]);
+        assert!(!loose.status.success());
+        assert!(String::from_utf8_lossy(&loose.stdout).contains("FAIL secret_files_0600"));
+        std::fs::set_permissions(&keystore, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     let down = alice.ezchain(&["ops", "metrics-probe", "--url", "http://127.0.0.1:9/metrics"]);
     assert!(!down.status.success());
     assert!(String::from_utf8_lossy(&down.stderr).contains("metrics_unreachable"));

@@ -1,10 +1,11 @@
 //! EZchain operations tooling: the local testnet manager behind `ezchain node
 //! start|status|stop` ([`localnet`]), the benchmark harness behind `ezchain bench`
 //! ([`bench`]), the metrics probe behind `ezchain ops metrics-probe` ([`probe`]), and the
-//! canary monitor and gate ([`canary`]).
+//! canary monitor and gate ([`canary`]), and the security gate ([`security`]).
 
 pub mod bench;
 pub mod canary;
 pub mod html;
 pub mod localnet;
 pub mod probe;
+pub mod security;
