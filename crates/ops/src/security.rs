@@ -45,10 +45,8 @@ fn walk(root: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
         match entry.file_type() {
-            Ok(kind) if kind.is_dir() => {
-                if !matches!(name.as_str(), "target" | ".git" | "node_modules") {
-                    walk(&path, out);
-                }
+            Ok(kind) if kind.is_dir() && !matches!(name.as_str(), "target" | ".git" | "node_modules") => {
+                walk(&path, out);
             }
             Ok(kind) if kind.is_file() => out.push(path),
             _ => {}
