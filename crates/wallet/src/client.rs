@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use thiserror::Error;
 
+/// How long a faucet request may take (the faucet waits up to 60 s for finality).
+const FAUCET_TIMEOUT: Duration = Duration::from_secs(90);
 /// Largest object decoded from a node answer.
 const MAX_OBJECT_BYTES: usize = 32 * 1024 * 1024;
 
@@ -115,11 +117,25 @@ impl NodeClient {
 
     /// Sends one request to the first node that answers; returns `data` of an ok answer.
     fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+        self.call_with(method, path, body, None)
+    }
+
+    /// `call` with a timeout of its own (for requests the node answers only once a block is final).
+    fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<Value, ClientError> {
         let mut last = String::from("no nodes configured");
         for node in &self.nodes {
             let mut request = self.http.request(method.clone(), format!("{node}{path}"));
             if let Some(body) = body {
                 request = request.json(body);
+            }
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
             }
             let response = match request.send() {
                 Ok(response) => response,
@@ -285,8 +301,10 @@ impl NodeClient {
         }
     }
 
+    /// The faucet answers once its payment is final and in the mailbox: allow it the time.
     pub fn faucet(&self, address: &Address, amount: u64) -> Result<FaucetAnswer, ClientError> {
-        field(self.post("/v1/faucet", json!({ "address": address, "amount": amount }))?)
+        let body = json!({ "address": address, "amount": amount });
+        field(self.call_with(reqwest::Method::POST, "/v1/faucet", Some(&body), Some(FAUCET_TIMEOUT))?)
     }
 
     fn single_nodes(&self) -> impl Iterator<Item = NodeClient> + '_ {
