@@ -64,8 +64,46 @@ pub struct ServiceState {
     metrics: metrics::ServiceMetrics,
     worker: WalletWorker,
     in_flight: Mutex<HashSet<String>>,
-    rate: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    rate: RateLimiter,
     binary: PathBuf,
+}
+
+/// Per-client token bucket: `per_minute` requests a minute, bursts up to the same number.
+pub struct RateLimiter {
+    per_minute: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+/// Clients remembered at most; idle full buckets are forgotten first.
+const MAX_RATE_CLIENTS: usize = 10_000;
+
+impl RateLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        RateLimiter {
+            per_minute: f64::from(per_minute),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `client` at `now`; false when it has none left.
+    pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_RATE_CLIENTS {
+            let per_minute = self.per_minute;
+            buckets.retain(|_, (tokens, last)| {
+                *tokens + now.saturating_duration_since(*last).as_secs_f64() * per_minute / 60.0 < per_minute
+            });
+        }
+        let (tokens, last) = buckets.entry(client).or_insert((self.per_minute, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * self.per_minute / 60.0;
+        *tokens = (*tokens + refill).min(self.per_minute);
+        *last = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
 }
 
 /// A refused request: status, stable code, message.
@@ -367,21 +405,14 @@ fn check(state: &ServiceState, request: &Request) -> Result<(), ApiError> {
             ));
         }
     }
-    if let Some(ConnectInfo(remote)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-        let per_minute = f64::from(state.config.security.rate_limit_per_minute);
-        let mut rate = state.rate.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let (tokens, last) = rate.entry(remote.ip()).or_insert((per_minute, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_minute / 60.0).min(per_minute);
-        *last = now;
-        if *tokens < 1.0 {
-            return Err(error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests; slow down",
-            ));
-        }
-        *tokens -= 1.0;
+    if let Some(ConnectInfo(remote)) = request.extensions().get::<ConnectInfo<SocketAddr>>()
+        && !state.rate.allow(remote.ip(), Instant::now())
+    {
+        return Err(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; slow down",
+        ));
     }
     let path = request.uri().path();
     if PUBLIC.contains(&path) {
@@ -1239,6 +1270,7 @@ pub async fn serve(
             source,
         })?;
     let local = listener.local_addr().map_err(|e| ServiceError::Io(e.to_string()))?;
+    let config_rate = config.security.rate_limit_per_minute;
     let state = Arc::new(ServiceState {
         config,
         config_path: config_path.to_path_buf(),
@@ -1248,7 +1280,7 @@ pub async fn serve(
         metrics: metrics::ServiceMetrics::new(),
         worker: worker.clone(),
         in_flight: Mutex::new(HashSet::new()),
-        rate: Mutex::new(HashMap::new()),
+        rate: RateLimiter::new(config_rate),
         binary,
     });
     tracing::info!(addr = %local, config = %state.config_path.display(), "wallet service listening");
@@ -1312,6 +1344,24 @@ mod tests {
         ] {
             assert!(!is_loopback_host(host), "{host}");
         }
+    }
+
+    #[test]
+    fn the_rate_limit_refuses_a_burst_and_refills() {
+        let limiter = RateLimiter::new(3);
+        let (a, b) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
+        let start = Instant::now();
+        assert!((0..3).all(|_| limiter.allow(a, start)));
+        assert!(
+            !limiter.allow(a, start),
+            "the fourth request in the same instant is refused"
+        );
+        assert!(limiter.allow(b, start), "clients have their own bucket");
+        assert!(
+            limiter.allow(a, start + Duration::from_secs(20)),
+            "one token back after 20 s"
+        );
+        assert!(!limiter.allow(a, start + Duration::from_secs(20)));
     }
 
     #[test]
