@@ -142,23 +142,11 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
             let config = load(config_path)?;
             let checks = ezchain_ops::security::security_gate(&config, Some(&repo), backups.as_deref(), allow_test_kdf);
             let passed = checks.iter().all(|c| c.passed);
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "ok": passed, "checks": checks }))
-                        .unwrap_or_default()
-                );
-            } else {
-                for check in &checks {
-                    println!(
-                        "{:<4} {:<22} {}",
-                        if check.passed { "ok" } else { "FAIL" },
-                        check.name,
-                        check.detail
-                    );
-                }
-                println!("{}", if passed { "PASSED" } else { "FAILED" });
-            }
+            let rows: Vec<(bool, String, String)> = checks
+                .iter()
+                .map(|c| (c.passed, c.name.to_string(), c.detail.clone()))
+                .collect();
+            print_verdicts(json, serde_json::json!({ "ok": passed, "checks": checks }), &rows, 22);
             if passed {
                 Ok(())
             } else {
@@ -380,23 +368,13 @@ fn canary_gate(report_path: &Path, thresholds: &ezchain_ops::canary::Thresholds,
     };
     let verdicts = ezchain_ops::canary::gate(&report, thresholds);
     let passed = verdicts.iter().all(|v| v.passed);
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "ok": passed, "report": report_path, "thresholds": thresholds, "verdicts": verdicts }))
-                .unwrap_or_default()
-        );
-    } else {
-        for verdict in &verdicts {
-            println!(
-                "{:<4} {:<42} value {}",
-                if verdict.passed { "ok" } else { "FAIL" },
-                verdict.rule,
-                verdict.value
-            );
-        }
-        println!("{}", if passed { "PASSED" } else { "FAILED" });
-    }
+    let rows: Vec<(bool, String, String)> = verdicts
+        .iter()
+        .map(|v| (v.passed, v.rule.clone(), format!("value {}", v.value)))
+        .collect();
+    let document =
+        serde_json::json!({ "ok": passed, "report": report_path, "thresholds": thresholds, "verdicts": verdicts });
+    print_verdicts(json, document, &rows, 42);
     if passed {
         Ok(())
     } else {
@@ -406,4 +384,18 @@ fn canary_gate(report_path: &Path, thresholds: &ezchain_ops::canary::Thresholds,
             hint: Some("review error_code_totals in the report and the audit log; roll back if needed"),
         })
     }
+}
+
+/// Prints a gate's outcome: the JSON `document`, or one `ok`/`FAIL` line per (passed, rule,
+/// detail) row and a final PASSED/FAILED.
+fn print_verdicts(json: bool, document: serde_json::Value, rows: &[(bool, String, String)], width: usize) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+        return;
+    }
+    for (passed, rule, detail) in rows {
+        println!("{:<4} {rule:<width$} {detail}", if *passed { "ok" } else { "FAIL" });
+    }
+    let all = rows.iter().all(|(passed, _, _)| *passed);
+    println!("{}", if all { "PASSED" } else { "FAILED" });
 }

@@ -269,7 +269,7 @@ pub fn run_wallet(command: WalletCommand, config_path: &Path, json_output: bool)
             let checkpoints: Vec<_> = wallet
                 .checkpoints()
                 .iter()
-                .map(|c| json!({ "value": c.value, "owner": c.owner, "height": c.unit.height, "bundle_hash": c.unit.bundle_hash, "seq": c.unit.seq }))
+                .map(ezchain_wallet::history::checkpoint_json)
                 .collect();
             print(json_output, json!({ "checkpoints": checkpoints }), || {
                 if checkpoints.is_empty() {
@@ -445,7 +445,7 @@ pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Resu
             let receipts: Vec<_> = wallet
                 .receipts()
                 .iter()
-                .map(|r| json!({ "seq": r.seq, "height": r.header.height, "header_hash": r.header.header_hash }))
+                .map(|r| ezchain_wallet::history::receipt_json(r))
                 .collect();
             print(json_output, json!(receipts), || {
                 if receipts.is_empty() {

@@ -688,7 +688,7 @@ async fn wallet_checkpoints(State(state): State<Arc<ServiceState>>) -> Answer {
         Ok(wallet
             .checkpoints()
             .iter()
-            .map(|c| json!({ "value": c.value, "owner": c.owner, "height": c.unit.height, "bundle_hash": c.unit.bundle_hash, "seq": c.unit.seq }))
+            .map(ezchain_wallet::history::checkpoint_json)
             .collect::<Vec<_>>())
     })
     .await?;
@@ -714,7 +714,7 @@ async fn tx_receipts(State(state): State<Arc<ServiceState>>) -> Answer {
         Ok(wallet
             .receipts()
             .iter()
-            .map(|r| json!({ "seq": r.seq, "height": r.header.height, "header_hash": r.header.header_hash }))
+            .map(|r| ezchain_wallet::history::receipt_json(r))
             .collect::<Vec<_>>())
     })
     .await?;

@@ -80,6 +80,22 @@ impl TxRecord {
     }
 }
 
+/// A checkpoint as the CLI and the API show it.
+pub fn checkpoint_json(checkpoint: &ezchain_protocol::Checkpoint) -> serde_json::Value {
+    serde_json::json!({
+        "value": checkpoint.value,
+        "owner": checkpoint.owner,
+        "height": checkpoint.unit.height,
+        "bundle_hash": checkpoint.unit.bundle_hash,
+        "seq": checkpoint.unit.seq,
+    })
+}
+
+/// One of the wallet's own receipts as the CLI and the API show it.
+pub fn receipt_json(receipt: &ezchain_protocol::Receipt) -> serde_json::Value {
+    serde_json::json!({ "seq": receipt.seq, "height": receipt.header.height, "header_hash": receipt.header.header_hash })
+}
+
 /// Writes the history export atomically: a reader sees the old file or the new one.
 pub fn write_export(path: &Path, records: &[TxRecord]) -> std::io::Result<()> {
     let values: Vec<serde_json::Value> = records.iter().map(TxRecord::to_json).collect();
