@@ -271,16 +271,13 @@ pub fn run_wallet(command: WalletCommand, config_path: &Path, json_output: bool)
                 .iter()
                 .map(ezchain_wallet::history::checkpoint_json)
                 .collect();
-            print(json_output, json!({ "checkpoints": checkpoints }), || {
-                if checkpoints.is_empty() {
-                    return "no checkpoints yet (one is made for every value that leaves this wallet)".into();
-                }
-                checkpoints
-                    .iter()
-                    .map(|c| format!("{}  height {}  seq {}", c["value"], c["height"], c["seq"]))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
+            print_list(
+                json_output,
+                json!({ "checkpoints": checkpoints }),
+                &checkpoints,
+                "no checkpoints yet (one is made for every value that leaves this wallet)",
+                |c| format!("{}  height {}  seq {}", c["value"], c["height"], c["seq"]),
+            );
         }
     }
     Ok(())
@@ -333,11 +330,22 @@ fn record_text(record: &TxRecord) -> String {
 
 fn records_output(json_output: bool, records: &[TxRecord], empty: &str) {
     let values: Vec<_> = records.iter().map(TxRecord::to_json).collect();
-    print(json_output, json!(values), || {
-        if records.is_empty() {
+    print_list(json_output, json!(values), records, empty, record_text);
+}
+
+/// `document` as JSON, or one text line per item (`empty` when there are none).
+fn print_list<T>(
+    json_output: bool,
+    document: serde_json::Value,
+    items: &[T],
+    empty: &str,
+    line: impl Fn(&T) -> String,
+) {
+    print(json_output, document, || {
+        if items.is_empty() {
             empty.to_string()
         } else {
-            records.iter().map(record_text).collect::<Vec<_>>().join("\n")
+            items.iter().map(line).collect::<Vec<_>>().join("\n")
         }
     });
 }
@@ -447,15 +455,8 @@ pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Resu
                 .iter()
                 .map(|r| ezchain_wallet::history::receipt_json(r))
                 .collect();
-            print(json_output, json!(receipts), || {
-                if receipts.is_empty() {
-                    return "no receipts yet".into();
-                }
-                receipts
-                    .iter()
-                    .map(|r| format!("seq {}  height {}  block {}", r["seq"], r["height"], r["header_hash"]))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            print_list(json_output, json!(receipts), &receipts, "no receipts yet", |r| {
+                format!("seq {}  height {}  block {}", r["seq"], r["height"], r["header_hash"])
             });
         }
     }
