@@ -107,6 +107,13 @@ impl Service {
         format!("nonce-{:08}", self.nonce)
     }
 
+    /// A fresh nonce without a mutable borrow (random, for one-off requests).
+    fn next_nonce_shared(&self) -> String {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("randomness");
+        format!("route-{}", hex::encode(bytes))
+    }
+
     fn get(&self, path: &str) -> (u16, Value) {
         answer(
             self.http
@@ -338,6 +345,24 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
         "{metrics}"
     );
     assert!(alice.get("/openapi.json").1["paths"]["/tx/send"]["post"].is_object());
+    // Every route the OpenAPI document lists is served with its method (bodies here are
+    // malformed on purpose, so no POST acts).
+    for (method, path, _, _) in ezchain_service::ROUTES {
+        let request = match *method {
+            "GET" => alice.http.get(alice.url(path)),
+            _ => alice
+                .http
+                .post(alice.url(path))
+                .header("X-EZ-Nonce", alice.next_nonce_shared())
+                .body("{not json"),
+        };
+        let answered = answer(request.header("X-EZ-Token", &alice.token).send().expect("request"));
+        let code = answered.1["error"]["code"].as_str().unwrap_or("");
+        assert!(
+            code != "not_found" && code != "method_not_allowed",
+            "{method} {path}: {answered:?}"
+        );
+    }
     let node_metrics = alice
         .http
         .get(format!("http://{}/metrics", net.nodes[net.bootstrap_index()].rpc))

@@ -161,7 +161,7 @@ fn now_ms() -> u64 {
 const PUBLIC: &[&str] = &["/health", "/readyz", "/metrics", "/openapi.json"];
 
 /// Every route: method, path, whether it needs a token, what it does. `/openapi.json` is built
-/// from this table, and a test checks the router answers every entry.
+/// from this table, and `crates/cli/tests/service.rs` checks the router answers every entry.
 pub const ROUTES: &[(&str, &str, bool, &str)] = &[
     ("GET", "/health", false, "Liveness"),
     (
