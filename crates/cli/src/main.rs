@@ -6,6 +6,7 @@
 mod bench;
 mod faucet;
 mod node;
+mod ops;
 mod service;
 mod testnet;
 mod wallet;

@@ -24,7 +24,12 @@ pub enum NodeCommand {
     /// unless all are up.
     Status,
     /// Stop the local testnet (SIGTERM, then SIGKILL after a timeout); its data is kept.
-    Stop,
+    /// `node start` starts again whatever is stopped.
+    Stop {
+        /// Stop only this node (repeatable), e.g. `--node validator-1`; names are in `node status`.
+        #[arg(long = "node")]
+        nodes: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -55,7 +60,7 @@ pub fn run_command(command: NodeCommand, config_path: &Path, json: bool) -> Resu
     match command {
         NodeCommand::Start(args) => start(args, config_path, json),
         NodeCommand::Status => status(config_path, json),
-        NodeCommand::Stop => stop(config_path, json),
+        NodeCommand::Stop { nodes } => stop(config_path, &nodes, json),
         NodeCommand::Run(args) => {
             let config = NodeConfig::load(&args.home).map_err(|e| node_error(NodeError::Config(e)))?;
             let log_dir = config.resolve(&args.home, &config.log_dir);
@@ -288,13 +293,17 @@ fn status(config_path: &Path, json_output: bool) -> Result<(), CliError> {
     }
 }
 
-fn stop(config_path: &Path, json_output: bool) -> Result<(), CliError> {
+fn stop(config_path: &Path, nodes: &[String], json_output: bool) -> Result<(), CliError> {
     let config = load_config(config_path)?;
     let net = localnet(&config)?;
-    let stopped = if net.exists() {
+    let stopped = if !net.exists() {
+        Vec::new()
+    } else if nodes.is_empty() {
         net.stop(Duration::from_secs(20)).map_err(localnet_error)?
     } else {
-        Vec::new()
+        let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        net.stop_named(&names, Duration::from_secs(20))
+            .map_err(localnet_error)?
     };
     let status = if stopped.is_empty() { "not_running" } else { "stopped" };
     if json_output {

@@ -69,6 +69,32 @@ pub enum OpsCommand {
         #[arg(long)]
         allow_test_kdf: bool,
     },
+    /// Consistent snapshot of the config, wallet, service state, logs, token and local node
+    /// homes (databases exported online, never copied raw), with a SHA-256 manifest.
+    Backup {
+        #[arg(long, default_value = "backups")]
+        out_dir: PathBuf,
+        /// Appended to the snapshot's folder name (letters, digits, `-`, `_`, `.`).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Verify a snapshot and restore it; refuses while the service or local nodes run.
+    Restore {
+        /// The snapshot folder (backups/snapshot-…).
+        #[arg(long)]
+        backup_dir: PathBuf,
+        /// Replace an existing config and data folder (they are kept beside, renamed).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the release checks: the test suites, a send/receive smoke on a fresh local testnet,
+    /// the security gate, and with --with-stability the stability gate.
+    ReleaseGate(crate::ops::ReleaseGateArgs),
+    /// Restart the service and a validator of a fresh local testnet while probing health and
+    /// sending; fail above the failure thresholds.
+    StabilityGate(crate::ops::StabilityArgs),
+    /// Run every runbook command against a fresh local testnet in a temporary folder.
+    Drill(crate::ops::DrillArgs),
     /// Check the audit log's hash chain; reports the first broken line.
     AuditVerify {
         /// The log to check (default: <log_dir>/service_audit.log).
@@ -184,6 +210,11 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
             },
             json,
         ),
+        OpsCommand::Backup { out_dir, label } => crate::ops::backup(config_path, &out_dir, label.as_deref(), json),
+        OpsCommand::Restore { backup_dir, force } => crate::ops::restore(config_path, &backup_dir, force, json),
+        OpsCommand::ReleaseGate(args) => crate::ops::release_gate(args, config_path, json),
+        OpsCommand::StabilityGate(args) => crate::ops::stability_gate(args, json),
+        OpsCommand::Drill(args) => crate::ops::drill(args, json),
         OpsCommand::AuditVerify { file } => {
             let path = match file {
                 Some(file) => file,
@@ -388,7 +419,7 @@ fn canary_gate(report_path: &Path, thresholds: &ezchain_ops::canary::Thresholds,
 
 /// Prints a gate's outcome: the JSON `document`, or one `ok`/`FAIL` line per (passed, rule,
 /// detail) row and a final PASSED/FAILED.
-fn print_verdicts(json: bool, document: serde_json::Value, rows: &[(bool, String, String)], width: usize) {
+pub fn print_verdicts(json: bool, document: serde_json::Value, rows: &[(bool, String, String)], width: usize) {
     if json {
         println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
         return;

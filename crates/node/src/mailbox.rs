@@ -6,6 +6,7 @@
 //! (`ezchain_protocol::mailbox`). Packages expire after the retention time, and each recipient
 //! has a byte and a count cap so one address cannot fill the node's disk.
 
+use crate::admin::{ExportError, copy_table, export_database, open_unheld};
 use borsh::{BorshDeserialize, BorshSerialize};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::{Address, Hash32};
@@ -114,6 +115,16 @@ impl Mailbox {
             config,
             challenges: Mutex::new(Challenges::default()),
         })
+    }
+
+    /// Copies every package, as of one commit, into a new database at `target`.
+    pub fn export(&self, target: &Path) -> Result<u64, ExportError> {
+        export_database(&self.db, target, |from, to| copy_table(from, to, PACKAGES))
+    }
+
+    /// [`Mailbox::export`] for a mailbox no process has open (`Busy` otherwise).
+    pub fn export_file(source: &Path, target: &Path) -> Result<u64, ExportError> {
+        export_database(&open_unheld(source)?, target, |from, to| copy_table(from, to, PACKAGES))
     }
 
     pub fn config(&self) -> &MailboxConfig {

@@ -23,6 +23,7 @@ use crate::mailbox::{Mailbox, MailboxError, PutOutcome};
 use crate::metrics::{NodeMetrics, export};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -49,6 +50,8 @@ pub struct RpcState {
     pub mailbox: Arc<Mailbox>,
     /// The co-hosted faucet wallet and its limits (bootstrap node).
     pub faucet: Option<(Arc<dyn FaucetService>, FaucetLimiter)>,
+    /// The token `/v1/admin/*` requires (`<data_dir>/admin.token`).
+    pub admin_token: String,
 }
 
 pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
@@ -65,6 +68,7 @@ pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
         .route("/v1/mailbox/{address}/fetch", post(mailbox_fetch))
         .route("/v1/mailbox/{address}/ack", post(mailbox_ack))
         .route("/v1/faucet", post(faucet))
+        .route("/v1/admin/export", post(admin_export))
         .route("/health", get(|| async { ok(json!({ "alive": true })) }))
         .route("/status", get(status))
         .route("/readyz", get(readyz))
@@ -654,4 +658,67 @@ async fn faucet(State(state): State<Arc<RpcState>>, body: Result<Json<FaucetRequ
 fn faucet_refusal(refusal: crate::faucet::FaucetRefusal) -> Refusal {
     let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     refuse(status, refusal.code, refusal.message)
+}
+
+#[derive(Deserialize)]
+struct ExportRequest {
+    /// `chain` or `mailbox`.
+    database: String,
+    /// Absolute path of the new file; it must not exist.
+    out_file: std::path::PathBuf,
+}
+
+/// Writes an online copy of one of the node's databases (for `ezchain ops backup`).
+async fn admin_export(
+    State(state): State<Arc<RpcState>>,
+    headers: HeaderMap,
+    body: Result<Json<ExportRequest>, JsonRejection>,
+) -> Answer {
+    let given = headers
+        .get("x-ez-admin-token")
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    if !crate::admin::token_matches(given, state.admin_token.as_bytes()) {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "X-EZ-Admin-Token is missing or wrong; it is in the node's data folder (admin.token)",
+        ));
+    }
+    let request = json_body(body)?;
+    if !request.out_file.is_absolute() {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "out_file must be an absolute path",
+        ));
+    }
+    let chain = state.chain.clone();
+    let mailbox = state.mailbox.clone();
+    let out_file = request.out_file.clone();
+    let exported = tokio::task::spawn_blocking(move || match request.database.as_str() {
+        "chain" => Some(chain.store.export(&out_file).map(
+            |(tip, bytes)| json!({ "database": "chain", "height": tip.height, "tip_hash": tip.hash, "bytes": bytes }),
+        )),
+        "mailbox" => Some(
+            mailbox
+                .export(&out_file)
+                .map(|bytes| json!({ "database": "mailbox", "bytes": bytes })),
+        ),
+        _ => None,
+    })
+    .await
+    .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?;
+    match exported {
+        None => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "unknown_database",
+            "database must be `chain` or `mailbox`",
+        )),
+        Some(Ok(answer)) => Ok(ok(answer)),
+        Some(Err(error @ crate::admin::ExportError::Exists(_))) => {
+            Err(refuse(StatusCode::CONFLICT, "already_exists", error))
+        }
+        Some(Err(error)) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", error)),
+    }
 }

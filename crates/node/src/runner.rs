@@ -80,6 +80,12 @@ pub async fn run(
     let state = store.load_state(genesis.chain_id)?;
     info!(moniker = %config.moniker, role = ?config.role, height = state.height, "node starting");
     let chain = Arc::new(ChainView::new(store, state));
+    let admin_token = crate::admin::ensure_token(&data_dir.join(crate::admin::ADMIN_TOKEN_FILE)).map_err(|e| {
+        NodeError::Store(StoreError::Corrupt {
+            what: "admin token",
+            reason: e.to_string(),
+        })
+    })?;
     let mailbox = Arc::new(Mailbox::open(&data_dir.join("mailbox.redb"), config.mailbox.clone())?);
     let prune_task = tokio::spawn(prune_mailbox(mailbox.clone()));
     let mempool = Arc::new(Mutex::new(PendingPool::new(config.mempool.capacity)));
@@ -105,6 +111,7 @@ pub async fn run(
         forwarder,
         mailbox,
         faucet,
+        admin_token,
     });
     let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(rpc_state, config.rpc.max_body_bytes);

@@ -9,6 +9,7 @@
 //! is a no-op, and committing a different block at a committed height is refused (that would be
 //! a fork under BFT finality, i.e. a safety violation).
 
+use crate::admin::{ExportError, copy_table, export_database, open_unheld};
 use borsh::{BorshDeserialize, BorshSerialize};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::CommitCertificate;
@@ -122,6 +123,17 @@ impl ChainStore {
         Ok(ChainStore { db })
     }
 
+    /// Copies the whole store, as of one commit, into a new database at `target`; returns the
+    /// tip it holds and the file's size.
+    pub fn export(&self, target: &Path) -> Result<(Tip, u64), ExportError> {
+        export_chain(&self.db, target)
+    }
+
+    /// [`ChainStore::export`] for a store no process has open (`Busy` otherwise).
+    pub fn export_file(source: &Path, target: &Path) -> Result<(Tip, u64), ExportError> {
+        export_chain(&open_unheld(source)?, target)
+    }
+
     pub fn tip(&self) -> Result<Tip, StoreError> {
         let txn = db_err!(self.db.begin_read())?;
         let meta = db_err!(txn.open_table(META))?;
@@ -230,6 +242,28 @@ impl ChainStore {
             .map(|v| decode_stored(what, v.value()))
             .transpose()
     }
+}
+
+fn export_chain(db: &Database, target: &Path) -> Result<(Tip, u64), ExportError> {
+    let mut tip = None;
+    let bytes = export_database(db, target, |from, to| {
+        copy_table(from, to, BLOCKS)?;
+        copy_table(from, to, HEADERS)?;
+        copy_table(from, to, CERTIFICATES)?;
+        copy_table(from, to, ACCOUNTS)?;
+        copy_table(from, to, RECEIPTS)?;
+        copy_table(from, to, META)?;
+        let meta = from.open_table(META)?;
+        tip = meta.get(TIP_KEY)?.map(|bytes| bytes.value().to_vec());
+        Ok(())
+    })?;
+    let tip = tip
+        .and_then(|bytes| decode::<Tip>(&bytes, MAX_STORED_BYTES).ok())
+        .ok_or_else(|| ExportError::Io {
+            path: target.to_path_buf(),
+            source: std::io::Error::other("the exported chain has no readable tip"),
+        })?;
+    Ok((tip, bytes))
 }
 
 #[cfg(test)]

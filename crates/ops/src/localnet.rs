@@ -295,7 +295,7 @@ impl Localnet {
     }
 
     /// The pid of the node's process, if it runs.
-    fn running_pid(&self, node: &NodeEntry) -> Option<u32> {
+    pub fn running_pid(&self, node: &NodeEntry) -> Option<u32> {
         let text = std::fs::read_to_string(node.pid_file()).ok()?;
         let pid: u32 = text.trim().parse().ok()?;
         process_runs(pid, node.marker(), &node.home).then_some(pid)
@@ -417,9 +417,27 @@ impl Localnet {
     /// SIGTERM to every running node, SIGKILL to those still up after `timeout`; pid files
     /// removed. Returns the names of the nodes that were running.
     pub fn stop(&self, timeout: Duration) -> Result<Vec<String>, LocalnetError> {
-        let nodes = self.nodes()?;
+        self.stop_nodes(&self.nodes()?, timeout)
+    }
+
+    /// Stops the named nodes only (an incident drill, a rolling restart); the others run on.
+    pub fn stop_named(&self, names: &[&str], timeout: Duration) -> Result<Vec<String>, LocalnetError> {
+        let all = self.nodes()?;
+        for name in names {
+            if !all.iter().any(|node| node.name == *name) {
+                return Err(LocalnetError::Layout(format!("this testnet has no node named {name}")));
+            }
+        }
+        let chosen: Vec<NodeEntry> = all
+            .into_iter()
+            .filter(|node| names.contains(&node.name.as_str()))
+            .collect();
+        self.stop_nodes(&chosen, timeout)
+    }
+
+    fn stop_nodes(&self, nodes: &[NodeEntry], timeout: Duration) -> Result<Vec<String>, LocalnetError> {
         let mut running = Vec::new();
-        for node in &nodes {
+        for node in nodes {
             if let Some(pid) = self.running_pid(node) {
                 signal(pid, nix::sys::signal::Signal::SIGTERM);
                 running.push((node, pid));
@@ -434,7 +452,7 @@ impl Localnet {
                 signal(*pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
-        for node in &nodes {
+        for node in nodes {
             let _ = std::fs::remove_file(node.pid_file());
         }
         Ok(running.into_iter().map(|(node, _)| node.name.clone()).collect())

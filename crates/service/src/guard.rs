@@ -1,6 +1,7 @@
 //! Replay protection and idempotency, persisted in `<data_dir>/service.redb` so a restart
 //! neither reopens a nonce's window nor forgets a payment's answer.
 
+use ezchain_node::admin::{ExportError, copy_table, export_database, open_unheld};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -56,6 +57,16 @@ impl Guard {
         Ok(Guard { db })
     }
 
+    /// Copies the nonces and idempotency records, as of one commit, into a new database.
+    pub fn export(&self, target: &Path) -> Result<u64, ExportError> {
+        export_guard(&self.db, target)
+    }
+
+    /// [`Guard::export`] for a database no process has open (`Busy` otherwise).
+    pub fn export_file(source: &Path, target: &Path) -> Result<u64, ExportError> {
+        export_guard(&open_unheld(source)?, target)
+    }
+
     /// Claims `nonce` (scoped by `scope`, the caller's token) for `ttl_ms`; expired nonces are
     /// dropped on the way.
     pub fn claim_nonce(&self, scope: &str, nonce: &str, now_ms: u64, ttl_ms: u64) -> Result<NonceOutcome, GuardError> {
@@ -101,6 +112,13 @@ impl Guard {
         db!(txn.commit())?;
         Ok(())
     }
+}
+
+fn export_guard(db: &Database, target: &Path) -> Result<u64, ExportError> {
+    export_database(db, target, |from, to| {
+        copy_table(from, to, NONCES)?;
+        copy_table(from, to, SENDS)
+    })
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ezchain_node::admin::ExportError;
 use ezchain_protocol::Address;
 use ezchain_protocol::hash::keccak256;
 use ezchain_wallet::client::ClientError;
@@ -244,6 +245,12 @@ pub const ROUTES: &[(&str, &str, bool, &str)] = &[
         "Start the local testnet: {consensus?, start_port?}",
     ),
     ("POST", "/node/stop", true, "Stop the local testnet"),
+    (
+        "POST",
+        "/ops/export",
+        true,
+        "Online copy of a database for `ezchain ops backup`: {database: service|wallet, out_file}",
+    ),
 ];
 
 pub fn openapi() -> Value {
@@ -301,6 +308,7 @@ pub fn router(state: Arc<ServiceState>) -> Router {
         .route("/tx/receive", post(tx_receive))
         .route("/node/start", post(node_start))
         .route("/node/stop", post(node_stop))
+        .route("/ops/export", post(ops_export))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             error(
@@ -1238,6 +1246,62 @@ async fn node_stop(State(state): State<Arc<ServiceState>>) -> Answer {
     Ok(ok(
         json!({ "status": if stopped.is_empty() { "not_running" } else { "stopped" }, "stopped": stopped }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportRequest {
+    /// `service` (nonces and idempotency records) or `wallet` (the wallet's state).
+    database: String,
+    /// Absolute path of the new file; it must not exist.
+    out_file: PathBuf,
+}
+
+/// Writes an online copy of one of the service's databases: `service.redb` is held open for the
+/// service's whole life, and the wallet's is exported on the wallet thread between two jobs.
+async fn ops_export(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
+    let request: ExportRequest = body(request)?;
+    if !request.out_file.is_absolute() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "out_file must be an absolute path",
+        ));
+    }
+    let out_file = request.out_file;
+    let exported = match request.database.as_str() {
+        "service" => {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || state.guard.export(&out_file))
+                .await
+                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?
+        }
+        "wallet" => state
+            .worker
+            .run(move |slot: &mut Slot| {
+                ezchain_ops::backup::export_wallet(&slot.config.data_dir(), &out_file, Duration::from_secs(5))
+            })
+            .await
+            .ok_or_else(|| {
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "wallet_unavailable",
+                    "the wallet thread stopped",
+                )
+            })?,
+        _ => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "database must be `service` or `wallet`",
+            ));
+        }
+    };
+    match exported {
+        Ok(bytes) => Ok(ok(json!({ "database": request.database, "bytes": bytes }))),
+        Err(e @ ExportError::Exists(_)) => Err(error(StatusCode::CONFLICT, "already_exists", e)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", e)),
+    }
 }
 
 /// Runs the service for the config at `config_path` until `shutdown` completes.

@@ -73,9 +73,9 @@ pub struct WalletStore {
 /// How long to wait for another process (the wallet service between two jobs) to let go.
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Opens the database, waiting a little while another process holds it.
-fn open_waiting(path: &Path) -> Result<Database, StoreError> {
-    let deadline = std::time::Instant::now() + BUSY_WAIT;
+/// Opens the database, waiting up to `wait` while another process holds it.
+pub fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<Database, StoreError> {
+    let deadline = std::time::Instant::now() + wait;
     loop {
         match Database::create(path) {
             Ok(db) => return Ok(db),
@@ -88,6 +88,28 @@ fn open_waiting(path: &Path) -> Result<Database, StoreError> {
     }
 }
 
+/// Copies every table of a wallet database (`from`) into `to`: the wallet's part of an online
+/// backup (`ezchain ops backup` runs it inside one read transaction).
+pub fn copy_tables(from: &redb::ReadTransaction, to: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
+        from: &redb::ReadTransaction,
+        to: &redb::WriteTransaction,
+        table: TableDefinition<K, V>,
+    ) -> Result<(), redb::Error> {
+        let mut target = to.open_table(table)?;
+        for entry in from.open_table(table)?.iter()? {
+            let (key, value) = entry?;
+            target.insert(key.value(), value.value())?;
+        }
+        Ok(())
+    }
+    copy(from, to, META)?;
+    copy(from, to, HEADERS)?;
+    copy(from, to, OUTBOX)?;
+    copy(from, to, HISTORY)?;
+    copy(from, to, CLIENT_IDS)
+}
+
 impl WalletStore {
     /// Opens the state of `owner` on the chain of `genesis_hash`, creating it from `fresh` on
     /// first use.
@@ -97,7 +119,7 @@ impl WalletStore {
         genesis_hash: Hash32,
         fresh: impl FnOnce() -> Holdings,
     ) -> Result<(Self, Holdings), StoreError> {
-        let db = open_waiting(path)?;
+        let db = open_waiting(path, BUSY_WAIT)?;
         let txn = db_err!(db.begin_write())?;
         let holdings;
         {

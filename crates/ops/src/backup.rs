@@ -1,0 +1,1160 @@
+//! `ezchain ops backup` and `ezchain ops restore`: consistent snapshots of a wallet service and
+//! its local testnet, and their verified, all-or-nothing restore.
+//!
+//! A snapshot is `<out-dir>/snapshot-<UTC stamp>[-<label>]/` holding `ezchain.yaml`, `data_dir/`
+//! (and `log_dir/`, `api.token`, `genesis.json` when they live outside the data folder) and
+//! `manifest.json` listing every file with its size, SHA-256 and mode. Databases are never
+//! copied as raw files: one held by a running node or service is exported by that process
+//! (`POST /v1/admin/export`, `POST /ops/export`), one nobody holds is exported here, each from
+//! a single read transaction. The snapshot is built in a hidden folder and renamed into place
+//! when complete, so a half-written snapshot never carries the final name.
+//!
+//! Restore verifies every hash first, refuses while any process holds a database of the target
+//! or a local node runs, and swaps whole folders by rename; the previous state is kept beside the
+//! data folder. State that must only move forward is kept from the target rather than rolled
+//! back: a node's `data/` folder (chain, mailbox, consensus WAL — chain data is the network's, a
+//! stale one only re-syncs, and a validator whose consensus state went back in time could sign
+//! twice), and each service's `service.redb` (used nonces and answered payments).
+
+use crate::localnet::Localnet;
+use ezchain_node::admin::{ExportError, export_database, open_unheld};
+use ezchain_node::config::NodeConfig;
+use ezchain_node::mailbox::Mailbox;
+use ezchain_node::store::ChainStore;
+use ezchain_wallet::AppConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const MANIFEST_FORMAT: u32 = 1;
+const CONFIG_ENTRY: &str = "ezchain.yaml";
+const DATA_ENTRY: &str = "data_dir";
+const LOG_ENTRY: &str = "log_dir";
+const TOKEN_ENTRY: &str = "api.token";
+const GENESIS_ENTRY: &str = "genesis.json";
+
+#[derive(Debug, Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0} already exists; a snapshot is never overwritten (use another --label or wait a second)")]
+    SnapshotExists(PathBuf),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot back up {path}: {reason}")]
+    Export { path: PathBuf, reason: String },
+    #[error("the backup is damaged: {0}")]
+    Corrupt(String),
+    #[error("{0} is running; stop it first (`ezchain node stop`, and stop `ezchain serve`)")]
+    Running(String),
+    #[error("{0} exists; rerun with --force to replace it (the current state is kept beside it)")]
+    TargetExists(PathBuf),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl BackupError {
+    /// Stable code for scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BackupError::BadInput(_) => "invalid_argument",
+            BackupError::SnapshotExists(_) => "snapshot_exists",
+            BackupError::Io { .. } => "io_error",
+            BackupError::Export { .. } => "export_failed",
+            BackupError::Corrupt(_) => "backup_corrupt",
+            BackupError::Running(_) => "still_running",
+            BackupError::TargetExists(_) => "target_exists",
+            BackupError::Config(_) => "bad_config",
+        }
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One file of a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// Path inside the snapshot, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Unix permission bits (secret files are 0600).
+    pub mode: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub tool_version: String,
+    pub created_at: String,
+    pub label: Option<String>,
+    /// `--config` as given, and `app.data_dir` as configured.
+    pub config_path: String,
+    pub data_dir: String,
+    pub chain_id: Option<u64>,
+    pub genesis_hash: Option<String>,
+    /// Tip height of every local node's chain in the snapshot.
+    pub heights: BTreeMap<String, u64>,
+    pub wallet_address: Option<String>,
+    pub files: Vec<ManifestFile>,
+}
+
+/// `YYYYMMDDTHHMMSSZ` and RFC 3339 for now, in UTC.
+fn utc_now() -> (String, String) {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let iso = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    (stamp, iso)
+}
+
+fn valid_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 64
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !label.starts_with('.')
+}
+
+/// SHA-256 (hex) and size of a file.
+pub fn hash_file(path: &Path) -> Result<(String, u64), BackupError> {
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let read = file.read(&mut buffer).map_err(io(path))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+fn mode_of(path: &Path) -> Result<u32, BackupError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Ok(std::fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(0o600)
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), BackupError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<(), BackupError> {
+    std::fs::create_dir_all(path).map_err(io(path))?;
+    set_mode(path, 0o700)
+}
+
+/// Regular files under `root`, relative to it, sorted; symlinks and sockets are not followed.
+fn walk(root: &Path, skip: &[PathBuf]) -> Result<Vec<PathBuf>, BackupError> {
+    let mut files = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        if skip.iter().any(|s| folder.starts_with(s)) {
+            continue;
+        }
+        for entry in std::fs::read_dir(&folder).map_err(io(&folder))? {
+            let entry = entry.map_err(io(&folder))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io(&path))?;
+            if kind.is_dir() {
+                folders.push(path);
+            } else if kind.is_file() {
+                files.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Files a snapshot leaves out: process ids of the running processes and half-written
+/// temporaries.
+fn transient(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("pid" | "tmp" | "partial")
+    )
+}
+
+fn slash_path(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The node home holding `file` (the nearest folder with a `node.yaml`).
+fn node_home(file: &Path) -> Option<PathBuf> {
+    file.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("node.yaml").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// The wallet config owning a database under `data_dir`: the nearest folder inside it with an
+/// `ezchain.yaml` (a local account node), else the main config.
+fn owner_config(file: &Path, data_dir: &Path, main: &Path) -> PathBuf {
+    file.ancestors()
+        .skip(1)
+        .take_while(|dir| dir.starts_with(data_dir) && *dir != data_dir)
+        .map(|dir| dir.join(CONFIG_ENTRY))
+        .find(|config| config.is_file())
+        .unwrap_or_else(|| main.to_path_buf())
+}
+
+fn http() -> Result<reqwest::blocking::Client, BackupError> {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .map_err(|e| BackupError::Config(format!("HTTP client: {e}")))
+}
+
+fn post_export(url: &str, headers: &[(&str, String)], body: &Value, file: &Path) -> Result<Value, BackupError> {
+    let failed = |reason: String| BackupError::Export {
+        path: file.to_path_buf(),
+        reason,
+    };
+    let mut request = http()?.post(url).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request
+        .send()
+        .map_err(|e| failed(format!("its owner at {url} did not answer: {e}")))?;
+    let answer: Value = response
+        .json()
+        .map_err(|e| failed(format!("{url} answered with no JSON: {e}")))?;
+    if answer["ok"] != true {
+        return Err(failed(format!("{url} refused: {}", answer["error"])));
+    }
+    Ok(answer["data"].clone())
+}
+
+/// Exports a node's `chain.redb` or `mailbox.redb`: here when no process holds it, else through
+/// the running node's admin RPC. Returns the tip height for a chain.
+fn export_node_db(source: &Path, target: &Path) -> Result<Option<u64>, BackupError> {
+    let is_chain = source.file_name().is_some_and(|n| n == "chain.redb");
+    let offline = if is_chain {
+        ChainStore::export_file(source, target).map(|(tip, _)| Some(tip.height))
+    } else {
+        Mailbox::export_file(source, target).map(|_| None)
+    };
+    match offline {
+        Err(ExportError::Busy(_)) => {}
+        other => {
+            return other.map_err(|e| BackupError::Export {
+                path: source.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    let home = node_home(source).ok_or_else(|| BackupError::Export {
+        path: source.to_path_buf(),
+        reason: "it is held by a process, and no node.yaml names its node".into(),
+    })?;
+    let config = NodeConfig::load(&home).map_err(|e| BackupError::Config(e.to_string()))?;
+    let token_file = config
+        .resolve(&home, &config.data_dir)
+        .join(ezchain_node::admin::ADMIN_TOKEN_FILE);
+    let token = ezchain_node::admin::read_token(&token_file).map_err(|e| BackupError::Export {
+        path: source.to_path_buf(),
+        reason: format!("the node's admin token: {e}"),
+    })?;
+    let mut addr = config.rpc.listen_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let data = post_export(
+        &format!("http://{addr}/v1/admin/export"),
+        &[("x-ez-admin-token", token)],
+        &json!({ "database": if is_chain { "chain" } else { "mailbox" }, "out_file": target }),
+        source,
+    )?;
+    Ok(data["height"].as_u64())
+}
+
+/// Exports a wallet service's `service.redb` or `wallet.redb`: here when no process holds it,
+/// else through the running service (`POST /ops/export`).
+fn export_service_db(source: &Path, target: &Path, owner: &Path, exporters: &Exporters) -> Result<(), BackupError> {
+    let is_wallet = source.file_name().is_some_and(|n| n == "wallet.redb");
+    let offline = if is_wallet {
+        let data_dir = source.parent().and_then(Path::parent).unwrap_or(source);
+        export_wallet(data_dir, target, Duration::from_secs(2))
+    } else {
+        (exporters.service_db)(source, target)
+    };
+    match offline {
+        Err(ExportError::Busy(_)) => {}
+        other => {
+            return other.map(|_| ()).map_err(|e| BackupError::Export {
+                path: source.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    let config = AppConfig::load(owner).map_err(|e| BackupError::Config(e.to_string()))?;
+    let token = ezchain_node::admin::read_token(&config.token_file()).map_err(|e| BackupError::Export {
+        path: source.to_path_buf(),
+        reason: format!("the service's API token: {e}"),
+    })?;
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| BackupError::Config(e.to_string()))?;
+    post_export(
+        &format!("http://{}:{}/ops/export", config.app.api_host, config.app.api_port),
+        &[("x-ez-token", token), ("x-ez-nonce", hex::encode(nonce))],
+        &json!({ "database": if is_wallet { "wallet" } else { "service" }, "out_file": target }),
+        source,
+    )?;
+    Ok(())
+}
+
+/// Copies the wallet state under `data_dir` into a new database at `target`, waiting up to `wait`
+/// for another process to let go of it.
+pub fn export_wallet(data_dir: &Path, target: &Path, wait: Duration) -> Result<u64, ExportError> {
+    let source = data_dir.join(ezchain_wallet::wallet::STATE_DIR).join("wallet.redb");
+    if !source.exists() {
+        return Err(ExportError::Missing(source));
+    }
+    let db = ezchain_wallet::store::open_waiting(&source, wait).map_err(|e| match e {
+        ezchain_wallet::store::StoreError::Busy => ExportError::Busy(source.clone()),
+        other => ExportError::Io {
+            path: source.clone(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })?;
+    export_database(&db, target, ezchain_wallet::store::copy_tables)
+}
+
+/// Database exports that live in crates this one cannot depend on (the service's).
+pub struct Exporters {
+    /// `service.redb` no process holds (`Busy` otherwise).
+    pub service_db: fn(&Path, &Path) -> Result<u64, ExportError>,
+}
+
+pub struct BackupRequest<'a> {
+    pub config_path: &'a Path,
+    pub out_dir: &'a Path,
+    pub label: Option<&'a str>,
+    pub tool_version: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackupReport {
+    pub status: &'static str,
+    pub backup_dir: PathBuf,
+    pub manifest: PathBuf,
+    pub files: usize,
+    pub bytes: u64,
+    pub heights: BTreeMap<String, u64>,
+}
+
+/// Where each part of the wallet's installation lives.
+struct Layout {
+    config: PathBuf,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    token: PathBuf,
+    genesis: PathBuf,
+}
+
+impl Layout {
+    fn of(config_path: &Path, config: &AppConfig) -> Layout {
+        Layout {
+            config: config_path.to_path_buf(),
+            data_dir: config.data_dir(),
+            log_dir: config.log_dir(),
+            token: config.token_file(),
+            genesis: config.genesis_file(),
+        }
+    }
+}
+
+/// `path` made absolute against the working directory, without touching the file system.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `path` with `.` and `..` folded away (for comparing locations).
+fn normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in absolute(path).components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Takes a snapshot.
+pub fn backup(request: &BackupRequest, exporters: &Exporters) -> Result<BackupReport, BackupError> {
+    if let Some(label) = request.label
+        && !valid_label(label)
+    {
+        return Err(BackupError::BadInput(format!(
+            "--label `{label}`: use 1–64 letters, digits, `-`, `_` or `.`"
+        )));
+    }
+    let config_path = normal(request.config_path);
+    let config = AppConfig::load(&config_path).map_err(|e| BackupError::Config(e.to_string()))?;
+    let layout = Layout::of(&config_path, &config);
+    let data_dir = normal(&layout.data_dir);
+    if !data_dir.is_dir() {
+        return Err(BackupError::BadInput(format!(
+            "{} (app.data_dir) does not exist: nothing to back up",
+            data_dir.display()
+        )));
+    }
+    let out_dir = normal(request.out_dir);
+    let (stamp, created_at) = utc_now();
+    let name = match request.label {
+        Some(label) => format!("snapshot-{stamp}-{label}"),
+        None => format!("snapshot-{stamp}"),
+    };
+    let final_dir = out_dir.join(&name);
+    if final_dir.exists() {
+        return Err(BackupError::SnapshotExists(final_dir));
+    }
+    std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
+    let staging = out_dir.join(format!(".{name}.partial-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    create_private_dir(&staging)?;
+    let result = fill_snapshot(&staging, &config_path, &config, &layout, &data_dir, &out_dir, exporters).and_then(
+        |(files, heights)| {
+            let genesis = ezchain_node::testnet::load_genesis(&layout.genesis).ok();
+            let wallet_address = ezchain_wallet::wallet_file::load(&data_dir)
+                .ok()
+                .and_then(|file| file.address().ok())
+                .map(|address| address.to_string());
+            let manifest = Manifest {
+                format: MANIFEST_FORMAT,
+                tool_version: request.tool_version.to_string(),
+                created_at,
+                label: request.label.map(String::from),
+                config_path: request.config_path.display().to_string(),
+                data_dir: config.app.data_dir.display().to_string(),
+                chain_id: genesis.as_ref().map(|g| g.chain_id),
+                genesis_hash: genesis.as_ref().map(|g| g.hash().to_string()),
+                heights: heights.clone(),
+                wallet_address,
+                files,
+            };
+            let text = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Config(e.to_string()))?;
+            let manifest_path = staging.join(MANIFEST_FILE);
+            write_synced(&manifest_path, &text, 0o600)?;
+            Ok(manifest)
+        },
+    );
+    let manifest = match result {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    if final_dir.exists() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(BackupError::SnapshotExists(final_dir));
+    }
+    std::fs::rename(&staging, &final_dir).map_err(io(&final_dir))?;
+    Ok(BackupReport {
+        status: "ok",
+        manifest: final_dir.join(MANIFEST_FILE),
+        backup_dir: final_dir,
+        files: manifest.files.len(),
+        bytes: manifest.files.iter().map(|f| f.size).sum(),
+        heights: manifest.heights,
+    })
+}
+
+fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BackupError> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).map_err(io(path))?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.sync_all().map_err(io(path))?;
+    set_mode(path, mode)
+}
+
+/// Copies a plain file, keeping its permission bits, and syncs it.
+fn copy_file(from: &Path, to: &Path) -> Result<(), BackupError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::copy(from, to).map_err(io(from))?;
+    std::fs::File::open(to).and_then(|f| f.sync_all()).map_err(io(to))?;
+    set_mode(to, mode_of(from)?)
+}
+
+type Filled = (Vec<ManifestFile>, BTreeMap<String, u64>);
+
+fn fill_snapshot(
+    staging: &Path,
+    config_path: &Path,
+    config: &AppConfig,
+    layout: &Layout,
+    data_dir: &Path,
+    out_dir: &Path,
+    exporters: &Exporters,
+) -> Result<Filled, BackupError> {
+    let mut entries: Vec<String> = Vec::new();
+    let mut heights = BTreeMap::new();
+    if layout.config.is_file() {
+        copy_file(&layout.config, &staging.join(CONFIG_ENTRY))?;
+        entries.push(CONFIG_ENTRY.into());
+    } else {
+        // Defaults: the snapshot still records which settings it was taken with.
+        write_synced(&staging.join(CONFIG_ENTRY), config.to_yaml().as_bytes(), 0o600)?;
+        entries.push(CONFIG_ENTRY.into());
+    }
+    let mut trees = vec![(data_dir.to_path_buf(), DATA_ENTRY)];
+    let log_dir = normal(&layout.log_dir);
+    if !log_dir.starts_with(data_dir) && log_dir.is_dir() {
+        trees.push((log_dir, LOG_ENTRY));
+    }
+    for (root, entry) in trees {
+        for relative in walk(&root, &[out_dir.to_path_buf()])? {
+            if transient(&relative) {
+                continue;
+            }
+            let source = root.join(&relative);
+            let target = staging.join(entry).join(&relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            match relative.file_name().and_then(|n| n.to_str()) {
+                Some("chain.redb" | "mailbox.redb") => {
+                    if let Some(height) = export_node_db(&source, &target)? {
+                        let node = node_home(&source)
+                            .and_then(|home| home.file_name().map(|n| n.to_string_lossy().into_owned()))
+                            .unwrap_or_else(|| slash_path(&relative));
+                        heights.insert(node, height);
+                    }
+                }
+                Some("service.redb" | "wallet.redb") => {
+                    let owner = owner_config(&source, data_dir, config_path);
+                    export_service_db(&source, &target, &owner, exporters)?;
+                }
+                Some(name) if name.ends_with(".redb") => {
+                    return Err(BackupError::Export {
+                        path: source,
+                        reason: "an unknown database; this tool only exports the ones it knows \
+                                 (a raw copy of a live database could be torn)"
+                            .into(),
+                    });
+                }
+                _ => copy_file(&source, &target)?,
+            }
+            entries.push(format!("{entry}/{}", slash_path(&relative)));
+        }
+    }
+    let token = normal(&layout.token);
+    if !token.starts_with(data_dir) && token.is_file() {
+        copy_file(&token, &staging.join(TOKEN_ENTRY))?;
+        entries.push(TOKEN_ENTRY.into());
+    }
+    let genesis = normal(&layout.genesis);
+    if !genesis.starts_with(data_dir) && genesis.is_file() {
+        copy_file(&genesis, &staging.join(GENESIS_ENTRY))?;
+        entries.push(GENESIS_ENTRY.into());
+    }
+    let mut files = Vec::with_capacity(entries.len());
+    for path in entries {
+        let stored = staging.join(&path);
+        let (sha256, size) = hash_file(&stored)?;
+        files.push(ManifestFile {
+            mode: mode_of(&stored)?,
+            path,
+            size,
+            sha256,
+        });
+    }
+    Ok((files, heights))
+}
+
+/// Reads `manifest.json` and checks every listed file's size and SHA-256, and that the snapshot
+/// holds nothing else.
+pub fn verify(backup_dir: &Path) -> Result<Manifest, BackupError> {
+    let manifest_path = backup_dir.join(MANIFEST_FILE);
+    let text = std::fs::read(&manifest_path).map_err(|e| {
+        BackupError::Corrupt(format!(
+            "{}: {e}; --backup-dir must be a snapshot folder made by `ezchain ops backup`",
+            manifest_path.display()
+        ))
+    })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&text).map_err(|e| BackupError::Corrupt(format!("{}: {e}", manifest_path.display())))?;
+    if manifest.format != MANIFEST_FORMAT {
+        return Err(BackupError::Corrupt(format!(
+            "manifest format {} (this tool reads {MANIFEST_FORMAT})",
+            manifest.format
+        )));
+    }
+    let mut listed = std::collections::BTreeSet::new();
+    for file in &manifest.files {
+        let relative = Path::new(&file.path);
+        if relative.is_absolute() || relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(BackupError::Corrupt(format!(
+                "manifest lists a path outside the snapshot: {}",
+                file.path
+            )));
+        }
+        let stored = backup_dir.join(relative);
+        let (sha256, size) =
+            hash_file(&stored).map_err(|_| BackupError::Corrupt(format!("{} is missing", file.path)))?;
+        if size != file.size || sha256 != file.sha256 {
+            return Err(BackupError::Corrupt(format!(
+                "{} does not match the manifest (size {size} vs {}, sha256 {sha256} vs {})",
+                file.path, file.size, file.sha256
+            )));
+        }
+        listed.insert(relative.to_path_buf());
+    }
+    for present in walk(backup_dir, &[])? {
+        if present != Path::new(MANIFEST_FILE) && !listed.contains(&present) {
+            return Err(BackupError::Corrupt(format!(
+                "{} is not in the manifest",
+                present.display()
+            )));
+        }
+    }
+    if !listed.contains(Path::new(CONFIG_ENTRY)) {
+        return Err(BackupError::Corrupt(format!("the snapshot has no {CONFIG_ENTRY}")));
+    }
+    Ok(manifest)
+}
+
+pub struct RestoreRequest<'a> {
+    pub backup_dir: &'a Path,
+    pub config_path: &'a Path,
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RestoreReport {
+    pub status: &'static str,
+    pub restored_from: PathBuf,
+    pub config_path: PathBuf,
+    pub data_dir: PathBuf,
+    pub files: usize,
+    /// Where the state replaced by the restore was moved (delete it once satisfied).
+    pub previous_state: Vec<PathBuf>,
+    /// What was kept from the target instead of rolled back: node data folders (chain,
+    /// mailbox, consensus WAL) and the services' replay/idempotency databases.
+    pub kept: Vec<PathBuf>,
+    pub heights_at_backup: BTreeMap<String, u64>,
+}
+
+/// Why restore must not touch `data_dir` now: a local node runs, or a process holds one of its
+/// databases (a running `ezchain serve` holds `service.redb`).
+fn running_in(data_dir: &Path) -> Result<Option<String>, BackupError> {
+    if !data_dir.is_dir() {
+        return Ok(None);
+    }
+    let testnet = data_dir.join("testnet");
+    if testnet.is_dir()
+        && let Ok(net) = Localnet::new(&testnet)
+        && let Ok(nodes) = net.nodes()
+    {
+        for node in &nodes {
+            if let Some(pid) = net.running_pid(node) {
+                return Ok(Some(format!("local node {} (pid {pid})", node.name)));
+            }
+        }
+    }
+    for relative in walk(data_dir, &[])? {
+        if relative.extension().is_some_and(|e| e == "redb") {
+            let path = data_dir.join(&relative);
+            if let Err(ExportError::Busy(_)) = open_unheld(&path) {
+                return Ok(Some(format!("the process holding {}", path.display())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The node data folders (`<home>/<data_dir>`) under a data folder's testnet, relative to it.
+fn node_data_dirs(data_dir: &Path) -> Vec<PathBuf> {
+    let testnet = data_dir.join("testnet");
+    let Ok(entries) = std::fs::read_dir(&testnet) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let home = entry.path();
+        if let Ok(config) = NodeConfig::load(&home) {
+            let dir = normal(&config.resolve(&home, &config.data_dir));
+            if let Ok(relative) = dir.strip_prefix(data_dir)
+                && dir.is_dir()
+            {
+                found.push(relative.to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn same_file_contents(a: &Path, b: &Path) -> bool {
+    matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Restores a snapshot.
+pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
+    let backup_dir = normal(request.backup_dir);
+    let manifest = verify(&backup_dir)?;
+    let config_path = normal(request.config_path);
+    // The snapshot's settings, with relative paths resolved where they will live.
+    let mut restored =
+        AppConfig::load(&backup_dir.join(CONFIG_ENTRY)).map_err(|e| BackupError::Config(e.to_string()))?;
+    restored.base_dir = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let target = Layout::of(&config_path, &restored);
+    let data_dir = normal(&target.data_dir);
+    let current = if config_path.is_file() {
+        AppConfig::load(&config_path).ok()
+    } else {
+        None
+    };
+    let mut watched = vec![data_dir.clone()];
+    if let Some(current) = &current {
+        watched.push(normal(&current.data_dir()));
+    }
+    for dir in &watched {
+        if let Some(what) = running_in(dir)? {
+            return Err(BackupError::Running(what));
+        }
+    }
+    if !request.force {
+        if config_path.exists() {
+            return Err(BackupError::TargetExists(config_path));
+        }
+        if data_dir.exists() {
+            return Err(BackupError::TargetExists(data_dir));
+        }
+    }
+    let parent = data_dir
+        .parent()
+        .ok_or_else(|| BackupError::BadInput(format!("{} has no parent folder", data_dir.display())))?
+        .to_path_buf();
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let (stamp, _) = utc_now();
+    let dir_name = data_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let staging = parent.join(format!(".{dir_name}.restore-{stamp}-{}", std::process::id()));
+    let previous = parent.join(format!("{dir_name}.pre-restore-{stamp}"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    create_private_dir(&staging)?;
+
+    // 1. The snapshot's data folder, complete, in a staging folder beside the target.
+    let staged = (|| -> Result<Vec<PathBuf>, BackupError> {
+        for file in &manifest.files {
+            if let Some(relative) = file.path.strip_prefix(&format!("{DATA_ENTRY}/")) {
+                let to = staging.join(relative);
+                copy_file(&backup_dir.join(&file.path), &to)?;
+                set_mode(&to, file.mode)?;
+            }
+        }
+        // Node data that exists on the target stays (same genesis only: another testnet's
+        // chain would not open).
+        let same_network = same_file_contents(
+            &data_dir.join("testnet").join("genesis.json"),
+            &staging.join("testnet").join("genesis.json"),
+        );
+        let mut kept = Vec::new();
+        // Replay and idempotency records only grow: the current ones include the snapshot's, and
+        // rolling them back would reopen used nonces and forget answered payments.
+        if data_dir.is_dir() {
+            for relative in walk(&data_dir, &[])? {
+                if relative.file_name().is_some_and(|n| n == "service.redb") {
+                    let staged = staging.join(&relative);
+                    if staged.exists() {
+                        std::fs::remove_file(&staged).map_err(io(&staged))?;
+                    }
+                    kept.push(relative);
+                }
+            }
+        }
+        if same_network {
+            for relative in node_data_dirs(&data_dir) {
+                let staged = staging.join(&relative);
+                if staged.exists() {
+                    std::fs::remove_dir_all(&staged).map_err(io(&staged))?;
+                }
+                kept.push(relative);
+            }
+        }
+        Ok(kept)
+    })();
+    let kept = match staged {
+        Ok(kept) => kept,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+
+    // 2. The swap: old folder aside, kept node data into the new one, new folder in place.
+    let had_data = data_dir.exists();
+    if had_data {
+        std::fs::rename(&data_dir, &previous).map_err(io(&data_dir))?;
+    }
+    let mut moved = Vec::new();
+    let swap = (|| -> Result<(), BackupError> {
+        for relative in &kept {
+            let to = staging.join(relative);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            std::fs::rename(previous.join(relative), &to).map_err(io(&to))?;
+            moved.push(relative.clone());
+        }
+        std::fs::rename(&staging, &data_dir).map_err(io(&data_dir))
+    })();
+    if let Err(e) = swap {
+        for relative in &moved {
+            let _ = std::fs::rename(staging.join(relative), previous.join(relative));
+        }
+        if had_data {
+            let _ = std::fs::rename(&previous, &data_dir);
+        }
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let mut previous_state = Vec::new();
+    if had_data {
+        previous_state.push(previous.clone());
+    }
+
+    // 3. Single files outside the data folder: each replaced by rename, the old one kept.
+    let mut singles = vec![(CONFIG_ENTRY, config_path.clone())];
+    singles.push((TOKEN_ENTRY, normal(&target.token)));
+    singles.push((GENESIS_ENTRY, normal(&target.genesis)));
+    for (entry, to) in singles {
+        let Some(file) = manifest.files.iter().find(|f| f.path == entry) else {
+            continue;
+        };
+        let temp = to.with_extension("restore-tmp");
+        copy_file(&backup_dir.join(entry), &temp)?;
+        set_mode(&temp, file.mode)?;
+        if to.exists() {
+            let old = PathBuf::from(format!("{}.pre-restore-{stamp}", to.display()));
+            std::fs::rename(&to, &old).map_err(io(&to))?;
+            previous_state.push(old);
+        }
+        std::fs::rename(&temp, &to).map_err(io(&to))?;
+    }
+    // 4. A log folder outside the data folder.
+    let log_dir = normal(&target.log_dir);
+    if manifest
+        .files
+        .iter()
+        .any(|f| f.path.starts_with(&format!("{LOG_ENTRY}/")))
+    {
+        let staging_logs = PathBuf::from(format!("{}.restore-{stamp}", log_dir.display()));
+        for file in manifest.files.iter() {
+            if let Some(relative) = file.path.strip_prefix(&format!("{LOG_ENTRY}/")) {
+                copy_file(&backup_dir.join(&file.path), &staging_logs.join(relative))?;
+            }
+        }
+        if log_dir.exists() {
+            let old = PathBuf::from(format!("{}.pre-restore-{stamp}", log_dir.display()));
+            std::fs::rename(&log_dir, &old).map_err(io(&log_dir))?;
+            previous_state.push(old);
+        }
+        std::fs::rename(&staging_logs, &log_dir).map_err(io(&log_dir))?;
+    }
+    Ok(RestoreReport {
+        status: "ok",
+        restored_from: backup_dir,
+        config_path,
+        data_dir: data_dir.clone(),
+        files: manifest.files.len(),
+        previous_state,
+        kept: kept.iter().map(|relative| data_dir.join(relative)).collect(),
+        heights_at_backup: manifest.heights,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ezchain_node::mailbox::MailboxConfig;
+    use ezchain_protocol::{Address, Hash32};
+
+    fn no_service_db(_: &Path, _: &Path) -> Result<u64, ExportError> {
+        Err(ExportError::Missing(PathBuf::from("service.redb")))
+    }
+
+    const EXPORTERS: Exporters = Exporters {
+        service_db: no_service_db,
+    };
+
+    fn write(path: &Path, text: &str, mode: u32) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+        set_mode(path, mode).expect("mode");
+    }
+
+    /// An installation: config, wallet file, history, token, logs, a pid file and a mailbox
+    /// database holding one package.
+    fn installation(root: &Path) -> PathBuf {
+        let config_path = root.join("ezchain.yaml");
+        AppConfig::default().save(&config_path).expect("config");
+        let data = root.join(".ezchain");
+        write(&data.join("wallet.json"), "{\"keystore\":\"encrypted\"}", 0o600);
+        write(&data.join("tx_history.json"), "[]", 0o644);
+        write(&data.join("api.token"), &"ab".repeat(32), 0o600);
+        write(&data.join("logs").join("service_audit.log"), "line\n", 0o644);
+        write(
+            &data.join("testnet").join("validator-0").join("node.pid"),
+            "123\n",
+            0o644,
+        );
+        let mailbox = Mailbox::open(&data.join("mailbox.redb"), MailboxConfig::default()).expect("mailbox");
+        mailbox
+            .put(&Address([7; 20]), &Hash32([1; 32]), b"package", 1)
+            .expect("put");
+        config_path
+    }
+
+    fn take(config_path: &Path, out: &Path, label: &str) -> BackupReport {
+        backup(
+            &BackupRequest {
+                config_path,
+                out_dir: out,
+                label: Some(label),
+                tool_version: "test",
+            },
+            &EXPORTERS,
+        )
+        .expect("backup")
+    }
+
+    #[test]
+    fn a_snapshot_lists_every_file_with_its_hash_keeps_modes_and_skips_pid_files() {
+        let dir = tempfile::tempdir().expect("temp");
+        let config = installation(dir.path());
+        let report = take(&config, &dir.path().join("backups"), "pre-rc");
+        assert!(
+            report
+                .backup_dir
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .ends_with("-pre-rc")
+        );
+        let manifest = verify(&report.backup_dir).expect("verifies");
+        let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+        for expected in [
+            "ezchain.yaml",
+            "data_dir/wallet.json",
+            "data_dir/tx_history.json",
+            "data_dir/api.token",
+            "data_dir/logs/service_audit.log",
+            "data_dir/mailbox.redb",
+        ] {
+            assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
+        }
+        assert!(!paths.iter().any(|p| p.ends_with(".pid")), "pid files are not state");
+        let wallet = manifest
+            .files
+            .iter()
+            .find(|f| f.path == "data_dir/wallet.json")
+            .expect("wallet");
+        assert_eq!(wallet.mode, 0o600);
+        assert_eq!(
+            mode_of(&report.backup_dir.join("data_dir/wallet.json")).expect("mode"),
+            0o600
+        );
+        assert_eq!(mode_of(&report.backup_dir).expect("mode"), 0o700);
+        assert_eq!(manifest.label.as_deref(), Some("pre-rc"));
+        // The exported mailbox is a database holding the package, not a raw copy.
+        let copy = Mailbox::open(
+            &report.backup_dir.join("data_dir/mailbox.redb"),
+            MailboxConfig::default(),
+        )
+        .expect("the copy opens");
+        assert_eq!(
+            copy.items(&Address([7; 20]), 10, false, 1 << 20).expect("items").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused_before_anything_is_touched() {
+        let dir = tempfile::tempdir().expect("temp");
+        let config = installation(dir.path());
+        let report = take(&config, &dir.path().join("backups"), "x");
+        let history = report.backup_dir.join("data_dir/tx_history.json");
+        std::fs::write(&history, "[1]").expect("tamper");
+        let target = dir.path().join("elsewhere").join("ezchain.yaml");
+        let refused = restore(&RestoreRequest {
+            backup_dir: &report.backup_dir,
+            config_path: &target,
+            force: true,
+        });
+        assert!(matches!(refused, Err(BackupError::Corrupt(_))), "{refused:?}");
+        assert!(!target.exists() && !dir.path().join("elsewhere/.ezchain").exists());
+        std::fs::write(&history, "[]").expect("undo");
+        verify(&report.backup_dir).expect("intact again");
+        std::fs::write(report.backup_dir.join("data_dir/extra"), "x").expect("extra");
+        assert!(matches!(verify(&report.backup_dir), Err(BackupError::Corrupt(_))));
+        std::fs::remove_file(report.backup_dir.join("data_dir/extra")).expect("rm");
+        std::fs::remove_file(report.backup_dir.join(MANIFEST_FILE)).expect("rm");
+        assert!(matches!(verify(&report.backup_dir), Err(BackupError::Corrupt(_))));
+    }
+
+    #[test]
+    fn restore_needs_force_to_replace_keeps_the_old_state_and_refuses_a_held_database() {
+        let dir = tempfile::tempdir().expect("temp");
+        let config = installation(dir.path());
+        let report = take(&config, &dir.path().join("backups"), "x");
+        let target_root = dir.path().join("restored");
+        let target = target_root.join("ezchain.yaml");
+        let first = restore(&RestoreRequest {
+            backup_dir: &report.backup_dir,
+            config_path: &target,
+            force: false,
+        })
+        .expect("a fresh target needs no --force");
+        assert!(first.previous_state.is_empty());
+        let data = target_root.join(".ezchain");
+        assert_eq!(
+            std::fs::read_to_string(data.join("tx_history.json")).expect("read"),
+            "[]"
+        );
+        assert_eq!(mode_of(&data.join("wallet.json")).expect("mode"), 0o600);
+        let again = restore(&RestoreRequest {
+            backup_dir: &report.backup_dir,
+            config_path: &target,
+            force: false,
+        });
+        assert!(matches!(again, Err(BackupError::TargetExists(_))), "{again:?}");
+        // The wallet moves on after the snapshot; a forced restore rolls it back and keeps
+        // what it replaced.
+        std::fs::write(data.join("tx_history.json"), "[\"later\"]").expect("write");
+        let forced = restore(&RestoreRequest {
+            backup_dir: &report.backup_dir,
+            config_path: &target,
+            force: true,
+        })
+        .expect("forced");
+        assert_eq!(
+            std::fs::read_to_string(data.join("tx_history.json")).expect("read"),
+            "[]"
+        );
+        let previous = forced
+            .previous_state
+            .iter()
+            .find(|p| p.is_dir())
+            .expect("the old data folder is kept");
+        assert_eq!(
+            std::fs::read_to_string(previous.join("tx_history.json")).expect("read"),
+            "[\"later\"]"
+        );
+        // A process holding a database of the target: refused, nothing changed.
+        let held = Mailbox::open(&data.join("mailbox.redb"), MailboxConfig::default()).expect("hold");
+        std::fs::write(data.join("tx_history.json"), "[\"held\"]").expect("write");
+        let refused = restore(&RestoreRequest {
+            backup_dir: &report.backup_dir,
+            config_path: &target,
+            force: true,
+        });
+        assert!(matches!(refused, Err(BackupError::Running(_))), "{refused:?}");
+        assert_eq!(
+            std::fs::read_to_string(data.join("tx_history.json")).expect("read"),
+            "[\"held\"]"
+        );
+        drop(held);
+    }
+
+    #[test]
+    fn labels_are_checked_and_a_missing_data_folder_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp");
+        let config = dir.path().join("ezchain.yaml");
+        AppConfig::default().save(&config).expect("config");
+        let out = dir.path().join("backups");
+        for label in ["", "../up", ".hidden", "a/b", "space here"] {
+            let refused = backup(
+                &BackupRequest {
+                    config_path: &config,
+                    out_dir: &out,
+                    label: Some(label),
+                    tool_version: "test",
+                },
+                &EXPORTERS,
+            );
+            assert!(matches!(refused, Err(BackupError::BadInput(_))), "{label}: {refused:?}");
+        }
+        let refused = backup(
+            &BackupRequest {
+                config_path: &config,
+                out_dir: &out,
+                label: None,
+                tool_version: "test",
+            },
+            &EXPORTERS,
+        );
+        assert!(matches!(refused, Err(BackupError::BadInput(_))), "{refused:?}");
+        assert!(!out.exists() || is_empty(&out));
+    }
+
+    fn is_empty(dir: &Path) -> bool {
+        std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
+    }
+}
