@@ -105,6 +105,12 @@ pub struct ReleaseGateArgs {
     /// Accept a keystore cost below the production floor (test setups only).
     #[arg(long)]
     allow_test_kdf: bool,
+    /// Cycles of the stability step (see `ops stability-gate`).
+    #[arg(long, default_value_t = 30)]
+    stability_cycles: u32,
+    /// Restart period of the stability step, in cycles.
+    #[arg(long, default_value_t = 10)]
+    stability_restart_every: u32,
 }
 
 /// A fresh folder for sandboxes, removed afterwards unless the caller named it.
@@ -183,6 +189,8 @@ pub fn release_gate(args: ReleaseGateArgs, config_path: &Path, json: bool) -> Re
         allow_test_kdf: args.allow_test_kdf,
         work_dir: work.path.clone(),
         start_port: args.start_port,
+        stability_cycles: args.stability_cycles.max(1),
+        stability_restart_every: args.stability_restart_every,
     };
     let expected = 2 + usize::from(!args.skip_tests) + usize::from(args.with_stability);
     let outcomes = ezchain_ops::gates::release_gate(&options, &mut |step| print_step("release-gate", step));
@@ -280,7 +288,7 @@ pub struct DrillArgs {
     /// temporary folder, removed when the drill passes).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// First port; the drill uses about 300 ports from here.
+    /// First port; the drill uses about 400 ports from here.
     #[arg(long, default_value_t = 29000)]
     start_port: u16,
     /// The source tree (for the security gate).

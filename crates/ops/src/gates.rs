@@ -98,6 +98,9 @@ pub struct ReleaseGateOptions {
     /// Sandboxes go here.
     pub work_dir: PathBuf,
     pub start_port: u16,
+    /// Cycles and restart period of the stability step.
+    pub stability_cycles: u32,
+    pub stability_restart_every: u32,
 }
 
 fn timed(name: &str, run: impl FnOnce() -> Result<String, StepError>) -> StepOutcome {
@@ -188,6 +191,8 @@ pub fn release_gate(options: &ReleaseGateOptions, report: &mut dyn FnMut(&StepOu
                     binary: options.binary.clone(),
                     dir: options.work_dir.join("stability"),
                     start_port: options.start_port.saturating_add(100),
+                    cycles: options.stability_cycles,
+                    restart_every: options.stability_restart_every,
                     ..StabilityOptions::default()
                 };
                 let summary = stability_gate(&stability, &mut |_| {})?;

@@ -64,6 +64,31 @@ impl Ezchain {
         }
     }
 
+    /// Runs `ezchain --json …` and returns whether it succeeded with the JSON it printed (a
+    /// failing `node status` still prints every node's state).
+    pub fn json_any(&self, args: &[&str]) -> Result<(bool, Value), StepError> {
+        self.print(args);
+        let output = Command::new(&self.binary)
+            .arg("--json")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| step_error(args.join(" "), format!("cannot run {}: {e}", self.binary.display())))?;
+        let value = serde_json::from_slice(&output.stdout).map_err(|_| {
+            step_error(
+                args.join(" "),
+                format!(
+                    "printed no JSON (exit {}): {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            )
+        })?;
+        Ok((output.status.success(), value))
+    }
+
     /// Runs it and returns only whether it succeeded and its combined output.
     pub fn status(&self, args: &[&str]) -> Result<(bool, String), StepError> {
         self.print(args);
@@ -269,6 +294,9 @@ impl Service {
 
     /// The raw text of a GET (for `/metrics`).
     pub fn text(&self, path: &str) -> Result<String, StepError> {
+        if self.exe.echo {
+            eprintln!("$ curl {}{path}", self.base);
+        }
         self.http
             .get(format!("{}{path}", self.base))
             .send()
