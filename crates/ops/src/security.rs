@@ -157,6 +157,7 @@ pub fn security_gate(
     let secret_names = [
         "wallet.json",
         "api.token",
+        "admin.token",
         "password",
         "node_key.json",
         "faucet_key.json",
