@@ -441,6 +441,19 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     assert!(!down.status.success());
     assert!(String::from_utf8_lossy(&down.stderr).contains("metrics_unreachable"));
 
+    // Online exports for backups: the held service database and the wallet, each once.
+    let exports = tempfile::tempdir().expect("temp dir");
+    let relative = alice.post("/ops/export", json!({ "database": "service", "out_file": "x.redb" }));
+    assert_eq!(code(&relative), (400, "invalid_request"));
+    for database in ["service", "wallet"] {
+        let target = exports.path().join(format!("{database}.redb"));
+        let body = json!({ "database": database, "out_file": target });
+        let first = alice.post("/ops/export", body.clone());
+        assert_eq!(first.0, 200, "{}", first.1);
+        assert!(first.1["data"]["bytes"].as_u64().is_some_and(|b| b > 0));
+        assert_eq!(code(&alice.post("/ops/export", body)), (409, "already_exists"));
+    }
+
     // The audit chain verifies; editing one line breaks it at that line.
     let verified = alice.ezchain(&["ops", "audit-verify"]);
     assert!(

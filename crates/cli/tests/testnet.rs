@@ -229,3 +229,67 @@ fn malformed_and_oversized_rpc_requests_get_4xx_and_the_node_keeps_serving() {
     let before = net.status(0).expect("still serving").height;
     net.wait_for_height(0, before + 1, LONG).unwrap();
 }
+
+#[test]
+fn the_admin_export_needs_the_token_and_writes_a_consistent_copy_once() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = LocalTestnet::start(binary(), 1, 24520);
+    net.wait_for_height(0, 2, LONG).unwrap();
+    let node = &net.nodes[0];
+    let token = std::fs::read_to_string(node.home.join("data").join("admin.token")).expect("admin.token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(node.home.join("data").join("admin.token"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the admin token is a secret");
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let target = out.path().join("chain.redb");
+    let http = reqwest::blocking::Client::new();
+    let export = |token: &str, body: serde_json::Value| {
+        let response = http
+            .post(format!("http://{}/v1/admin/export", node.rpc))
+            .header("x-ez-admin-token", token)
+            .json(&body)
+            .send()
+            .expect("answered");
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().expect("JSON"))
+    };
+    let body = serde_json::json!({ "database": "chain", "out_file": target });
+    let (status, reply) = export("wrong", body.clone());
+    assert_eq!((status, reply["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert!(!target.exists(), "a refused export writes nothing");
+    let (status, reply) = export(
+        &token,
+        serde_json::json!({ "database": "chain", "out_file": "relative.redb" }),
+    );
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("malformed_request"))
+    );
+    let (status, reply) = export(&token, serde_json::json!({ "database": "keys", "out_file": target }));
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("unknown_database"))
+    );
+    let (status, reply) = export(&token, body.clone());
+    assert_eq!(status, 200, "{reply}");
+    let height = reply["data"]["height"].as_u64().expect("height");
+    assert!(height >= 2);
+    let (status, reply) = export(&token, body);
+    assert_eq!((status, reply["error"]["code"].as_str()), (409, Some("already_exists")));
+    // The copy is a complete database at the reported height, while the node keeps running.
+    let (tip, _) =
+        ezchain_node::store::ChainStore::export_file(&target, &out.path().join("again.redb")).expect("the copy opens");
+    assert_eq!(tip.height, height);
+    let (status, reply) = export(
+        &token,
+        serde_json::json!({ "database": "mailbox", "out_file": out.path().join("mailbox.redb") }),
+    );
+    assert_eq!(status, 200, "{reply}");
+    net.wait_for_height(0, height + 1, LONG).unwrap();
+}
