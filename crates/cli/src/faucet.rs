@@ -6,6 +6,7 @@
 
 use crate::CliError;
 use async_trait::async_trait;
+use ezchain_node::admin::{ExportError, export_database};
 use ezchain_node::config::NodeConfig;
 use ezchain_node::faucet::{FaucetGrant, FaucetRefusal, FaucetService};
 use ezchain_node::keys::load_wallet_key;
@@ -13,7 +14,7 @@ use ezchain_node::testnet::load_genesis;
 use ezchain_protocol::Address;
 use ezchain_wallet::history::TxStatus;
 use ezchain_wallet::{NodeClient, Wallet, WalletError, WalletOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -22,10 +23,17 @@ use tokio::sync::oneshot;
 /// How long one faucet payment may take to be finalized and delivered.
 const PAY_WAIT: Duration = Duration::from_secs(60);
 
-struct Job {
-    recipient: Address,
-    amount: u64,
-    reply: oneshot::Sender<Result<FaucetGrant, FaucetRefusal>>,
+enum Job {
+    Pay {
+        recipient: Address,
+        amount: u64,
+        reply: oneshot::Sender<Result<FaucetGrant, FaucetRefusal>>,
+    },
+    /// An online copy of the wallet's database, made between two payments.
+    Export {
+        target: PathBuf,
+        reply: oneshot::Sender<Result<u64, ExportError>>,
+    },
 }
 
 struct Faucet {
@@ -43,13 +51,23 @@ impl FaucetService for Faucet {
             charged: false,
         };
         self.jobs
-            .send(Job {
+            .send(Job::Pay {
                 recipient,
                 amount,
                 reply,
             })
             .map_err(|_| unavailable())?;
         answer.await.map_err(|_| unavailable())?
+    }
+
+    async fn export_wallet(&self, target: PathBuf) -> Result<u64, ExportError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ExportError::Io {
+            path: PathBuf::from("faucet_wallet"),
+            source: std::io::Error::other("the faucet wallet stopped; see the node log"),
+        };
+        self.jobs.send(Job::Export { target, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -86,11 +104,23 @@ pub fn start(home: &Path, config: &NodeConfig) -> Result<Option<Arc<dyn FaucetSe
 
 fn serve(mut wallet: Wallet, queue: mpsc::Receiver<Job>) {
     while let Ok(job) = queue.recv() {
-        let result = pay(&mut wallet, job.recipient, job.amount);
-        if let Err(refusal) = &result {
-            tracing::warn!(recipient = %job.recipient, amount = job.amount, code = refusal.code, message = %refusal.message, "faucet request failed");
+        match job {
+            Job::Pay {
+                recipient,
+                amount,
+                reply,
+            } => {
+                let result = pay(&mut wallet, recipient, amount);
+                if let Err(refusal) = &result {
+                    tracing::warn!(%recipient, amount, code = refusal.code, message = %refusal.message, "faucet request failed");
+                }
+                let _ = reply.send(result);
+            }
+            Job::Export { target, reply } => {
+                let result = export_database(wallet.store().database(), &target, ezchain_wallet::store::copy_tables);
+                let _ = reply.send(result);
+            }
         }
-        let _ = job.reply.send(result);
     }
 }
 

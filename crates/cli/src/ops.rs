@@ -3,7 +3,7 @@
 use crate::CliError;
 use crate::service::print_verdicts;
 use clap::Args;
-use ezchain_ops::backup::{BackupError, BackupRequest, Exporters, RestoreRequest};
+use ezchain_ops::backup::{BackupError, BackupRequest, Exporters, RestoreRequest, WalletChoice};
 use ezchain_ops::gates::{ReleaseGateOptions, StabilityOptions, StepOutcome};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ fn backup_error(error: BackupError) -> CliError {
         BackupError::TargetExists(_) => Some("add --force; the replaced state is renamed, not deleted"),
         BackupError::Corrupt(_) => Some("use another snapshot; never edit one by hand"),
         BackupError::Export { .. } => Some("check that the node or service owning it runs, or stop it"),
+        BackupError::WalletAhead(_) => Some("see docs/RUNBOOK.md §5 before choosing"),
         _ => None,
     };
     CliError {
@@ -58,11 +59,18 @@ pub fn backup(config_path: &Path, out_dir: &Path, label: Option<&str>, json: boo
     Ok(())
 }
 
-pub fn restore(config_path: &Path, backup_dir: &Path, force: bool, json: bool) -> Result<(), CliError> {
+pub fn restore(
+    config_path: &Path,
+    backup_dir: &Path,
+    force: bool,
+    wallet: WalletChoice,
+    json: bool,
+) -> Result<(), CliError> {
     let report = ezchain_ops::backup::restore(&RestoreRequest {
         backup_dir,
         config_path,
         force,
+        wallet,
     })
     .map_err(backup_error)?;
     if json {
@@ -73,6 +81,9 @@ pub fn restore(config_path: &Path, backup_dir: &Path, force: bool, json: bool) -
         println!("data      {}", report.data_dir.display());
         for kept in &report.kept {
             println!("kept      {} (never rolled back)", kept.display());
+        }
+        for payment in &report.discarded_wallet_payments {
+            println!("discarded {payment} (the wallet no longer knows it)");
         }
         for previous in &report.previous_state {
             println!("previous  {} (delete it once satisfied)", previous.display());

@@ -86,6 +86,13 @@ pub enum OpsCommand {
         /// Replace an existing config and data folder (they are kept beside, renamed).
         #[arg(long)]
         force: bool,
+        /// Keep the current wallets as they are and restore everything else.
+        #[arg(long, conflicts_with = "discard_wallet_changes")]
+        keep_wallet: bool,
+        /// Roll back wallets that hold payments the snapshot lacks (they are lost to the wallet;
+        /// the replaced state is kept beside the data folder).
+        #[arg(long)]
+        discard_wallet_changes: bool,
     },
     /// Run the release checks: the test suites, a send/receive smoke on a fresh local testnet,
     /// the security gate, and with --with-stability the stability gate.
@@ -211,7 +218,19 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
             json,
         ),
         OpsCommand::Backup { out_dir, label } => crate::ops::backup(config_path, &out_dir, label.as_deref(), json),
-        OpsCommand::Restore { backup_dir, force } => crate::ops::restore(config_path, &backup_dir, force, json),
+        OpsCommand::Restore {
+            backup_dir,
+            force,
+            keep_wallet,
+            discard_wallet_changes,
+        } => {
+            let wallet = match (keep_wallet, discard_wallet_changes) {
+                (true, _) => ezchain_ops::backup::WalletChoice::Keep,
+                (_, true) => ezchain_ops::backup::WalletChoice::Discard,
+                _ => ezchain_ops::backup::WalletChoice::Refuse,
+            };
+            crate::ops::restore(config_path, &backup_dir, force, wallet, json)
+        }
         OpsCommand::ReleaseGate(args) => crate::ops::release_gate(args, config_path, json),
         OpsCommand::StabilityGate(args) => crate::ops::stability_gate(args, json),
         OpsCommand::Drill(args) => crate::ops::drill(args, json),

@@ -291,5 +291,26 @@ fn the_admin_export_needs_the_token_and_writes_a_consistent_copy_once() {
         serde_json::json!({ "database": "mailbox", "out_file": out.path().join("mailbox.redb") }),
     );
     assert_eq!(status, 200, "{reply}");
+    // A validator hosts no faucet wallet; the bootstrap node exports the one it holds open.
+    let (status, reply) = export(
+        &token,
+        serde_json::json!({ "database": "faucet_wallet", "out_file": out.path().join("faucet.redb") }),
+    );
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("unknown_database"))
+    );
+    let bootstrap = &net.nodes[net.bootstrap_index()];
+    let bootstrap_token =
+        std::fs::read_to_string(bootstrap.home.join("data").join("admin.token")).expect("admin.token");
+    let faucet_copy = out.path().join("faucet.redb");
+    let response = http
+        .post(format!("http://{}/v1/admin/export", bootstrap.rpc))
+        .header("x-ez-admin-token", bootstrap_token)
+        .json(&serde_json::json!({ "database": "faucet_wallet", "out_file": faucet_copy }))
+        .send()
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 200);
+    ezchain_wallet::store::WalletStore::history_of_file(&faucet_copy).expect("the faucet wallet's copy opens");
     net.wait_for_height(0, height + 1, LONG).unwrap();
 }

@@ -662,7 +662,7 @@ fn faucet_refusal(refusal: crate::faucet::FaucetRefusal) -> Refusal {
 
 #[derive(Deserialize)]
 struct ExportRequest {
-    /// `chain` or `mailbox`.
+    /// `chain`, `mailbox` or `faucet_wallet`.
     database: String,
     /// Absolute path of the new file; it must not exist.
     out_file: std::path::PathBuf,
@@ -693,6 +693,22 @@ async fn admin_export(
             "out_file must be an absolute path",
         ));
     }
+    if request.database == "faucet_wallet" {
+        let Some((faucet, _)) = &state.faucet else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "unknown_database",
+                "this node hosts no faucet wallet",
+            ));
+        };
+        return match faucet.export_wallet(request.out_file.clone()).await {
+            Ok(bytes) => Ok(ok(json!({ "database": "faucet_wallet", "bytes": bytes }))),
+            Err(error @ crate::admin::ExportError::Exists(_)) => {
+                Err(refuse(StatusCode::CONFLICT, "already_exists", error))
+            }
+            Err(error) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", error)),
+        };
+    }
     let chain = state.chain.clone();
     let mailbox = state.mailbox.clone();
     let out_file = request.out_file.clone();
@@ -713,7 +729,7 @@ async fn admin_export(
         None => Err(refuse(
             StatusCode::BAD_REQUEST,
             "unknown_database",
-            "database must be `chain` or `mailbox`",
+            "database must be `chain`, `mailbox` or `faucet_wallet`",
         )),
         Some(Ok(answer)) => Ok(ok(answer)),
         Some(Err(error @ crate::admin::ExportError::Exists(_))) => {

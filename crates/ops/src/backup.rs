@@ -14,7 +14,10 @@
 //! data folder. State that must only move forward is kept from the target rather than rolled
 //! back: a node's `data/` folder (chain, mailbox, consensus WAL — chain data is the network's, a
 //! stale one only re-syncs, and a validator whose consensus state went back in time could sign
-//! twice), and each service's `service.redb` (used nonces and answered payments).
+//! twice), and each service's `service.redb` (used nonces and answered payments). A wallet is
+//! rolled back only knowingly: one holding payments its snapshot copy lacks is refused
+//! (`wallet_ahead`) unless the operator keeps it (`--keep-wallet`) or discards them
+//! (`--discard-wallet-changes`), since the chain cannot give those payments back.
 
 use crate::localnet::Localnet;
 use ezchain_node::admin::{ExportError, export_database, open_unheld};
@@ -57,6 +60,8 @@ pub enum BackupError {
     TargetExists(PathBuf),
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    WalletAhead(String),
 }
 
 impl BackupError {
@@ -71,6 +76,7 @@ impl BackupError {
             BackupError::Running(_) => "still_running",
             BackupError::TargetExists(_) => "target_exists",
             BackupError::Config(_) => "bad_config",
+            BackupError::WalletAhead(_) => "wallet_ahead",
         }
     }
 }
@@ -277,14 +283,22 @@ fn post_export(url: &str, headers: &[(&str, String)], body: &Value, file: &Path)
     Ok(answer["data"].clone())
 }
 
-/// Exports a node's `chain.redb` or `mailbox.redb`: here when no process holds it, else through
-/// the running node's admin RPC. Returns the tip height for a chain.
+/// Exports a node's `chain.redb`, `mailbox.redb` or its faucet wallet's `wallet.redb`: here
+/// when no process holds it, else through the running node's admin RPC. Returns the tip height
+/// for a chain.
 fn export_node_db(source: &Path, target: &Path) -> Result<Option<u64>, BackupError> {
-    let is_chain = source.file_name().is_some_and(|n| n == "chain.redb");
-    let offline = if is_chain {
-        ChainStore::export_file(source, target).map(|(tip, _)| Some(tip.height))
-    } else {
-        Mailbox::export_file(source, target).map(|_| None)
+    let database = match source.file_name().and_then(|n| n.to_str()) {
+        Some("chain.redb") => "chain",
+        Some("mailbox.redb") => "mailbox",
+        _ => "faucet_wallet",
+    };
+    let offline = match database {
+        "chain" => ChainStore::export_file(source, target).map(|(tip, _)| Some(tip.height)),
+        "mailbox" => Mailbox::export_file(source, target).map(|_| None),
+        _ => {
+            let wallet_dir = source.parent().and_then(Path::parent).unwrap_or(source);
+            export_wallet(wallet_dir, target, Duration::from_secs(2)).map(|_| None)
+        }
     };
     match offline {
         Err(ExportError::Busy(_)) => {}
@@ -314,7 +328,7 @@ fn export_node_db(source: &Path, target: &Path) -> Result<Option<u64>, BackupErr
     let data = post_export(
         &format!("http://{addr}/v1/admin/export"),
         &[("x-ez-admin-token", token)],
-        &json!({ "database": if is_chain { "chain" } else { "mailbox" }, "out_file": target }),
+        &json!({ "database": database, "out_file": target }),
         source,
     )?;
     Ok(data["height"].as_u64())
@@ -582,6 +596,10 @@ fn fill_snapshot(
                         heights.insert(node, height);
                     }
                 }
+                // The bootstrap node's faucet wallet: its node holds it.
+                Some("wallet.redb") if node_home(&source).is_some() => {
+                    export_node_db(&source, &target)?;
+                }
                 Some("service.redb" | "wallet.redb") => {
                     let owner = owner_config(&source, data_dir, config_path);
                     export_service_db(&source, &target, &owner, exporters)?;
@@ -679,6 +697,22 @@ pub struct RestoreRequest<'a> {
     pub backup_dir: &'a Path,
     pub config_path: &'a Path,
     pub force: bool,
+    pub wallet: WalletChoice,
+}
+
+/// What restore does with a wallet that holds payments its snapshot copy lacks. Such payments
+/// cannot be rebuilt from the chain (the chain keeps bundle hashes, not the transfers and
+/// witnesses), so rolling the wallet back loses them: the values it sent look spendable again
+/// but are not, and the values it received are gone from its view.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WalletChoice {
+    /// Refuse (`wallet_ahead`), naming the newer payments.
+    #[default]
+    Refuse,
+    /// Keep every current wallet as it is; restore everything else.
+    Keep,
+    /// Roll the wallets back anyway (the replaced state stays beside the data folder).
+    Discard,
 }
 
 #[derive(Debug, Serialize)]
@@ -694,6 +728,47 @@ pub struct RestoreReport {
     /// mailbox, consensus WAL) and the services' replay/idempotency databases.
     pub kept: Vec<PathBuf>,
     pub heights_at_backup: BTreeMap<String, u64>,
+    /// Payments the restored wallets no longer know (`--discard-wallet-changes`).
+    pub discarded_wallet_payments: Vec<String>,
+}
+
+/// The wallet folders (relative to the data folder) a snapshot holds: those with a
+/// `wallet_state/wallet.redb`.
+fn snapshot_wallets(manifest: &Manifest) -> Vec<PathBuf> {
+    let suffix = "wallet_state/wallet.redb";
+    manifest
+        .files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix(&format!("{DATA_ENTRY}/")))
+        .filter_map(|path| path.strip_suffix(suffix))
+        .map(|base| PathBuf::from(base.trim_end_matches('/')))
+        .collect()
+}
+
+/// Payments (sends and accepted receipts) in the current wallet under `current` that the
+/// snapshot's wallet under `snapshot` does not have, described for a person.
+fn newer_payments(snapshot: &Path, current: &Path) -> Result<Vec<String>, BackupError> {
+    use ezchain_wallet::history::{TxKind, TxStatus};
+    use ezchain_wallet::store::WalletStore;
+    let read = |path: &Path| {
+        WalletStore::history_of_file(&path.join(ezchain_wallet::wallet::STATE_DIR).join("wallet.redb"))
+            .map_err(|e| BackupError::Config(format!("{}: {e}", path.display())))
+    };
+    let known: std::collections::BTreeSet<u64> = read(snapshot)?.iter().map(|r| r.id).collect();
+    Ok(read(current)?
+        .into_iter()
+        .filter(|r| !known.contains(&r.id))
+        .filter(|r| !matches!(r.status, TxStatus::Failed | TxStatus::Rejected))
+        .map(|r| match r.kind {
+            TxKind::Send => format!(
+                "sent {} to {} ({})",
+                r.amount,
+                r.counterparty,
+                format!("{:?}", r.status).to_lowercase()
+            ),
+            TxKind::Receive => format!("received {} from {}", r.amount, r.counterparty),
+        })
+        .collect())
 }
 
 /// Why restore must not touch `data_dir` now: a local node runs, or a process holds one of its
@@ -746,6 +821,18 @@ fn node_data_dirs(data_dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// `path`, or `path-2`, `path-3`, … — the first that does not exist (two restores in one second
+/// must not overwrite each other's saved state).
+fn unused(path: PathBuf) -> PathBuf {
+    if !path.exists() {
+        return path;
+    }
+    (2..)
+        .map(|n| PathBuf::from(format!("{}-{n}", path.display())))
+        .find(|candidate| !candidate.exists())
+        .unwrap_or(path)
+}
+
 fn same_file_contents(a: &Path, b: &Path) -> bool {
     matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
 }
@@ -783,6 +870,62 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
             return Err(BackupError::TargetExists(data_dir));
         }
     }
+    // Node data that exists on the target stays (same genesis only: another testnet's chain
+    // would not open).
+    let same_network = same_file_contents(
+        &data_dir.join("testnet").join("genesis.json"),
+        &backup_dir.join(DATA_ENTRY).join("testnet").join("genesis.json"),
+    );
+    let node_dirs = if same_network {
+        node_data_dirs(&data_dir)
+    } else {
+        Vec::new()
+    };
+    // Wallets that moved on since the snapshot: refuse, keep or discard, before anything moves.
+    // A node's own wallet (the faucet's) goes with its node's data folder.
+    let mut wallet_keep = Vec::new();
+    let mut discarded = Vec::new();
+    for base in snapshot_wallets(&manifest) {
+        if node_dirs.iter().any(|dir| base.starts_with(dir)) {
+            continue;
+        }
+        let current = data_dir.join(&base);
+        if !current
+            .join(ezchain_wallet::wallet::STATE_DIR)
+            .join("wallet.redb")
+            .is_file()
+        {
+            continue;
+        }
+        if request.wallet == WalletChoice::Keep {
+            for part in [ezchain_wallet::wallet::STATE_DIR, "tx_history.json", "wallet.json"] {
+                if current.join(part).exists() {
+                    wallet_keep.push(base.join(part));
+                }
+            }
+            continue;
+        }
+        let newer = newer_payments(&backup_dir.join(DATA_ENTRY).join(&base), &current)?;
+        if newer.is_empty() {
+            continue;
+        }
+        let place = if base.as_os_str().is_empty() {
+            "the wallet".to_string()
+        } else {
+            format!("the wallet in {}", base.display())
+        };
+        if request.wallet == WalletChoice::Refuse {
+            return Err(BackupError::WalletAhead(format!(
+                "{place} has {} payment(s) the snapshot does not (latest: {}); rolling it back would \
+                 lose them, because the chain keeps no transfers or witnesses. Rerun with \
+                 --keep-wallet to keep the wallets as they are, or --discard-wallet-changes to roll \
+                 them back anyway (the replaced state is kept beside the data folder)",
+                newer.len(),
+                newer.last().map(String::as_str).unwrap_or("")
+            )));
+        }
+        discarded.extend(newer.into_iter().map(|payment| format!("{place}: {payment}")));
+    }
     let parent = data_dir
         .parent()
         .ok_or_else(|| BackupError::BadInput(format!("{} has no parent folder", data_dir.display())))?
@@ -794,7 +937,7 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
     let staging = parent.join(format!(".{dir_name}.restore-{stamp}-{}", std::process::id()));
-    let previous = parent.join(format!("{dir_name}.pre-restore-{stamp}"));
+    let previous = unused(parent.join(format!("{dir_name}.pre-restore-{stamp}")));
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
@@ -809,13 +952,16 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
                 set_mode(&to, file.mode)?;
             }
         }
-        // Node data that exists on the target stays (same genesis only: another testnet's
-        // chain would not open).
-        let same_network = same_file_contents(
-            &data_dir.join("testnet").join("genesis.json"),
-            &staging.join("testnet").join("genesis.json"),
-        );
         let mut kept = Vec::new();
+        for relative in &wallet_keep {
+            let staged = staging.join(relative);
+            if staged.is_dir() {
+                std::fs::remove_dir_all(&staged).map_err(io(&staged))?;
+            } else if staged.exists() {
+                std::fs::remove_file(&staged).map_err(io(&staged))?;
+            }
+            kept.push(relative.clone());
+        }
         // Replay and idempotency records only grow: the current ones include the snapshot's, and
         // rolling them back would reopen used nonces and forget answered payments.
         if data_dir.is_dir() {
@@ -829,14 +975,12 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
                 }
             }
         }
-        if same_network {
-            for relative in node_data_dirs(&data_dir) {
-                let staged = staging.join(&relative);
-                if staged.exists() {
-                    std::fs::remove_dir_all(&staged).map_err(io(&staged))?;
-                }
-                kept.push(relative);
+        for relative in &node_dirs {
+            let staged = staging.join(relative);
+            if staged.exists() {
+                std::fs::remove_dir_all(&staged).map_err(io(&staged))?;
             }
+            kept.push(relative.clone());
         }
         Ok(kept)
     })();
@@ -892,7 +1036,7 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         copy_file(&backup_dir.join(entry), &temp)?;
         set_mode(&temp, file.mode)?;
         if to.exists() {
-            let old = PathBuf::from(format!("{}.pre-restore-{stamp}", to.display()));
+            let old = unused(PathBuf::from(format!("{}.pre-restore-{stamp}", to.display())));
             std::fs::rename(&to, &old).map_err(io(&to))?;
             previous_state.push(old);
         }
@@ -912,7 +1056,7 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
             }
         }
         if log_dir.exists() {
-            let old = PathBuf::from(format!("{}.pre-restore-{stamp}", log_dir.display()));
+            let old = unused(PathBuf::from(format!("{}.pre-restore-{stamp}", log_dir.display())));
             std::fs::rename(&log_dir, &old).map_err(io(&log_dir))?;
             previous_state.push(old);
         }
@@ -927,6 +1071,7 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         previous_state,
         kept: kept.iter().map(|relative| data_dir.join(relative)).collect(),
         heights_at_backup: manifest.heights,
+        discarded_wallet_payments: discarded,
     })
 }
 
@@ -1047,6 +1192,7 @@ mod tests {
             backup_dir: &report.backup_dir,
             config_path: &target,
             force: true,
+            wallet: WalletChoice::Refuse,
         });
         assert!(matches!(refused, Err(BackupError::Corrupt(_))), "{refused:?}");
         assert!(!target.exists() && !dir.path().join("elsewhere/.ezchain").exists());
@@ -1070,6 +1216,7 @@ mod tests {
             backup_dir: &report.backup_dir,
             config_path: &target,
             force: false,
+            wallet: WalletChoice::Refuse,
         })
         .expect("a fresh target needs no --force");
         assert!(first.previous_state.is_empty());
@@ -1083,6 +1230,7 @@ mod tests {
             backup_dir: &report.backup_dir,
             config_path: &target,
             force: false,
+            wallet: WalletChoice::Refuse,
         });
         assert!(matches!(again, Err(BackupError::TargetExists(_))), "{again:?}");
         // The wallet moves on after the snapshot; a forced restore rolls it back and keeps
@@ -1092,6 +1240,7 @@ mod tests {
             backup_dir: &report.backup_dir,
             config_path: &target,
             force: true,
+            wallet: WalletChoice::Refuse,
         })
         .expect("forced");
         assert_eq!(
@@ -1107,6 +1256,21 @@ mod tests {
             std::fs::read_to_string(previous.join("tx_history.json")).expect("read"),
             "[\"later\"]"
         );
+        // Another forced restore at once (often in the same second) keeps its own saved state.
+        let again = restore(&RestoreRequest {
+            backup_dir: &report.backup_dir,
+            config_path: &target,
+            force: true,
+            wallet: WalletChoice::Refuse,
+        })
+        .expect("forced again");
+        let second = again.previous_state.iter().find(|p| p.is_dir()).expect("saved");
+        assert_ne!(second, previous);
+        assert!(previous.is_dir() && second.is_dir(), "both saved states remain");
+        assert_eq!(
+            std::fs::read_to_string(previous.join("tx_history.json")).expect("read"),
+            "[\"later\"]"
+        );
         // A process holding a database of the target: refused, nothing changed.
         let held = Mailbox::open(&data.join("mailbox.redb"), MailboxConfig::default()).expect("hold");
         std::fs::write(data.join("tx_history.json"), "[\"held\"]").expect("write");
@@ -1114,6 +1278,7 @@ mod tests {
             backup_dir: &report.backup_dir,
             config_path: &target,
             force: true,
+            wallet: WalletChoice::Refuse,
         });
         assert!(matches!(refused, Err(BackupError::Running(_))), "{refused:?}");
         assert_eq!(

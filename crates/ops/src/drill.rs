@@ -368,9 +368,36 @@ impl Drill<'_> {
                     .clone()
                     .ok_or_else(|| step_error(name, "no snapshot was taken"))?;
                 let snapshot = snapshot.display().to_string();
-                let report = self
+                // The wallets received and sent after the snapshot: a plain restore must refuse
+                // to roll them back.
+                let (restored, output) = self
                     .exe
-                    .json(&["ops", "restore", "--backup-dir", &snapshot, "--force"])?;
+                    .status(&["ops", "restore", "--backup-dir", &snapshot, "--force"])?;
+                check(!restored && output.contains("wallet_ahead"), name, || {
+                    format!("a restore over newer wallet payments was not refused: {output}")
+                })?;
+                let history = |exe: &Ezchain| -> Result<usize, StepError> {
+                    let value = exe.json(&["tx", "history"])?;
+                    value
+                        .as_array()
+                        .map(Vec::len)
+                        .ok_or_else(|| step_error("tx history", format!("not a list: {value}")))
+                };
+                let current = history(&self.exe)?;
+                self.exe
+                    .json(&["ops", "restore", "--backup-dir", &snapshot, "--force", "--keep-wallet"])?;
+                let kept = history(&self.exe)?;
+                check(kept == current, name, || {
+                    format!("--keep-wallet changed the wallet's history from {current} to {kept} records")
+                })?;
+                let report = self.exe.json(&[
+                    "ops",
+                    "restore",
+                    "--backup-dir",
+                    &snapshot,
+                    "--force",
+                    "--discard-wallet-changes",
+                ])?;
                 let balance = local_balance(&self.exe)?;
                 check(balance == self.balance_at_backup, name, || {
                     format!(
@@ -378,8 +405,13 @@ impl Drill<'_> {
                         self.balance_at_backup
                     )
                 })?;
+                let discarded = report["discarded_wallet_payments"].as_array().map_or(0, Vec::len);
+                check(discarded > 0, name, || {
+                    format!("no discarded payments reported: {report}")
+                })?;
                 Ok(format!(
-                    "balance {balance} as at backup time; {} node data folders and service databases kept",
+                    "refused first (wallet_ahead); --keep-wallet kept all {current} records; --discard-wallet-changes: \
+                     balance {balance} as at backup time, {discarded} payments discarded, {} folders kept",
                     report["kept"].as_array().map_or(0, Vec::len)
                 ))
             }

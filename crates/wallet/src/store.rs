@@ -110,6 +110,16 @@ pub fn copy_tables(from: &redb::ReadTransaction, to: &redb::WriteTransaction) ->
     copy(from, to, CLIENT_IDS)
 }
 
+fn read_history(txn: &redb::ReadTransaction) -> Result<Vec<TxRecord>, StoreError> {
+    let table = db_err!(txn.open_table(HISTORY))?;
+    let mut records = Vec::new();
+    for entry in db_err!(table.iter())? {
+        let (_, bytes) = db_err!(entry)?;
+        records.push(serde_json::from_slice(bytes.value()).map_err(|e| corrupt("history record")(e.to_string()))?);
+    }
+    Ok(records)
+}
+
 impl WalletStore {
     /// Opens the state of `owner` on the chain of `genesis_hash`, creating it from `fresh` on
     /// first use.
@@ -163,6 +173,11 @@ impl WalletStore {
         }
         db_err!(txn.commit())?;
         Ok((WalletStore { db }, holdings))
+    }
+
+    /// The open database, for an online export (`copy_tables` inside one read transaction).
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Commits one state change atomically.
@@ -226,14 +241,22 @@ impl WalletStore {
 
     /// The whole history, oldest first.
     pub fn history(&self) -> Result<Vec<TxRecord>, StoreError> {
-        let txn = db_err!(self.db.begin_read())?;
-        let table = db_err!(txn.open_table(HISTORY))?;
-        let mut records = Vec::new();
-        for entry in db_err!(table.iter())? {
-            let (_, bytes) = db_err!(entry)?;
-            records.push(serde_json::from_slice(bytes.value()).map_err(|e| corrupt("history record")(e.to_string()))?);
+        read_history(&db_err!(self.db.begin_read())?)
+    }
+
+    /// The history of the wallet database at `path`, read without writing to a cleanly closed
+    /// file (a snapshot's copy must keep its hash); one left by a crash is repaired first, as
+    /// the wallet would on opening it. The database must not be held by a process.
+    pub fn history_of_file(path: &Path) -> Result<Vec<TxRecord>, StoreError> {
+        match redb::ReadOnlyDatabase::open(path) {
+            Ok(db) => read_history(&db_err!(db.begin_read())?),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Busy),
+            Err(redb::DatabaseError::RepairAborted) => {
+                let db = db_err!(Database::open(path))?;
+                read_history(&db_err!(db.begin_read())?)
+            }
+            Err(e) => Err(StoreError::Database(e.into())),
         }
-        Ok(records)
     }
 
     pub fn record(&self, id: u64) -> Result<Option<TxRecord>, StoreError> {

@@ -165,6 +165,11 @@ fn now_ms() -> u64 {
 }
 
 impl Wallet {
+    /// The wallet's database (an online backup copies it from a read transaction).
+    pub fn store(&self) -> &WalletStore {
+        &self.store
+    }
+
     /// Opens (or starts) the state of `owner` under `data_dir`; without `key` the wallet can
     /// show its state but not send or receive.
     pub fn open(
