@@ -236,6 +236,21 @@ impl Drill<'_> {
                     .map(PathBuf::from)
                     .ok_or_else(|| step_error(name, format!("no backup_dir in {report}")))?;
                 self.balance_at_backup = local_balance(&self.exe)?;
+                // Each wallet's copy is its own: the faucet wallet (held by the bootstrap node)
+                // holds the faucet's grant to this wallet as a send, not this wallet's history.
+                let faucet_copy =
+                    snapshot.join("data_dir/testnet/bootstrap/data/faucet_wallet/wallet_state/wallet.redb");
+                let faucet_history = ezchain_wallet::store::WalletStore::history_of_file(&faucet_copy)
+                    .map_err(|e| step_error(name, format!("{}: {e}", faucet_copy.display())))?;
+                check(
+                    faucet_history.iter().any(|r| {
+                        r.kind == ezchain_wallet::history::TxKind::Send
+                            && r.amount == 1000
+                            && r.counterparty.to_string() == self.wallet_address
+                    }),
+                    name,
+                    || format!("the snapshot's faucet wallet is not the faucet's: {faucet_history:?}"),
+                )?;
                 // A restore over a running installation must be refused, and change nothing.
                 let snapshot_text = snapshot.display().to_string();
                 let (restored, output) =
