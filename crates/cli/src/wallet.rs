@@ -95,6 +95,7 @@ fn wallet_error(error: WalletError) -> CliError {
         WalletError::InsufficientFunds { .. } => Some("see `ezchain wallet balance`; ask the faucet on a testnet"),
         WalletError::WrongChain { .. } => Some("the wallet and the node must use the same genesis.json"),
         WalletError::Ownership(_) => Some("finish the pending send first: `ezchain tx pending`"),
+        WalletError::BehindChain { .. } => Some("see docs/RUNBOOK.md §5 (restoring a wallet)"),
         _ => None,
     };
     let code = match &error {

@@ -563,3 +563,50 @@ fn the_mailbox_serves_only_its_recipient_and_refuses_bad_input() {
     );
     assert!(net.status(boot).is_some(), "the node keeps serving");
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn a_wallet_restored_from_before_its_last_send_says_it_is_behind_and_signs_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = start(24660);
+    let (alice, _, _) = create(&net, "alice");
+    let (_bob, bob_address, _) = create(&net, "bob");
+    alice.ok(&["tx", "faucet", "--amount", "100", "--password", "pw"]);
+    // An old copy of the wallet, taken between two commands (nothing holds it).
+    let old = alice.data_dir.with_extension("old");
+    copy_dir(&alice.data_dir, &old);
+    send(&alice, &bob_address, 10);
+    std::fs::remove_dir_all(&alice.data_dir).expect("rm");
+    copy_dir(&old, &alice.data_dir);
+    let history_before = alice.history_file();
+    let (code, stderr) = alice
+        .run(&[
+            "tx",
+            "send",
+            "--recipient",
+            &bob_address.to_string(),
+            "--amount",
+            "5",
+            "--password",
+            "pw",
+        ])
+        .expect_err("a wallet behind its account cannot send");
+    assert_eq!(code, "wallet_behind_chain", "{stderr}");
+    assert_eq!(alice.history_file(), history_before, "nothing was signed or recorded");
+    assert!(
+        alice.ok(&["tx", "pending"]).as_array().is_some_and(Vec::is_empty),
+        "no pending bundle was left behind"
+    );
+}

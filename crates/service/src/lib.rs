@@ -540,6 +540,7 @@ fn wallet_error(e: WalletError) -> ApiError {
             (StatusCode::BAD_GATEWAY, "node_error")
         }
         WalletError::SendFailed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "send_failed"),
+        WalletError::BehindChain { .. } => (StatusCode::CONFLICT, "wallet_behind_chain"),
         WalletError::Store(ezchain_wallet::store::StoreError::Busy) => (StatusCode::SERVICE_UNAVAILABLE, "wallet_busy"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
     };

@@ -65,6 +65,13 @@ pub enum WalletError {
     Genesis(String),
     #[error("this needs the wallet's key: pass --password")]
     Locked,
+    #[error(
+        "this wallet is behind its own account: the chain already holds bundle {seq} of this address, \
+         which this wallet's state does not know (restored from an older backup, or the key is used \
+         by another wallet). Its values cannot be proven without the newer state: restore it (the \
+         `.pre-restore-…` folder, or `ezchain ops restore … --keep-wallet`)"
+    )]
+    BehindChain { seq: u64 },
 }
 
 impl From<OwnershipError> for WalletError {
@@ -97,6 +104,7 @@ impl WalletError {
             WalletError::Io { .. } => "io_error",
             WalletError::Genesis(_) => "bad_genesis",
             WalletError::Locked => "password_required",
+            WalletError::BehindChain { .. } => "wallet_behind_chain",
         }
     }
 }
@@ -383,6 +391,13 @@ impl Wallet {
             }
         }
         let tip = self.check_chain()?;
+        // The next sequence number must be free on chain: a receipt there means another state
+        // of this account already used it, and a bundle signed from this state could never be
+        // included (or proven).
+        let next_seq = self.holdings.confirmed_seq() + 1;
+        if self.client.receipt(&self.address(), next_seq)?.is_some() {
+            return Err(WalletError::BehindChain { seq: next_seq });
+        }
         let ranges = self.holdings.select_ranges(amount)?;
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| WalletError::Genesis(format!("randomness: {e}")))?;
