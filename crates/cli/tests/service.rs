@@ -454,6 +454,23 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
         assert_eq!(code(&alice.post("/ops/export", body)), (409, "already_exists"));
     }
 
+    // The per-client rate limit over HTTP: 60 a minute, so a burst of 100 meets 429
+    // `rate_limited`, and a second later the client is served again.
+    let mut settings = std::fs::read_to_string(&alice.config).expect("config");
+    settings.push_str("security:\n  rate_limit_per_minute: 60\n");
+    std::fs::write(&alice.config, settings).expect("config");
+    alice.kill();
+    alice.start();
+    let answers: Vec<(u16, Value)> = (0..100).map(|_| alice.get("/health")).collect();
+    let limited: Vec<&(u16, Value)> = answers.iter().filter(|(status, _)| *status == 429).collect();
+    assert!(
+        !limited.is_empty(),
+        "100 requests at once never met the limit of 60 a minute"
+    );
+    assert!(limited.iter().all(|(_, body)| body["error"]["code"] == "rate_limited"));
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(alice.get("/health").0, 200, "the bucket refills");
+
     // The audit chain verifies; editing one line breaks it at that line.
     let verified = alice.ezchain(&["ops", "audit-verify"]);
     assert!(
