@@ -6,7 +6,11 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The drill and the stability gate each run a testnet; one at a time on a 2-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,6 +65,7 @@ fn shape(words: &[&str]) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn the_drill_passes_and_exercises_every_runbook_command() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let root = workspace_root();
     let runbook = std::fs::read_to_string(root.join("docs/RUNBOOK.md")).expect("docs/RUNBOOK.md");
     let commands = runbook_commands(&runbook);
@@ -208,4 +213,60 @@ fn runbook_commands_are_read_with_their_flags() {
             "curl http://127.0.0.1:8787/metrics"
         ])
     );
+}
+
+#[test]
+fn the_stability_gate_restarts_the_service_and_a_validator_without_a_failed_check() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary_file = dir.path().join("stability.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_ezchain"))
+        .args([
+            "ops",
+            "stability-gate",
+            "--cycles",
+            "3",
+            "--interval",
+            "0",
+            "--restart-every",
+            "1",
+            "--start-port",
+            "25500",
+        ])
+        .arg("--work-dir")
+        .arg(dir.path().join("sandbox"))
+        .arg("--json-out")
+        .arg(&summary_file)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the stability gate");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.trim_end().ends_with("PASSED"), "{stdout}");
+    assert_eq!(
+        stderr.matches("[stability-gate] cycle=").count(),
+        3,
+        "one progress line per cycle"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_file).expect("--json-out written")).expect("JSON");
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["checks"], 6, "a health probe and a send per cycle");
+    assert_eq!(summary["failures"], 0, "{summary}");
+    assert_eq!(summary["sends_ok"], 3);
+    assert_eq!(
+        (
+            summary["service_restarts"].as_u64(),
+            summary["validator_restarts"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    // Its sandbox is stopped: neither validator-0's RPC nor the service answers any more.
+    for port in [25501, 25590] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still open"
+        );
+    }
 }
