@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use ezchain_protocol::Address;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// What a successful faucet payment did.
@@ -41,20 +42,84 @@ pub trait FaucetService: Send + Sync {
 
 const HOUR_MS: u64 = 3_600_000;
 
-/// Sliding one-hour window of granted amounts per address. In memory: a restart forgets it,
-/// which at worst lets an address draw one more hour's allowance.
+/// Sliding one-hour window of granted amounts per address. With a file (the node's
+/// `<data_dir>/faucet_grants.json`) the window survives a restart: it is rewritten atomically
+/// after every change and read back at start.
 pub struct FaucetLimiter {
     max_per_request: u64,
     max_per_hour: u64,
     grants: Mutex<HashMap<Address, Vec<(u64, u64)>>>,
+    file: Option<PathBuf>,
+}
+
+/// The grants file: `[{"address", "at_ms", "amount"}]`.
+fn read_grants(path: &Path) -> HashMap<Address, Vec<(u64, u64)>> {
+    let mut grants: HashMap<Address, Vec<(u64, u64)>> = HashMap::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return grants,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the faucet grants; starting with none");
+            return grants;
+        }
+    };
+    let Ok(serde_json::Value::Array(entries)) = serde_json::from_str(&text) else {
+        tracing::warn!(path = %path.display(), "the faucet grants file is not a JSON list; starting with none");
+        return grants;
+    };
+    for entry in entries {
+        let address = entry["address"].as_str().and_then(|a| a.parse::<Address>().ok());
+        if let (Some(address), Some(at), Some(amount)) = (address, entry["at_ms"].as_u64(), entry["amount"].as_u64()) {
+            grants.entry(address).or_default().push((at, amount));
+        }
+    }
+    grants
+}
+
+fn write_grants(path: &Path, grants: &HashMap<Address, Vec<(u64, u64)>>) -> std::io::Result<()> {
+    let entries: Vec<serde_json::Value> = grants
+        .iter()
+        .flat_map(|(address, list)| {
+            list.iter()
+                .map(move |(at, amount)| serde_json::json!({ "address": address.to_string(), "at_ms": at, "amount": amount }))
+        })
+        .collect();
+    let temp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&temp)?;
+        std::io::Write::write_all(&mut file, serde_json::Value::Array(entries).to_string().as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temp, path)
 }
 
 impl FaucetLimiter {
+    /// A limiter that keeps its window in memory only.
     pub fn new(max_per_request: u64, max_per_hour: u64) -> Self {
         FaucetLimiter {
             max_per_request,
             max_per_hour,
             grants: Mutex::new(HashMap::new()),
+            file: None,
+        }
+    }
+
+    /// A limiter whose window is kept in `path` (read now, rewritten after every change).
+    pub fn with_file(max_per_request: u64, max_per_hour: u64, path: PathBuf) -> Self {
+        FaucetLimiter {
+            max_per_request,
+            max_per_hour,
+            grants: Mutex::new(read_grants(&path)),
+            file: Some(path),
+        }
+    }
+
+    fn persist(&self, grants: &HashMap<Address, Vec<(u64, u64)>>) {
+        if let Some(path) = &self.file
+            && let Err(e) = write_grants(path, grants)
+        {
+            // The limits still hold in memory; only a restart would forget them.
+            tracing::warn!(path = %path.display(), error = %e, "cannot save the faucet grants");
         }
     }
 
@@ -90,6 +155,7 @@ impl FaucetLimiter {
             });
         }
         list.push((now_ms, amount));
+        self.persist(&grants);
         Ok(())
     }
 
@@ -100,6 +166,7 @@ impl FaucetLimiter {
             && let Some(index) = list.iter().position(|entry| *entry == (reserved_at_ms, amount))
         {
             list.remove(index);
+            self.persist(&grants);
         }
     }
 }
@@ -129,5 +196,30 @@ mod tests {
         limiter
             .reserve(alice, 50, HOUR_MS)
             .expect("the first grant left the window");
+    }
+
+    #[test]
+    fn the_window_survives_a_restart_through_its_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("faucet_grants.json");
+        let alice = Address([1; 20]);
+        let limiter = FaucetLimiter::with_file(100, 150, path.clone());
+        limiter.reserve(alice, 100, 10).expect("first");
+        limiter.reserve(alice, 50, 11).expect("second");
+        limiter.release(alice, 50, 11);
+        drop(limiter);
+        let restarted = FaucetLimiter::with_file(100, 150, path.clone());
+        assert_eq!(
+            restarted.reserve(alice, 100, 12).unwrap_err().code,
+            "faucet_rate_limited",
+            "the grant before the restart still counts"
+        );
+        restarted
+            .reserve(alice, 50, 13)
+            .expect("the released reservation does not count");
+        std::fs::write(&path, "not json").expect("corrupt");
+        FaucetLimiter::with_file(100, 150, path)
+            .reserve(alice, 100, 14)
+            .expect("a damaged file starts an empty window instead of stopping the node");
     }
 }

@@ -58,7 +58,11 @@ pub async fn run(
     let faucet = match (faucet, &config.faucet) {
         (Some(service), Some(limits)) => Some((
             service,
-            FaucetLimiter::new(limits.max_amount_per_request, limits.max_amount_per_address_per_hour),
+            FaucetLimiter::with_file(
+                limits.max_amount_per_request,
+                limits.max_amount_per_address_per_hour,
+                config.resolve(home, &config.data_dir).join("faucet_grants.json"),
+            ),
         )),
         (None, Some(_)) => {
             tracing::warn!("node.yaml has a faucet section but no faucet wallet runs here: /v1/faucet is off");
