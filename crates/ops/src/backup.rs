@@ -889,8 +889,8 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         if node_dirs.iter().any(|dir| base.starts_with(dir)) {
             continue;
         }
-        let current = data_dir.join(&base);
-        if !current
+        let wallet_dir = data_dir.join(&base);
+        if !wallet_dir
             .join(ezchain_wallet::wallet::STATE_DIR)
             .join("wallet.redb")
             .is_file()
@@ -899,13 +899,13 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         }
         if request.wallet == WalletChoice::Keep {
             for part in [ezchain_wallet::wallet::STATE_DIR, "tx_history.json", "wallet.json"] {
-                if current.join(part).exists() {
+                if wallet_dir.join(part).exists() {
                     wallet_keep.push(base.join(part));
                 }
             }
             continue;
         }
-        let newer = newer_payments(&backup_dir.join(DATA_ENTRY).join(&base), &current)?;
+        let newer = newer_payments(&backup_dir.join(DATA_ENTRY).join(&base), &wallet_dir)?;
         if newer.is_empty() {
             continue;
         }
