@@ -35,18 +35,27 @@ pub struct Ezchain {
 }
 
 impl Ezchain {
-    /// Runs `ezchain --json --config <config> <args>`; the parsed JSON it printed, or the error
-    /// it reported.
-    pub fn json(&self, args: &[&str]) -> Result<Value, StepError> {
-        self.print(args);
-        let output = Command::new(&self.binary)
-            .arg("--json")
+    /// Runs `ezchain [--json] --config <config> <args>` to completion.
+    fn output(&self, args: &[&str], json: bool) -> Result<std::process::Output, StepError> {
+        if self.echo {
+            eprintln!("$ ezchain --config {} {}", self.config.display(), args.join(" "));
+        }
+        let mut command = Command::new(&self.binary);
+        if json {
+            command.arg("--json");
+        }
+        command
             .arg("--config")
             .arg(&self.config)
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| step_error(args.join(" "), format!("cannot run {}: {e}", self.binary.display())))?;
+            .map_err(|e| step_error(args.join(" "), format!("cannot run {}: {e}", self.binary.display())))
+    }
+
+    /// Runs `ezchain --json … <args>`; the parsed JSON it printed, or the error it reported.
+    pub fn json(&self, args: &[&str]) -> Result<Value, StepError> {
+        let output = self.output(args, true)?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -58,24 +67,10 @@ impl Ezchain {
         Ok(serde_json::from_str(stdout.trim()).unwrap_or(Value::String(stdout.trim().to_string())))
     }
 
-    fn print(&self, args: &[&str]) {
-        if self.echo {
-            eprintln!("$ ezchain --config {} {}", self.config.display(), args.join(" "));
-        }
-    }
-
     /// Runs `ezchain --json …` and returns whether it succeeded with the JSON it printed (a
     /// failing `node status` still prints every node's state).
     pub fn json_any(&self, args: &[&str]) -> Result<(bool, Value), StepError> {
-        self.print(args);
-        let output = Command::new(&self.binary)
-            .arg("--json")
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| step_error(args.join(" "), format!("cannot run {}: {e}", self.binary.display())))?;
+        let output = self.output(args, true)?;
         let value = serde_json::from_slice(&output.stdout).map_err(|_| {
             step_error(
                 args.join(" "),
@@ -89,16 +84,9 @@ impl Ezchain {
         Ok((output.status.success(), value))
     }
 
-    /// Runs it and returns only whether it succeeded and its combined output.
+    /// Runs it (text output) and returns whether it succeeded, with its stdout and stderr.
     pub fn status(&self, args: &[&str]) -> Result<(bool, String), StepError> {
-        self.print(args);
-        let output = Command::new(&self.binary)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| step_error(args.join(" "), format!("cannot run {}: {e}", self.binary.display())))?;
+        let output = self.output(args, false)?;
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),

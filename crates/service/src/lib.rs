@@ -146,6 +146,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The wallet thread is gone (it only stops with the service).
+fn wallet_unavailable() -> ApiError {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "wallet_unavailable",
+        "the wallet thread stopped",
+    )
+}
+
 fn ok(data: Value) -> Response {
     (StatusCode::OK, Json(json!({ "ok": true, "data": data }))).into_response()
 }
@@ -561,13 +570,7 @@ async fn with_wallet<T: Send + 'static>(
             job(&mut wallet).map_err(wallet_error)
         })
         .await
-        .unwrap_or_else(|| {
-            Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "wallet_unavailable",
-                "the wallet thread stopped",
-            ))
-        })
+        .unwrap_or_else(|| Err(wallet_unavailable()))
 }
 
 fn password_header(headers: &HeaderMap) -> Option<String> {
@@ -822,13 +825,7 @@ async fn wallet_create(State(state): State<Arc<ServiceState>>, request: Result<B
             created
         })
         .await
-        .ok_or_else(|| {
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "wallet_unavailable",
-                "the wallet thread stopped",
-            )
-        })?
+        .ok_or_else(wallet_unavailable)?
         .map_err(file_error)?;
     Ok(ok(json!({ "address": address, "mnemonic": mnemonic })))
 }
@@ -886,13 +883,7 @@ async fn wallet_import(State(state): State<Arc<ServiceState>>, request: Result<B
             imported
         })
         .await
-        .ok_or_else(|| {
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "wallet_unavailable",
-                "the wallet thread stopped",
-            )
-        })??;
+        .ok_or_else(wallet_unavailable)??;
     Ok(ok(json!({ "address": address })))
 }
 
@@ -915,13 +906,7 @@ async fn wallet_unlock(State(state): State<Arc<ServiceState>>, request: Result<B
         .worker
         .run(move |slot: &mut Slot| slot.unlock(&request.password, ttl).map_err(open_error))
         .await
-        .ok_or_else(|| {
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "wallet_unavailable",
-                "the wallet thread stopped",
-            )
-        })??;
+        .ok_or_else(wallet_unavailable)??;
     Ok(ok(json!({ "unlocked": true, "ttl_seconds": ttl.as_secs() })))
 }
 
@@ -1283,13 +1268,7 @@ async fn ops_export(State(state): State<Arc<ServiceState>>, request: Result<Byte
                 ezchain_ops::backup::export_wallet(&slot.config.data_dir(), &out_file, Duration::from_secs(5))
             })
             .await
-            .ok_or_else(|| {
-                error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "wallet_unavailable",
-                    "the wallet thread stopped",
-                )
-            })?,
+            .ok_or_else(wallet_unavailable)?,
         _ => {
             return Err(error(
                 StatusCode::BAD_REQUEST,
