@@ -1276,6 +1276,22 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_kept_inside_the_data_folder_are_not_backed_up_again() {
+        let dir = tempfile::tempdir().expect("temp");
+        let config = installation(dir.path());
+        let inside = dir.path().join(".ezchain").join("backups");
+        let first = take(&config, &inside, "one");
+        let second = take(&config, &inside, "two");
+        let manifest = verify(&second.backup_dir).expect("verifies");
+        assert!(
+            manifest.files.iter().all(|f| !f.path.contains("backups")),
+            "a snapshot must not contain the snapshots beside it: {:?}",
+            manifest.files
+        );
+        assert_eq!(first.files, second.files);
+    }
+
+    #[test]
     fn labels_are_checked_and_a_missing_data_folder_is_an_error() {
         let dir = tempfile::tempdir().expect("temp");
         let config = dir.path().join("ezchain.yaml");
