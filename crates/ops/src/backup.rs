@@ -979,6 +979,42 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         }
     };
 
+    // Everything else staged too, before anything is swapped (the snapshot itself may live in
+    // the folder about to move aside): single files beside their targets, a log folder outside
+    // the data folder beside it.
+    let log_dir = normal(&target.log_dir);
+    let staging_logs = PathBuf::from(format!("{}.restore-{stamp}-{}", log_dir.display(), std::process::id()));
+    let mut singles = Vec::new();
+    let staged_rest = (|| -> Result<(), BackupError> {
+        for (entry, to) in [
+            (CONFIG_ENTRY, config_path.clone()),
+            (TOKEN_ENTRY, normal(&target.token)),
+            (GENESIS_ENTRY, normal(&target.genesis)),
+        ] {
+            let Some(file) = manifest.files.iter().find(|f| f.path == entry) else {
+                continue;
+            };
+            let temp = to.with_extension("restore-tmp");
+            copy_file(&backup_dir.join(entry), &temp)?;
+            set_mode(&temp, file.mode)?;
+            singles.push((temp, to));
+        }
+        for file in &manifest.files {
+            if let Some(relative) = file.path.strip_prefix(&format!("{LOG_ENTRY}/")) {
+                copy_file(&backup_dir.join(&file.path), &staging_logs.join(relative))?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = staged_rest {
+        for (temp, _) in &singles {
+            let _ = std::fs::remove_file(temp);
+        }
+        let _ = std::fs::remove_dir_all(&staging_logs);
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+
     // 2. The swap: old folder aside, kept node data into the new one, new folder in place.
     let had_data = data_dir.exists();
     if had_data {
@@ -1011,17 +1047,8 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         previous_state.push(previous.clone());
     }
 
-    // 3. Single files outside the data folder: each replaced by rename, the old one kept.
-    let mut singles = vec![(CONFIG_ENTRY, config_path.clone())];
-    singles.push((TOKEN_ENTRY, normal(&target.token)));
-    singles.push((GENESIS_ENTRY, normal(&target.genesis)));
-    for (entry, to) in singles {
-        let Some(file) = manifest.files.iter().find(|f| f.path == entry) else {
-            continue;
-        };
-        let temp = to.with_extension("restore-tmp");
-        copy_file(&backup_dir.join(entry), &temp)?;
-        set_mode(&temp, file.mode)?;
+    // 3. Single files and the outside log folder: each replaced by rename, the old one kept.
+    for (temp, to) in singles {
         if to.exists() {
             let old = unused(PathBuf::from(format!("{}.pre-restore-{stamp}", to.display())));
             std::fs::rename(&to, &old).map_err(io(&to))?;
@@ -1029,19 +1056,7 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         }
         std::fs::rename(&temp, &to).map_err(io(&to))?;
     }
-    // 4. A log folder outside the data folder.
-    let log_dir = normal(&target.log_dir);
-    if manifest
-        .files
-        .iter()
-        .any(|f| f.path.starts_with(&format!("{LOG_ENTRY}/")))
-    {
-        let staging_logs = PathBuf::from(format!("{}.restore-{stamp}", log_dir.display()));
-        for file in manifest.files.iter() {
-            if let Some(relative) = file.path.strip_prefix(&format!("{LOG_ENTRY}/")) {
-                copy_file(&backup_dir.join(&file.path), &staging_logs.join(relative))?;
-            }
-        }
+    if staging_logs.exists() {
         if log_dir.exists() {
             let old = unused(PathBuf::from(format!("{}.pre-restore-{stamp}", log_dir.display())));
             std::fs::rename(&log_dir, &old).map_err(io(&log_dir))?;
@@ -1289,6 +1304,28 @@ mod tests {
             manifest.files
         );
         assert_eq!(first.files, second.files);
+    }
+
+    #[test]
+    fn a_snapshot_kept_inside_the_data_folder_restores_over_it() {
+        let dir = tempfile::tempdir().expect("temp");
+        let config = installation(dir.path());
+        let data = dir.path().join(".ezchain");
+        let report = take(&config, &data.join("backups"), "inside");
+        std::fs::write(data.join("tx_history.json"), "[\"later\"]").expect("write");
+        let restored = restore(&RestoreRequest {
+            backup_dir: &report.backup_dir,
+            config_path: &config,
+            force: true,
+            wallet: WalletChoice::Refuse,
+        })
+        .expect("the snapshot moves aside with the old folder, but everything was staged first");
+        assert_eq!(
+            std::fs::read_to_string(data.join("tx_history.json")).expect("read"),
+            "[]"
+        );
+        assert!(AppConfig::load(&config).is_ok(), "the config was restored too");
+        assert!(restored.previous_state.iter().any(|p| p.join("backups").is_dir()));
     }
 
     #[test]
