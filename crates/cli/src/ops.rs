@@ -1,7 +1,7 @@
 //! `ezchain ops backup|restore|release-gate|stability-gate|drill`.
 
 use crate::CliError;
-use crate::service::print_verdicts;
+use crate::service::report_verdicts;
 use clap::Args;
 use ezchain_ops::backup::{BackupError, BackupRequest, Exporters, RestoreRequest, WalletChoice};
 use ezchain_ops::gates::{ReleaseGateOptions, StabilityOptions, StepOutcome};
@@ -171,21 +171,29 @@ fn print_step(prefix: &str, step: &StepOutcome) {
 
 /// Prints the gate's result and turns a failure into the exit status.
 fn finish(prefix: &str, outcomes: &[StepOutcome], expected: usize, json: bool) -> Result<(), CliError> {
-    let passed = outcomes.len() == expected && outcomes.iter().all(|s| s.passed);
-    let rows: Vec<(bool, String, String)> = outcomes
+    let mut rows: Vec<(bool, String, String)> = outcomes
         .iter()
         .map(|s| (s.passed, s.name.clone(), format!("{} ({:.1} s)", s.detail, s.seconds)))
         .collect();
-    print_verdicts(json, json!({ "ok": passed, "steps": outcomes }), &rows, 22);
-    if passed {
-        Ok(())
-    } else {
-        Err(CliError {
+    if outcomes.len() < expected {
+        rows.push((
+            false,
+            "steps".into(),
+            format!("only {} of {expected} ran", outcomes.len()),
+        ));
+    }
+    let passed = rows.iter().all(|(ok, _, _)| *ok);
+    report_verdicts(
+        json,
+        json!({ "ok": passed, "steps": outcomes }),
+        &rows,
+        22,
+        CliError {
             code: "gate_failed",
             message: format!("[{prefix}] FAILED (see the FAIL line)"),
             hint: None,
-        })
-    }
+        },
+    )
 }
 
 pub fn release_gate(args: ReleaseGateArgs, config_path: &Path, json: bool) -> Result<(), CliError> {

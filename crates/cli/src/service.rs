@@ -179,16 +179,17 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
                 .iter()
                 .map(|c| (c.passed, c.name.to_string(), c.detail.clone()))
                 .collect();
-            print_verdicts(json, serde_json::json!({ "ok": passed, "checks": checks }), &rows, 22);
-            if passed {
-                Ok(())
-            } else {
-                Err(CliError {
+            report_verdicts(
+                json,
+                serde_json::json!({ "ok": passed, "checks": checks }),
+                &rows,
+                22,
+                CliError {
                     code: "security_gate_failed",
                     message: "a security check failed (see the FAIL lines)".into(),
                     hint: None,
-                })
-            }
+                },
+            )
         }
         OpsCommand::CanaryMonitor {
             url,
@@ -424,28 +425,36 @@ fn canary_gate(report_path: &Path, thresholds: &ezchain_ops::canary::Thresholds,
         .collect();
     let document =
         serde_json::json!({ "ok": passed, "report": report_path, "thresholds": thresholds, "verdicts": verdicts });
-    print_verdicts(json, document, &rows, 42);
-    if passed {
-        Ok(())
-    } else {
-        Err(CliError {
+    report_verdicts(
+        json,
+        document,
+        &rows,
+        42,
+        CliError {
             code: "canary_failed",
             message: "the canary window breaks a threshold".into(),
             hint: Some("review error_code_totals in the report and the audit log; roll back if needed"),
-        })
-    }
+        },
+    )
 }
 
-/// Prints a gate's outcome: the JSON `document`, or one `ok`/`FAIL` line per (passed, rule,
-/// detail) row and a final PASSED/FAILED.
-pub fn print_verdicts(json: bool, document: serde_json::Value, rows: &[(bool, String, String)], width: usize) {
+/// Prints a gate's outcome — the JSON `document`, or one `ok`/`FAIL` line per (passed, rule,
+/// detail) row and a final PASSED/FAILED — and fails with `failure` unless every row passed.
+pub fn report_verdicts(
+    json: bool,
+    document: serde_json::Value,
+    rows: &[(bool, String, String)],
+    width: usize,
+    failure: CliError,
+) -> Result<(), CliError> {
+    let all = rows.iter().all(|(passed, _, _)| *passed);
     if json {
         println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
-        return;
+    } else {
+        for (passed, rule, detail) in rows {
+            println!("{:<4} {rule:<width$} {detail}", if *passed { "ok" } else { "FAIL" });
+        }
+        println!("{}", if all { "PASSED" } else { "FAILED" });
     }
-    for (passed, rule, detail) in rows {
-        println!("{:<4} {rule:<width$} {detail}", if *passed { "ok" } else { "FAIL" });
-    }
-    let all = rows.iter().all(|(passed, _, _)| *passed);
-    println!("{}", if all { "PASSED" } else { "FAILED" });
+    if all { Ok(()) } else { Err(failure) }
 }

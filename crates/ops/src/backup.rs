@@ -939,35 +939,25 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
                 set_mode(&to, file.mode)?;
             }
         }
-        let mut kept = Vec::new();
-        for relative in &wallet_keep {
+        // What stays from the target: kept wallets, node data folders, and the replay and
+        // idempotency records, which only grow (the current ones include the snapshot's;
+        // rolling them back would reopen used nonces and forget answered payments).
+        let mut kept = wallet_keep.clone();
+        kept.extend(node_dirs.iter().cloned());
+        if data_dir.is_dir() {
+            kept.extend(
+                walk(&data_dir, &[])?
+                    .into_iter()
+                    .filter(|relative| relative.file_name().is_some_and(|n| n == "service.redb")),
+            );
+        }
+        for relative in &kept {
             let staged = staging.join(relative);
             if staged.is_dir() {
                 std::fs::remove_dir_all(&staged).map_err(io(&staged))?;
             } else if staged.exists() {
                 std::fs::remove_file(&staged).map_err(io(&staged))?;
             }
-            kept.push(relative.clone());
-        }
-        // Replay and idempotency records only grow: the current ones include the snapshot's, and
-        // rolling them back would reopen used nonces and forget answered payments.
-        if data_dir.is_dir() {
-            for relative in walk(&data_dir, &[])? {
-                if relative.file_name().is_some_and(|n| n == "service.redb") {
-                    let staged = staging.join(&relative);
-                    if staged.exists() {
-                        std::fs::remove_file(&staged).map_err(io(&staged))?;
-                    }
-                    kept.push(relative);
-                }
-            }
-        }
-        for relative in &node_dirs {
-            let staged = staging.join(relative);
-            if staged.exists() {
-                std::fs::remove_dir_all(&staged).map_err(io(&staged))?;
-            }
-            kept.push(relative.clone());
         }
         Ok(kept)
     })();
