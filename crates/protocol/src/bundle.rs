@@ -5,12 +5,19 @@
 //! 1. envelope version is [`BUNDLE_VERSION`] and `chain_id` is this chain's;
 //! 2. the sidecar has 1..=128 txs, each with 1..=64 ranges, sorted, non-overlapping and
 //!    non-adjacent (adjacent ranges must be merged), `sender == sidecar.sender`,
-//!    `local_index` equal to its position, extra data ≤ 256 bytes; no two txs touch the same
-//!    coin; the encoded sidecar is ≤ 32 KiB;
+//!    `local_index` equal to its position, extra data ≤ 256 bytes, `recipient != sender`; no
+//!    two txs touch the same coin; the encoded sidecar is ≤ 32 KiB;
 //! 3. `bundle_hash` and `claim_set_hash` equal the values recomputed from the sidecar;
 //! 4. the signature is low-s and recovers to `sidecar.sender`.
 //!
 //! Invariant: a `VerifiedSubmission` exists only for a submission that passed all four.
+//!
+//! Why a self-transfer is refused (rule 2): a value's witness lists every bundle of its owner
+//! since it acquired the value, and the conflict scan (witness.rs rule 5) treats any older
+//! bundle that touches the value as a double spend. A payment to oneself is such a bundle, so
+//! once it were final every later package spending those coins would fail verification and the
+//! coins would be lost. Refusing it at bundle check — in admission and in block validation, so
+//! no finalized block can hold one — keeps the conflict scan sound and never puts coins at risk.
 
 use crate::address::Address;
 use crate::codec::encoded_len;
@@ -88,6 +95,9 @@ impl BundleSidecar {
         for (index, tx) in self.txs.iter().enumerate() {
             if tx.sender != self.sender {
                 return Err(BundleError::ForeignTransaction { index });
+            }
+            if tx.recipient == self.sender {
+                return Err(BundleError::SelfTransfer { index });
             }
             if tx.local_index as usize != index {
                 return Err(BundleError::BadLocalIndex {
@@ -281,6 +291,8 @@ pub enum BundleError {
     TooManyTransactions { count: usize },
     #[error("transaction {index} has a different sender than the bundle")]
     ForeignTransaction { index: usize },
+    #[error("transaction {index} pays its own sender; a payment to yourself is refused (it would lock the coins)")]
+    SelfTransfer { index: usize },
     #[error("transaction {index} has local_index {local_index}")]
     BadLocalIndex { index: usize, local_index: u32 },
     #[error("transaction {index} moves no value")]
@@ -411,6 +423,28 @@ mod tests {
             signed(vec![vec![r(0, 1)]]).verify(8),
             Err(BundleError::WrongChain { .. })
         ));
+    }
+
+    #[test]
+    fn a_payment_to_the_sender_itself_is_refused() {
+        let k = key(1);
+        let mut to_self = tx(k.address(), 0, vec![r(0, 9)]);
+        to_self.recipient = k.address();
+        let sub = Submission::sign(
+            &k,
+            BundleSidecar {
+                sender: k.address(),
+                txs: vec![
+                    tx(k.address(), 0, vec![r(20, 29)]),
+                    OffChainTx {
+                        local_index: 1,
+                        ..to_self
+                    },
+                ],
+            },
+            &params(),
+        );
+        assert_eq!(sub.verify(7), Err(BundleError::SelfTransfer { index: 1 }));
     }
 
     #[test]

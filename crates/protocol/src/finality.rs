@@ -144,6 +144,14 @@ impl ValidatorSet {
 
     /// Checks rules 1–4 of the module doc. Returns the voting power that signed.
     pub fn verify_commit(&self, header: &BlockHeader, certificate: &CommitCertificate) -> Result<u64, FinalityError> {
+        // The votes' bytes carry the chain id too, but a header of another chain is refused
+        // on its own field, whatever its certificate.
+        if header.chain_id != self.chain_id {
+            return Err(FinalityError::HeaderOfOtherChain {
+                header: header.chain_id,
+                ours: self.chain_id,
+            });
+        }
         if certificate.height != header.height {
             return Err(FinalityError::HeightMismatch {
                 header: header.height,
@@ -208,6 +216,8 @@ pub enum FinalityError {
     BadValidatorKey { name: String },
     #[error("certificate is for height {certificate}, the header is at {header}")]
     HeightMismatch { header: u64, certificate: u64 },
+    #[error("header is of chain {header}, this chain is {ours}")]
+    HeaderOfOtherChain { header: u64, ours: u64 },
     #[error("certificate commits a different header")]
     CertificateForOtherHeader,
     #[error("signer {validator} is not in the validator set")]
@@ -344,6 +354,20 @@ mod tests {
             verify_commit(&genesis(&keys), &header(), &other_chain),
             Err(FinalityError::BadSignature { .. })
         ));
+        // A header that names another chain is refused even with votes that verify for it.
+        let mut foreign = header();
+        foreign.chain_id = 822;
+        let foreign_hash = foreign.hash();
+        let foreign_certificate = CommitCertificate {
+            height: 5,
+            round: 0,
+            header_hash: foreign_hash,
+            signatures: keys.iter().map(|k| sign(k, 821, foreign_hash)).collect(),
+        };
+        assert_eq!(
+            verify_commit(&genesis(&keys), &foreign, &foreign_certificate),
+            Err(FinalityError::HeaderOfOtherChain { header: 822, ours: 821 })
+        );
         let mut wrong_height = certificate(&keys);
         wrong_height.height = 6;
         assert!(matches!(

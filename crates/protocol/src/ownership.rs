@@ -19,6 +19,7 @@
 
 use crate::address::Address;
 use crate::bundle::{BundleError, BundleSidecar, EnvelopeParams, OffChainTx, Submission};
+use crate::codec::encoded_len;
 use crate::genesis::Genesis;
 use crate::hash::Hash32;
 use crate::receipt::{ConfirmedBundleUnit, Receipt};
@@ -26,7 +27,7 @@ use crate::signature::SigningKey;
 use crate::value::{ValueRange, claim_set, total_len};
 use crate::witness::{
     Checkpoint, CheckpointAnchor, FinalizedHeaders, GenesisAnchor, OwnCheckpoints, PriorWitnessLink, TransferPackage,
-    Verifier, VerifyError, WitnessAnchor, WitnessV2,
+    Verifier, VerifyBudget, VerifyError, WitnessAnchor, WitnessV2,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::HashSet;
@@ -394,6 +395,13 @@ impl Holdings {
         headers: &dyn FinalizedHeaders,
         package: &TransferPackage,
     ) -> Result<AcceptOutcome, OwnershipError> {
+        // The size budget before anything hashes the whole encoding (a huge package is refused
+        // in the time it takes to measure it).
+        let size = encoded_len(package);
+        let max = VerifyBudget::default().max_encoded_bytes;
+        if size > max {
+            return Err(VerifyError::PackageTooLarge { size, max }.into());
+        }
         let package_hash = package.package_hash();
         if self.accepted_packages.contains(&package_hash) {
             return Ok(AcceptOutcome::Duplicate);

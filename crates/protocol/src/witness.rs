@@ -43,8 +43,9 @@ use std::collections::BTreeMap;
 use std::io::{Error as IoError, ErrorKind, Read};
 use thiserror::Error;
 
-/// Nesting a decoder accepts; verification budgets are usually far lower.
-pub const MAX_WITNESS_NESTING: usize = 1024;
+/// Nesting the decoder accepts: the verifier's default depth budget, so nothing is decoded that
+/// could never verify (and an unoptimised build's 2 MiB thread stack holds both recursions).
+pub const MAX_WITNESS_NESTING: usize = 512;
 
 /// An owner's statement "I held exactly `value` up to and including my bundle `unit`",
 /// created when a verified value leaves the owner. Trusted only by its own owner.
@@ -203,7 +204,7 @@ impl Default for VerifyBudget {
     fn default() -> Self {
         VerifyBudget {
             max_units: 4096,
-            max_depth: 512,
+            max_depth: MAX_WITNESS_NESTING,
             max_encoded_bytes: 16 * 1024 * 1024,
         }
     }

@@ -462,3 +462,29 @@ fn block_with(sim: &Sim, submissions: Vec<Submission>) -> Block {
     let entries: Vec<BlockEntry> = submissions;
     Block { header, entries }
 }
+
+#[test]
+fn a_self_payment_never_reaches_a_block_so_its_coins_stay_spendable() {
+    let mut sim = Sim::new(USERS);
+    let to_self = sim.sign_raw("Alice", 1, 1_000_000, &[("Alice", &[(0, 9)])]);
+    let mut pool = sim.pool.clone();
+    assert_eq!(
+        pool.submit(&sim.chain, &to_self),
+        Err(AdmissionError::Entry(EntryError::Bundle(
+            bundle::BundleError::SelfTransfer { index: 0 }
+        )))
+    );
+    // A proposer that includes it anyway has its block refused by every follower.
+    assert!(matches!(
+        apply_block(&sim.chain, &block_with(&sim, vec![to_self])),
+        Err(BlockError::InvalidEntry {
+            index: 0,
+            source: EntryError::Bundle(bundle::BundleError::SelfTransfer { index: 0 })
+        })
+    ));
+    // The coins are untouched: Alice still pays them to Bob, and Bob's verifier accepts them.
+    sim.pay("Alice", &[("Bob", &[(0, 9)])]);
+    sim.step();
+    assert_eq!(sim.balance("Bob"), 110, "Bob's 100 from genesis and the 10 from Alice");
+    assert_eq!(sim.balance("Alice"), 190);
+}

@@ -5,7 +5,7 @@
 mod support;
 
 use ezchain_protocol::codec::{decode, encode};
-use ezchain_protocol::witness::WitnessAnchor;
+use ezchain_protocol::witness::{GenesisAnchor, PriorWitnessLink, VerifyBudget, WitnessAnchor};
 use ezchain_protocol::*;
 use proptest::prelude::*;
 use support::*;
@@ -289,4 +289,46 @@ fn deeply_nested_witness_is_refused_by_the_decoder() {
         bytes.extend_from_slice(&tx);
     }
     assert!(decode::<WitnessV2>(&bytes, usize::MAX).is_err());
+}
+
+#[test]
+fn the_decoder_refuses_nesting_the_verifier_could_never_accept() {
+    // A well-formed witness nested one level past the verifier's depth budget: every level is a
+    // prior-witness link, the innermost a genesis anchor.
+    let owner = Address([0; 20]);
+    let acquire_tx = OffChainTx {
+        sender: owner,
+        recipient: owner,
+        values: vec![range(0, 0)],
+        local_index: 0,
+        tx_time: 0,
+        extra_data: vec![],
+    };
+    let nested = |levels: usize| {
+        let mut witness = WitnessV2 {
+            value: range(0, 0),
+            current_owner: owner,
+            chain: vec![],
+            anchor: WitnessAnchor::Genesis(GenesisAnchor {
+                genesis_hash: Hash32::ZERO,
+                first_owner: owner,
+                range: range(0, 0),
+            }),
+        };
+        for _ in 0..levels {
+            witness = WitnessV2 {
+                value: range(0, 0),
+                current_owner: owner,
+                chain: vec![],
+                anchor: WitnessAnchor::PriorWitness(PriorWitnessLink {
+                    acquire_tx: acquire_tx.clone(),
+                    prior_witness: Box::new(witness),
+                }),
+            };
+        }
+        encode(&witness)
+    };
+    let budget = VerifyBudget::default().max_depth;
+    assert!(decode::<WitnessV2>(&nested(budget), usize::MAX).is_ok());
+    assert!(decode::<WitnessV2>(&nested(budget + 1), usize::MAX).is_err());
 }
