@@ -113,6 +113,14 @@ pub struct FaucetConfig {
     pub key_file: PathBuf,
     pub max_amount_per_request: u64,
     pub max_amount_per_address_per_hour: u64,
+    /// What the faucet pays in any one hour, to all addresses together: addresses are free, so
+    /// only this bounds how fast the faucet can be drained (docs/NODE.md sizes it).
+    #[serde(default = "default_faucet_max_amount_per_hour")]
+    pub max_amount_per_hour: u64,
+}
+
+pub fn default_faucet_max_amount_per_hour() -> u64 {
+    100_000
 }
 
 fn default_data_dir() -> PathBuf {
@@ -203,11 +211,12 @@ impl NodeConfig {
         }
         if let Some(faucet) = &self.faucet
             && (faucet.max_amount_per_request == 0
-                || faucet.max_amount_per_address_per_hour < faucet.max_amount_per_request)
+                || faucet.max_amount_per_address_per_hour < faucet.max_amount_per_request
+                || faucet.max_amount_per_hour < faucet.max_amount_per_request)
         {
             return invalid(
                 "faucet.max_amount_per_address_per_hour",
-                "must be at least faucet.max_amount_per_request, which must be positive",
+                "must be at least faucet.max_amount_per_request (as must faucet.max_amount_per_hour), which must be positive",
             );
         }
         Ok(())

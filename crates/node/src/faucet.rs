@@ -1,5 +1,6 @@
 //! The faucet endpoint's node side: the hook a co-hosted faucet wallet plugs into, and the
-//! per-address hourly limit the node enforces before asking it to pay.
+//! limits the node enforces before asking it to pay: per request, per address per hour, and for
+//! the whole faucet per hour (addresses cost nothing, so only the last one bounds a drain).
 //!
 //! The node holds no user keys (DESIGN §2): paying is done by a faucet account node built on
 //! the wallet crate, which the binary composes with the bootstrap node.
@@ -42,12 +43,20 @@ pub trait FaucetService: Send + Sync {
 
 const HOUR_MS: u64 = 3_600_000;
 
+/// The faucet's limits, in coins.
+#[derive(Clone, Copy, Debug)]
+pub struct FaucetLimits {
+    pub per_request: u64,
+    pub per_address_per_hour: u64,
+    /// Everything paid in one hour, all addresses together.
+    pub per_hour: u64,
+}
+
 /// Sliding one-hour window of granted amounts per address. With a file (the node's
 /// `<data_dir>/faucet_grants.json`) the window survives a restart: it is rewritten atomically
 /// after every change and read back at start.
 pub struct FaucetLimiter {
-    max_per_request: u64,
-    max_per_hour: u64,
+    limits: FaucetLimits,
     grants: Mutex<HashMap<Address, Vec<(u64, u64)>>>,
     file: Option<PathBuf>,
 }
@@ -95,20 +104,18 @@ fn write_grants(path: &Path, grants: &HashMap<Address, Vec<(u64, u64)>>) -> std:
 
 impl FaucetLimiter {
     /// A limiter that keeps its window in memory only.
-    pub fn new(max_per_request: u64, max_per_hour: u64) -> Self {
+    pub fn new(limits: FaucetLimits) -> Self {
         FaucetLimiter {
-            max_per_request,
-            max_per_hour,
+            limits,
             grants: Mutex::new(HashMap::new()),
             file: None,
         }
     }
 
     /// A limiter whose window is kept in `path` (read now, rewritten after every change).
-    pub fn with_file(max_per_request: u64, max_per_hour: u64, path: PathBuf) -> Self {
+    pub fn with_file(limits: FaucetLimits, path: PathBuf) -> Self {
         FaucetLimiter {
-            max_per_request,
-            max_per_hour,
+            limits,
             grants: Mutex::new(read_grants(&path)),
             file: Some(path),
         }
@@ -125,11 +132,11 @@ impl FaucetLimiter {
 
     /// Reserves `amount` for `recipient`, or says why not.
     pub fn reserve(&self, recipient: Address, amount: u64, now_ms: u64) -> Result<(), FaucetRefusal> {
-        if amount == 0 || amount > self.max_per_request {
+        if amount == 0 || amount > self.limits.per_request {
             return Err(FaucetRefusal {
                 status: 400,
                 code: "faucet_amount_invalid",
-                message: format!("ask for 1 to {} per request", self.max_per_request),
+                message: format!("ask for 1 to {} per request", self.limits.per_request),
                 charged: false,
             });
         }
@@ -138,9 +145,23 @@ impl FaucetLimiter {
             list.retain(|(at, _)| now_ms.saturating_sub(*at) < HOUR_MS);
             !list.is_empty()
         });
+        let paid_this_hour: u64 = grants.values().flatten().map(|(_, granted)| granted).sum();
+        if paid_this_hour + amount > self.limits.per_hour {
+            let oldest = grants.values().flatten().map(|(at, _)| *at).min().unwrap_or(now_ms);
+            let retry_s = (HOUR_MS - now_ms.saturating_sub(oldest)) / 1000;
+            return Err(FaucetRefusal {
+                status: 429,
+                code: "faucet_hourly_limit",
+                message: format!(
+                    "the faucet paid {paid_this_hour} to everyone in the last hour (testnet limit {}); retry in {retry_s} s",
+                    self.limits.per_hour
+                ),
+                charged: false,
+            });
+        }
         let list = grants.entry(recipient).or_default();
         let used: u64 = list.iter().map(|(_, granted)| granted).sum();
-        if used + amount > self.max_per_hour {
+        if used + amount > self.limits.per_address_per_hour {
             let retry_s = list
                 .first()
                 .map_or(0, |(at, _)| (HOUR_MS - now_ms.saturating_sub(*at)) / 1000);
@@ -149,7 +170,7 @@ impl FaucetLimiter {
                 code: "faucet_rate_limited",
                 message: format!(
                     "{recipient} received {used} in the last hour (limit {}); retry in {retry_s} s",
-                    self.max_per_hour
+                    self.limits.per_address_per_hour
                 ),
                 charged: false,
             });
@@ -175,9 +196,36 @@ impl FaucetLimiter {
 mod tests {
     use super::*;
 
+    fn limits(per_request: u64, per_address_per_hour: u64, per_hour: u64) -> FaucetLimits {
+        FaucetLimits {
+            per_request,
+            per_address_per_hour,
+            per_hour,
+        }
+    }
+
+    #[test]
+    fn fresh_addresses_cannot_drain_the_faucet_past_its_hourly_total() {
+        let limiter = FaucetLimiter::new(limits(100, 100, 250));
+        limiter.reserve(Address([1; 20]), 100, 0).expect("first address");
+        limiter.reserve(Address([2; 20]), 100, 1).expect("second address");
+        let refusal = limiter.reserve(Address([3; 20]), 100, 2).unwrap_err();
+        assert_eq!((refusal.status, refusal.code), (429, "faucet_hourly_limit"));
+        limiter
+            .reserve(Address([3; 20]), 50, 2)
+            .expect("what is left of the hour can still be paid");
+        limiter.release(Address([1; 20]), 100, 0);
+        limiter
+            .reserve(Address([4; 20]), 100, 3)
+            .expect("a failed payment gives its share back");
+        limiter
+            .reserve(Address([5; 20]), 100, HOUR_MS + 1)
+            .expect("the window slides");
+    }
+
     #[test]
     fn per_request_and_hourly_caps() {
-        let limiter = FaucetLimiter::new(100, 250);
+        let limiter = FaucetLimiter::new(limits(100, 250, 10_000));
         let alice = Address([1; 20]);
         assert_eq!(
             limiter.reserve(alice, 101, 0).unwrap_err().code,
@@ -203,12 +251,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("faucet_grants.json");
         let alice = Address([1; 20]);
-        let limiter = FaucetLimiter::with_file(100, 150, path.clone());
+        let limiter = FaucetLimiter::with_file(limits(100, 150, 10_000), path.clone());
         limiter.reserve(alice, 100, 10).expect("first");
         limiter.reserve(alice, 50, 11).expect("second");
         limiter.release(alice, 50, 11);
         drop(limiter);
-        let restarted = FaucetLimiter::with_file(100, 150, path.clone());
+        let restarted = FaucetLimiter::with_file(limits(100, 150, 10_000), path.clone());
         assert_eq!(
             restarted.reserve(alice, 100, 12).unwrap_err().code,
             "faucet_rate_limited",
@@ -218,7 +266,7 @@ mod tests {
             .reserve(alice, 50, 13)
             .expect("the released reservation does not count");
         std::fs::write(&path, "not json").expect("corrupt");
-        FaucetLimiter::with_file(100, 150, path)
+        FaucetLimiter::with_file(limits(100, 150, 10_000), path)
             .reserve(alice, 100, 14)
             .expect("a damaged file starts an empty window instead of stopping the node");
     }

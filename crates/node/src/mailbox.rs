@@ -1,10 +1,15 @@
 //! The mailbox: transfer packages a node keeps for recipients that were not reachable when
 //! they were paid. One redb database under `<home>/data/mailbox.redb`.
 //!
-//! Anyone may put a package addressed to a recipient (the node checks it decodes and names that
-//! recipient); only the recipient may fetch and acknowledge, by signing a fresh one-use challenge
-//! (`ezchain_protocol::mailbox`). Packages expire after the retention time, and each recipient
-//! has a byte and a count cap so one address cannot fill the node's disk.
+//! Anyone may put a package addressed to a recipient, but the RPC keeps only packages backed by
+//! a payment this node holds as finalized (`rpc::check_backed_by_chain`); only the recipient may
+//! fetch and acknowledge, by signing a fresh one-use challenge (`ezchain_protocol::mailbox`).
+//! Packages expire after the retention time; each recipient has a byte and a count cap, and all
+//! mailboxes together a byte cap, so no sender can fill the node's disk. Acknowledged and
+//! expired packages give their bytes back at once.
+//!
+//! Invariant: the `total_bytes` entry of `meta` is the sum of every kept package's size; it
+//! changes in the same transaction as the packages.
 
 use crate::admin::{ExportError, copy_table, export_database, open_unheld};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -19,6 +24,8 @@ use thiserror::Error;
 
 /// Key: recipient (20 bytes) ‖ package id (32 bytes).
 const PACKAGES: TableDefinition<&[u8; 52], &[u8]> = TableDefinition::new("packages");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const TOTAL_BYTES: &str = "total_bytes";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +38,13 @@ pub struct MailboxConfig {
     pub max_bytes_per_recipient: u64,
     /// Packages kept per recipient, at most.
     pub max_packages_per_recipient: usize,
+    /// Bytes kept for all recipients together, at most.
+    #[serde(default = "default_max_total_bytes")]
+    pub max_total_bytes: u64,
+}
+
+fn default_max_total_bytes() -> u64 {
+    4 * 1024 * 1024 * 1024
 }
 
 impl Default for MailboxConfig {
@@ -40,6 +54,7 @@ impl Default for MailboxConfig {
             max_package_bytes: 1024 * 1024,
             max_bytes_per_recipient: 32 * 1024 * 1024,
             max_packages_per_recipient: 1_000,
+            max_total_bytes: default_max_total_bytes(),
         }
     }
 }
@@ -108,7 +123,19 @@ impl Mailbox {
     pub fn open(path: &Path, config: MailboxConfig) -> Result<Self, MailboxError> {
         let db = db_err!(Database::create(path))?;
         let txn = db_err!(db.begin_write())?;
-        db_err!(txn.open_table(PACKAGES))?;
+        {
+            let packages = db_err!(txn.open_table(PACKAGES))?;
+            let mut meta = db_err!(txn.open_table(META))?;
+            // A mailbox from before the total was kept: count it once.
+            if db_err!(meta.get(TOTAL_BYTES))?.is_none() {
+                let mut total = 0u64;
+                for entry in db_err!(packages.iter())? {
+                    let (_, v) = db_err!(entry)?;
+                    total += decode_entry(v.value())?.bytes.len() as u64;
+                }
+                db_err!(meta.insert(TOTAL_BYTES, total))?;
+            }
+        }
         db_err!(txn.commit())?;
         Ok(Mailbox {
             db,
@@ -119,12 +146,18 @@ impl Mailbox {
 
     /// Copies every package, as of one commit, into a new database at `target`.
     pub fn export(&self, target: &Path) -> Result<u64, ExportError> {
-        export_database(&self.db, target, |from, to| copy_table(from, to, PACKAGES))
+        export_database(&self.db, target, |from, to| {
+            copy_table(from, to, PACKAGES)?;
+            copy_table(from, to, META)
+        })
     }
 
     /// [`Mailbox::export`] for a mailbox no process has open (`Busy` otherwise).
     pub fn export_file(source: &Path, target: &Path) -> Result<u64, ExportError> {
-        export_database(&open_unheld(source)?, target, |from, to| copy_table(from, to, PACKAGES))
+        export_database(&open_unheld(source)?, target, |from, to| {
+            copy_table(from, to, PACKAGES)?;
+            copy_table(from, to, META)
+        })
     }
 
     pub fn config(&self) -> &MailboxConfig {
@@ -150,13 +183,14 @@ impl Mailbox {
                 return Ok(PutOutcome::Duplicate);
             }
             let mut expired = Vec::new();
-            let (mut count, mut total) = (0usize, 0u64);
+            let (mut count, mut total, mut freed) = (0usize, 0u64, 0u64);
             let (low, high) = recipient_bounds(recipient);
             for entry in db_err!(table.range::<&[u8; 52]>(&low..=&high))? {
                 let (k, v) = db_err!(entry)?;
                 let stored = decode_entry(v.value())?;
                 if self.expired(stored.stored_at_ms, now_ms) {
                     expired.push(*k.value());
+                    freed += stored.bytes.len() as u64;
                 } else {
                     count += 1;
                     total += stored.bytes.len() as u64;
@@ -165,6 +199,24 @@ impl Mailbox {
             for k in &expired {
                 db_err!(table.remove(k))?;
             }
+            let mut meta = db_err!(txn.open_table(META))?;
+            let all = db_err!(meta.get(TOTAL_BYTES))?
+                .map_or(0, |v| v.value())
+                .saturating_sub(freed);
+            if all + bytes.len() as u64 > self.config.max_total_bytes {
+                // The expired packages found on the way are still dropped.
+                db_err!(meta.insert(TOTAL_BYTES, all))?;
+                drop((table, meta));
+                db_err!(txn.commit())?;
+                return Err(MailboxError::Full {
+                    recipient: *recipient,
+                    reason: format!(
+                        "this node's mailboxes hold {all} bytes, its limit (mailbox.max_total_bytes) is {}",
+                        self.config.max_total_bytes
+                    ),
+                });
+            }
+            db_err!(meta.insert(TOTAL_BYTES, all + bytes.len() as u64))?;
             if count >= self.config.max_packages_per_recipient {
                 return Err(MailboxError::Full {
                     recipient: *recipient,
@@ -237,11 +289,14 @@ impl Mailbox {
         let mut removed = 0;
         {
             let mut table = db_err!(txn.open_table(PACKAGES))?;
+            let mut freed = 0u64;
             for id in ids {
-                if db_err!(table.remove(&key(recipient, id)))?.is_some() {
+                if let Some(v) = db_err!(table.remove(&key(recipient, id)))? {
+                    freed += decode_entry(v.value())?.bytes.len() as u64;
                     removed += 1;
                 }
             }
+            release(&txn, freed)?;
         }
         db_err!(txn.commit())?;
         Ok(removed)
@@ -253,15 +308,19 @@ impl Mailbox {
         let mut expired = Vec::new();
         {
             let mut table = db_err!(txn.open_table(PACKAGES))?;
+            let mut freed = 0u64;
             for entry in db_err!(table.iter())? {
                 let (k, v) = db_err!(entry)?;
-                if self.expired(decode_entry(v.value())?.stored_at_ms, now_ms) {
+                let stored = decode_entry(v.value())?;
+                if self.expired(stored.stored_at_ms, now_ms) {
                     expired.push(*k.value());
+                    freed += stored.bytes.len() as u64;
                 }
             }
             for k in &expired {
                 db_err!(table.remove(k))?;
             }
+            release(&txn, freed)?;
         }
         db_err!(txn.commit())?;
         Ok(expired.len())
@@ -281,6 +340,23 @@ impl Mailbox {
     pub fn take_challenge(&self, recipient: &Address, challenge: &Hash32, now_ms: u64) -> bool {
         let mut challenges = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
         challenges.take(challenge, recipient, now_ms)
+    }
+}
+
+/// Gives `freed` bytes back to the mailbox total, inside the caller's transaction.
+fn release(txn: &redb::WriteTransaction, freed: u64) -> Result<(), MailboxError> {
+    let mut meta = db_err!(txn.open_table(META))?;
+    let all = db_err!(meta.get(TOTAL_BYTES))?.map_or(0, |v| v.value());
+    db_err!(meta.insert(TOTAL_BYTES, all.saturating_sub(freed)))?;
+    Ok(())
+}
+
+impl Mailbox {
+    /// Bytes kept for all recipients together.
+    pub fn total_bytes(&self) -> Result<u64, MailboxError> {
+        let txn = db_err!(self.db.begin_read())?;
+        let meta = db_err!(txn.open_table(META))?;
+        Ok(db_err!(meta.get(TOTAL_BYTES))?.map_or(0, |v| v.value()))
     }
 }
 
@@ -364,12 +440,40 @@ mod tests {
     }
 
     #[test]
+    fn all_mailboxes_together_are_capped_and_acks_and_expiry_give_the_bytes_back() {
+        let config = MailboxConfig {
+            retention_secs: 10,
+            max_package_bytes: 8,
+            max_bytes_per_recipient: 100,
+            max_packages_per_recipient: 100,
+            max_total_bytes: 20,
+        };
+        let (_dir, mailbox) = open(config);
+        let id = |n: u8| Hash32([n; 32]);
+        // Fresh recipients cost nothing, so only the total stops a flood.
+        for n in 0..2u8 {
+            mailbox.put(&Address([n; 20]), &id(n), b"12345678", 0).expect("put");
+        }
+        let full = mailbox.put(&Address([9; 20]), &id(9), b"12345", 0);
+        assert!(matches!(full, Err(MailboxError::Full { .. })), "{full:?}");
+        assert_eq!(mailbox.total_bytes().expect("total"), 16);
+        assert_eq!(mailbox.ack(&Address([0; 20]), &[id(0)]).expect("ack"), 1);
+        assert_eq!(mailbox.total_bytes().expect("total"), 8);
+        mailbox
+            .put(&Address([9; 20]), &id(9), b"12345", 5_000)
+            .expect("room again");
+        assert_eq!(mailbox.prune(10_001).expect("prune"), 1, "the oldest expired");
+        assert_eq!(mailbox.total_bytes().expect("total"), 5);
+    }
+
+    #[test]
     fn caps_and_retention() {
         let config = MailboxConfig {
             retention_secs: 10,
             max_package_bytes: 8,
             max_bytes_per_recipient: 12,
             max_packages_per_recipient: 2,
+            max_total_bytes: 1 << 20,
         };
         let (_dir, mailbox) = open(config);
         let id = |n: u8| Hash32([n; 32]);

@@ -31,7 +31,7 @@ use axum::{Json, Router};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::mailbox::{MailboxAction, verify_mailbox_request};
 use ezchain_protocol::mempool::{Admission, AdmissionError, PendingPool};
-use ezchain_protocol::{Address, Hash32, RecoverableSignature, Submission, TransferPackage};
+use ezchain_protocol::{Address, ConfirmedBundleUnit, Hash32, RecoverableSignature, Submission, TransferPackage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -184,8 +184,10 @@ struct SubmitResponse {
 
 /// Stable code of an admission refusal.
 pub fn admission_code(error: &AdmissionError) -> &'static str {
+    use ezchain_protocol::bundle::BundleError;
     use ezchain_protocol::state::EntryError;
     match error {
+        AdmissionError::Entry(EntryError::Bundle(BundleError::SelfTransfer { .. })) => "self_transfer",
         AdmissionError::Entry(EntryError::Bundle(_)) => "invalid_bundle",
         AdmissionError::Entry(EntryError::Expired { .. }) => "bundle_expired",
         AdmissionError::Entry(EntryError::StaleSeq { .. }) => "stale_seq",
@@ -497,6 +499,7 @@ async fn mailbox_put(
             format!("the package pays {}, not {recipient}", package.target_tx.recipient),
         ));
     }
+    check_backed_by_chain(&state, &package)?;
     let id = package.package_hash();
     let outcome = state
         .mailbox
@@ -506,6 +509,71 @@ async fn mailbox_put(
         "id": id,
         "status": if outcome == PutOutcome::Stored { "stored" } else { "already_stored" },
     })))
+}
+
+/// A package is kept only when it is backed by a payment this node holds as final: its newest
+/// unit's bundle is in a finalized block here (the node's own receipt for that sender and seq,
+/// with the same header, proves the unit's sidecar is the committed one) and its target tx is
+/// in that bundle and covers the value. A lookup and one tree proof: the witness behind it is
+/// the recipient's to verify. So a mailbox only ever holds what somebody really paid its owner
+/// on this chain — filling it takes one real payment per recipient, not free made-up packages.
+fn check_backed_by_chain(state: &RpcState, package: &TransferPackage) -> Result<(), Refusal> {
+    let unbacked = |why: String| {
+        refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "package_not_backed",
+            format!("{why}; a package must carry the finalized payment it delivers"),
+        )
+    };
+    let newest = package
+        .witness
+        .chain
+        .first()
+        .ok_or_else(|| unbacked("the package shows no confirmed bundle".into()))?;
+    let owner = newest.owner();
+    let seq = newest.receipt.seq;
+    let height = newest.height();
+    let stored = state
+        .chain
+        .store
+        .receipt(&owner, seq)
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e))?;
+    let Some(stored) = stored else {
+        let tip = state.chain.state.read().unwrap_or_else(|p| p.into_inner()).height;
+        if height > tip {
+            // This node is behind: another node may have the block already.
+            return Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "package_block_unknown",
+                format!("height {height} is not finalized on this node yet (tip {tip}); retry or use another node"),
+            ));
+        }
+        return Err(unbacked(format!("{owner} has no finalized bundle {seq} on this chain")));
+    };
+    if stored.header != newest.receipt.header {
+        return Err(unbacked(format!(
+            "bundle {seq} of {owner} was finalized in another block than the package says"
+        )));
+    }
+    let committed = ConfirmedBundleUnit {
+        receipt: stored,
+        sidecar: newest.sidecar.clone(),
+    };
+    if !committed.proves_inclusion() {
+        return Err(unbacked(format!(
+            "the package's bundle {seq} of {owner} is not the one finalized at height {height}"
+        )));
+    }
+    if package.target_tx.sender != owner
+        || !newest.sidecar.txs.contains(&package.target_tx)
+        || package.target_tx.covering_range(&package.target_value).is_none()
+    {
+        return Err(unbacked(format!(
+            "bundle {seq} of {owner} does not pay {} to {}",
+            package.target_value, package.target_tx.recipient
+        )));
+    }
+    Ok(())
 }
 
 async fn mailbox_list(State(state): State<Arc<RpcState>>, Path(address): Path<String>) -> Answer {

@@ -9,7 +9,7 @@ use crate::config::{ConfigError, NodeConfig};
 use crate::consensus::app::ChainView;
 use crate::consensus::context::ValidatorSet;
 use crate::consensus::engine;
-use crate::faucet::{FaucetLimiter, FaucetService};
+use crate::faucet::{FaucetLimiter, FaucetLimits, FaucetService};
 use crate::forward::Forwarder;
 use crate::keys::{KeyError, NodeKey};
 use crate::mailbox::{Mailbox, MailboxError};
@@ -59,8 +59,11 @@ pub async fn run(
         (Some(service), Some(limits)) => Some((
             service,
             FaucetLimiter::with_file(
-                limits.max_amount_per_request,
-                limits.max_amount_per_address_per_hour,
+                FaucetLimits {
+                    per_request: limits.max_amount_per_request,
+                    per_address_per_hour: limits.max_amount_per_address_per_hour,
+                    per_hour: limits.max_amount_per_hour,
+                },
                 config.resolve(home, &config.data_dir).join("faucet_grants.json"),
             ),
         )),

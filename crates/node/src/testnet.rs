@@ -183,6 +183,7 @@ fn write_homes(
                 key_file: FAUCET_KEY_FILE.into(),
                 max_amount_per_request: 1_000,
                 max_amount_per_address_per_hour: 10_000,
+                max_amount_per_hour: crate::config::default_faucet_max_amount_per_hour(),
             })
         } else {
             None
