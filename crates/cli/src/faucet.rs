@@ -131,7 +131,7 @@ fn pay(wallet: &mut Wallet, recipient: Address, amount: u64) -> Result<FaucetGra
         message,
         charged,
     };
-    let record = wallet
+    let outcome = wallet
         .send(recipient, amount, None, PAY_WAIT)
         .map_err(|error| match error {
             WalletError::InsufficientFunds { available, .. } => refusal(
@@ -143,6 +143,7 @@ fn pay(wallet: &mut Wallet, recipient: Address, amount: u64) -> Result<FaucetGra
             WalletError::SendFailed { reason, .. } => refusal(503, "faucet_send_failed", reason, false),
             other => refusal(503, "faucet_error", other.to_string(), false),
         })?;
+    let record = outcome.record;
     match record.status {
         TxStatus::Delivered => Ok(FaucetGrant {
             amount: record.amount,

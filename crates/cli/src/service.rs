@@ -236,16 +236,81 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
         OpsCommand::StabilityGate(args) => crate::ops::stability_gate(args, json),
         OpsCommand::Drill(args) => crate::ops::drill(args, json),
         OpsCommand::AuditVerify { file } => {
-            let path = match file {
-                Some(file) => file,
-                None => load(config_path)?.log_dir().join(audit::AUDIT_FILE),
+            let config = load(config_path)?;
+            let default_path = config.audit_log_file();
+            let path = file.unwrap_or_else(|| default_path.clone());
+            // The head anchors the service's own log; another file is checked as a chain only.
+            let anchored = same_file(&path, &default_path);
+            let result = if anchored {
+                audit::verify_anchored(&path, &config.audit_head_file())
+            } else {
+                audit::verify(&path).map(|lines| audit::AuditReport {
+                    lines,
+                    anchored: false,
+                    unanchored_lines: 0,
+                    rotated_lines: 0,
+                    mismatches: Vec::new(),
+                    restores: Vec::new(),
+                    recoveries: Vec::new(),
+                })
             };
-            match audit::verify(&path) {
-                Ok(lines) => {
+            let broken = |line: usize, reason: String| CliError {
+                code: "audit_chain_broken",
+                message: if line == 0 {
+                    format!("{}: {reason}", path.display())
+                } else {
+                    format!("{}: line {line}: {reason}", path.display())
+                },
+                hint: Some(
+                    "the log was edited, truncated or replaced; keep this copy as evidence (docs/SERVICE.md, audit log)",
+                ),
+            };
+            match result {
+                Ok(report) if !report.mismatches.is_empty() => {
                     if json {
-                        println!("{}", serde_json::json!({ "ok": true, "lines": lines, "file": path }));
+                        println!("{}", serde_json::json!({ "ok": false, "report": report, "file": path }));
+                    }
+                    Err(CliError {
+                        code: "audit_tampered",
+                        message: format!(
+                            "{}: the chain is intact, but at line(s) {:?} the service found the log changed while it was stopped",
+                            path.display(),
+                            report.mismatches
+                        ),
+                        hint: Some(
+                            "read those lines' `detail`; the log before them was altered (docs/SERVICE.md, audit log)",
+                        ),
+                    })
+                }
+                Ok(report) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "ok": true, "lines": report.lines, "report": report, "file": path })
+                        );
                     } else {
-                        println!("{}: {lines} lines, chain intact", path.display());
+                        let mut text = format!("{}: {} lines, chain intact", path.display(), report.lines);
+                        if report.anchored {
+                            text.push_str(", matches its anchored head");
+                        } else {
+                            text.push_str(" (not anchored: the chain alone was checked)");
+                        }
+                        if report.rotated_lines > 0 {
+                            text.push_str(&format!("; rotated file {} lines", report.rotated_lines));
+                        }
+                        if report.unanchored_lines > 0 {
+                            text.push_str(&format!(
+                                "; {} line(s) after the head (written just before a stop)",
+                                report.unanchored_lines
+                            ));
+                        }
+                        for line in &report.restores {
+                            text.push_str(&format!("\nline {line}: restored from a snapshot"));
+                        }
+                        for line in &report.recoveries {
+                            text.push_str(&format!("\nline {line}: recovered after a crash"));
+                        }
+                        println!("{text}");
                     }
                     Ok(())
                 }
@@ -256,14 +321,18 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
                             serde_json::json!({ "ok": false, "broken_line": line, "reason": reason, "file": path })
                         );
                     }
-                    Err(CliError {
-                        code: "audit_chain_broken",
-                        message: format!("{}: line {line}: {reason}", path.display()),
-                        hint: Some("the log was edited or truncated at or before that line"),
-                    })
+                    Err(broken(line, reason))
                 }
             }
         }
+    }
+}
+
+/// True when two paths name the same file (or the same missing path).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

@@ -96,6 +96,7 @@ fn wallet_error(error: WalletError) -> CliError {
         WalletError::WrongChain { .. } => Some("the wallet and the node must use the same genesis.json"),
         WalletError::Ownership(_) => Some("finish the pending send first: `ezchain tx pending`"),
         WalletError::BehindChain { .. } => Some("see docs/RUNBOOK.md §5 (restoring a wallet)"),
+        WalletError::DuplicateTransaction { .. } => Some("`ezchain tx history` shows what the id paid"),
         _ => None,
     };
     let code = match &error {
@@ -393,10 +394,14 @@ pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Resu
             if let Err(e) = wallet.receive() {
                 tracing::warn!(error = %e, "could not check the mailbox before sending");
             }
-            let record = wallet
+            let outcome = wallet
                 .send(recipient, args.amount, args.client_tx_id, wait)
                 .map_err(wallet_error)?;
-            let value = record.to_json();
+            let record = &outcome.record;
+            let mut value = record.to_json();
+            if let Some(stalled) = &outcome.stalled {
+                value["stalled"] = json!({ "code": stalled.code(), "message": stalled.to_string() });
+            }
             print(json_output, value, || {
                 let mut text = format!(
                     "tx        {}\nstatus    {}\namount    {} to {}",
@@ -411,8 +416,14 @@ pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Resu
                 if let Some(delay) = record.confirmation_delay_ms() {
                     text.push_str(&format!("\nconfirmed in {delay} ms"));
                 }
-                if matches!(record.status, TxStatus::Signed | TxStatus::Submitted) {
-                    text.push_str("\nnot final yet: it continues on the next `tx send`, `tx pending` or `wallet balance --password`");
+                if let Some(stalled) = &outcome.stalled {
+                    text.push_str(&format!("\nstalled   {}: {stalled}", stalled.code()));
+                }
+                if matches!(
+                    record.status,
+                    TxStatus::Signed | TxStatus::Submitted | TxStatus::Finalized
+                ) {
+                    text.push_str("\nnot finished yet: it continues on the next `tx send` with the same --client-tx-id, `tx pending` or `wallet balance --password`");
                 }
                 text
             });

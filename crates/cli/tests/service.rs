@@ -29,14 +29,18 @@ struct Service {
 
 impl Service {
     fn new(net: &LocalTestnet, name: &str, port: u16) -> Service {
+        Service::with_node(net, name, port, &net.nodes[net.bootstrap_index()].rpc.to_string())
+    }
+
+    /// A service whose only node is `node` (a fault proxy in front of the bootstrap node, say).
+    fn with_node(net: &LocalTestnet, name: &str, port: u16, node: &str) -> Service {
         let dir = net.dir().join(format!("service-{name}"));
         std::fs::create_dir_all(&dir).expect("service folder");
         let config = dir.join("ezchain.yaml");
         std::fs::write(
             &config,
             format!(
-                "network:\n  bootstrap_nodes: [\"{}\"]\n  genesis_file: {}\napp:\n  data_dir: data\n  log_dir: data/logs\n  api_token_file: data/api.token\n  api_port: {port}\nwallet:\n  scrypt_log_n: 4\n",
-                net.nodes[net.bootstrap_index()].rpc,
+                "network:\n  bootstrap_nodes: [\"{node}\"]\n  genesis_file: {}\napp:\n  data_dir: data\n  log_dir: data/logs\n  api_token_file: data/api.token\n  api_port: {port}\nwallet:\n  scrypt_log_n: 4\n",
                 net.dir().join("genesis.json").display()
             ),
         )
@@ -307,6 +311,50 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
             .expect("POST"),
     );
     assert_eq!(code(&no_nonce), (400, "nonce_required"));
+    // A POST to a GET-only route is the wrong method, whatever its headers.
+    let wrong_method = answer(
+        alice
+            .http
+            .post(alice.url("/wallet/show"))
+            .header("X-EZ-Token", &alice.token)
+            .send()
+            .expect("POST"),
+    );
+    assert_eq!(code(&wrong_method), (405, "method_not_allowed"));
+    // HEAD is served by the GET handler, so it needs the token too.
+    let head = alice.http.head(alice.url("/wallet/show")).send().expect("HEAD");
+    assert_eq!(head.status().as_u16(), 401);
+    // Routes without arguments still refuse a body that is not `{}`, and change nothing.
+    let nonce = alice.next_nonce();
+    let bad_lock = answer(
+        alice
+            .http
+            .post(alice.url("/wallet/lock"))
+            .header("X-EZ-Token", &alice.token)
+            .header("X-EZ-Nonce", nonce)
+            .body("{oops")
+            .send()
+            .expect("POST"),
+    );
+    assert_eq!(code(&bad_lock), (400, "invalid_request"));
+    assert_eq!(
+        code(&alice.post("/node/stop", json!({ "everything": true }))),
+        (400, "invalid_request")
+    );
+    assert_eq!(
+        code(&alice.post(
+            "/ops/export",
+            json!({ "database": "service", "out_file": "/tmp/a\u{0}b" })
+        )),
+        (400, "invalid_request")
+    );
+    assert_eq!(
+        code(&alice.post(
+            "/ops/export",
+            json!({ "database": "service", "out_file": "/no/such/folder/copy.redb" })
+        )),
+        (400, "invalid_request")
+    );
     assert_eq!(
         code(&alice.post("/tx/send", json!({ "recipient": "0x12", "amount": 1 }))),
         (400, "invalid_recipient")
@@ -570,4 +618,104 @@ fn a_service_killed_during_a_send_pays_exactly_once_after_restart() {
         .count();
     assert_eq!(sends, 1, "{history}");
     assert_eq!(alice.get("/wallet/balance").1["data"]["available_balance"], 70);
+}
+
+/// Number of sends in a service's history.
+fn sends(service: &Service) -> usize {
+    let history = service.get("/tx/history").1;
+    history["data"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|r| r["kind"] == "send")
+        .count()
+}
+
+#[test]
+fn a_client_tx_id_is_bound_to_its_bundle_and_transient_errors_are_never_its_answer() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = start(24840);
+    let bootstrap = net.nodes[net.bootstrap_index()].rpc;
+    let proxy = ezchain_testkit::proxy::FaultProxy::start("127.0.0.1:24859".parse().expect("address"), bootstrap);
+    let mut alice = Service::with_node(&net, "alice", 24850, &proxy.addr.to_string());
+    let bob = net.cli_wallet("bob");
+    let bob_addr = bob.ok(&["wallet", "create", "--password", "pw"])["address"]
+        .as_str()
+        .expect("address")
+        .to_string();
+    funded(&mut alice, 100);
+
+    // Item 2: no node before anything is signed → answered, not stored; the retry pays.
+    proxy.block("/");
+    let early = json!({ "recipient": bob_addr, "amount": 10, "client_tx_id": "order-early", "wait_seconds": 30 });
+    let refused = alice.post("/tx/send", early.clone());
+    assert_eq!(code(&refused), (503, "node_unreachable"), "{}", refused.1);
+    proxy.unblock_all();
+    let paid = alice.post_with("/tx/send", "early-retry-1", early);
+    assert_eq!(
+        paid.headers()
+            .get("x-ez-idempotent-replay")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let paid = answer(paid);
+    assert_eq!(paid.0, 200, "{}", paid.1);
+    assert_eq!(paid.1["data"]["status"], "delivered", "{}", paid.1);
+
+    // Item 1: the node stops serving headers after the bundle is signed: the send is finalized
+    // on chain, but the wallet cannot prove it yet. The answer is the state it reached, and the
+    // retry answers the real state — delivered — not a stored error.
+    proxy.block("/v1/headers");
+    let late = json!({ "recipient": bob_addr, "amount": 30, "client_tx_id": "order-late", "wait_seconds": 30 });
+    let stalled = alice.post("/tx/send", late.clone());
+    assert_eq!(stalled.0, 200, "{}", stalled.1);
+    assert_eq!(stalled.1["data"]["status"], "submitted", "{}", stalled.1);
+    assert_eq!(
+        stalled.1["data"]["stalled"]["code"], "node_unreachable",
+        "{}",
+        stalled.1
+    );
+    let seq = stalled.1["data"]["seq"].as_u64().expect("seq");
+    let alice_addr: ezchain_protocol::Address = alice.get("/wallet/show").1["data"]["address"]
+        .as_str()
+        .expect("address")
+        .parse()
+        .expect("address parses");
+    net.wait_for_receipt(net.bootstrap_index(), &alice_addr, seq, LONG)
+        .expect("the bundle is final on chain");
+    proxy.unblock_all();
+    let retried = alice.post_with("/tx/send", "late-retry-1", late.clone());
+    assert_eq!(
+        retried
+            .headers()
+            .get("x-ez-idempotent-replay")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let retried = answer(retried);
+    assert_eq!(retried.0, 200, "{}", retried.1);
+    assert_eq!(retried.1["data"]["status"], "delivered", "{}", retried.1);
+    assert_eq!(retried.1["data"]["tx_ref"], stalled.1["data"]["tx_ref"]);
+    assert!(retried.1["data"]["stalled"].is_null());
+
+    // Definitive refusals are final: stored and replayed even when they could now succeed.
+    let too_much = json!({ "recipient": bob_addr, "amount": 1000, "client_tx_id": "order-big" });
+    assert_eq!(
+        code(&alice.post("/tx/send", too_much.clone())),
+        (400, "insufficient_funds")
+    );
+    let replayed = alice.post_with("/tx/send", "big-retry-1", too_much);
+    assert!(replayed.headers().get("x-ez-idempotent-replay").is_some());
+    assert_eq!(code(&answer(replayed)), (400, "insufficient_funds"));
+    // Paying yourself is refused before anything is signed.
+    let to_self = alice.post("/tx/send", json!({ "recipient": alice_addr.to_string(), "amount": 5 }));
+    assert_eq!(code(&to_self), (400, "self_transfer"));
+
+    assert_eq!(
+        bob.ok(&["wallet", "balance", "--password", "pw"])["available_balance"],
+        40,
+        "each id paid exactly once"
+    );
+    assert_eq!(sends(&alice), 2);
+    assert_eq!(alice.get("/wallet/balance").1["data"]["available_balance"], 60);
 }

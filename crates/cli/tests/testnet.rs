@@ -226,6 +226,9 @@ fn malformed_and_oversized_rpc_requests_get_4xx_and_the_node_keeps_serving() {
     let mut forged = payment(&faucet, net.genesis.chain_id, 1, Address([1; 20]), 0, 0);
     forged.envelope.fee = 99;
     assert_eq!(net.submit(0, &forged), Err((422, "invalid_bundle".to_string())));
+    // A payment to its own sender is refused: it would lock the coins (bundle rule 2).
+    let to_self = payment(&faucet, net.genesis.chain_id, 1, faucet.address(), 0, 0);
+    assert_eq!(net.submit(0, &to_self), Err((422, "self_transfer".to_string())));
     let before = net.status(0).expect("still serving").height;
     net.wait_for_height(0, before + 1, LONG).unwrap();
 }

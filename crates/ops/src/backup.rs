@@ -397,12 +397,24 @@ pub struct BackupReport {
 }
 
 /// Where each part of the wallet's installation lives.
+/// The audit log's files (the log, its rotated part, its head): kept through a restore.
+fn is_audit_file(name: &std::ffi::OsStr) -> bool {
+    [
+        ezchain_wallet::config::AUDIT_LOG_FILE,
+        ezchain_wallet::config::AUDIT_ROTATED_FILE,
+        ezchain_wallet::config::AUDIT_HEAD_FILE,
+    ]
+    .iter()
+    .any(|audit| name == *audit)
+}
+
 struct Layout {
     config: PathBuf,
     data_dir: PathBuf,
     log_dir: PathBuf,
     token: PathBuf,
     genesis: PathBuf,
+    restored_marker: PathBuf,
 }
 
 impl Layout {
@@ -413,6 +425,7 @@ impl Layout {
             log_dir: config.log_dir(),
             token: config.token_file(),
             genesis: config.genesis_file(),
+            restored_marker: config.audit_restored_marker(),
         }
     }
 }
@@ -939,17 +952,18 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
                 set_mode(&to, file.mode)?;
             }
         }
-        // What stays from the target: kept wallets, node data folders, and the replay and
+        // What stays from the target: kept wallets, node data folders, the replay and
         // idempotency records, which only grow (the current ones include the snapshot's;
-        // rolling them back would reopen used nonces and forget answered payments).
+        // rolling them back would reopen used nonces and forget answered payments), and the
+        // audit log with its head: an audit log is never rolled back.
         let mut kept = wallet_keep.clone();
         kept.extend(node_dirs.iter().cloned());
         if data_dir.is_dir() {
-            kept.extend(
-                walk(&data_dir, &[])?
-                    .into_iter()
-                    .filter(|relative| relative.file_name().is_some_and(|n| n == "service.redb")),
-            );
+            kept.extend(walk(&data_dir, &[])?.into_iter().filter(|relative| {
+                relative
+                    .file_name()
+                    .is_some_and(|n| n == "service.redb" || is_audit_file(n))
+            }));
         }
         for relative in &kept {
             let staged = staging.join(relative);
@@ -992,6 +1006,14 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         for file in &manifest.files {
             if let Some(relative) = file.path.strip_prefix(&format!("{LOG_ENTRY}/")) {
                 copy_file(&backup_dir.join(&file.path), &staging_logs.join(relative))?;
+            }
+        }
+        // The current audit log stays (it is never rolled back), over the snapshot's copy.
+        if staging_logs.exists() && log_dir.is_dir() {
+            for relative in walk(&log_dir, &[])? {
+                if relative.file_name().is_some_and(is_audit_file) {
+                    copy_file(&log_dir.join(&relative), &staging_logs.join(&relative))?;
+                }
             }
         }
         Ok(())
@@ -1054,6 +1076,10 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         }
         std::fs::rename(&staging_logs, &log_dir).map_err(io(&log_dir))?;
     }
+    // The service chains this as a `restored` event at its next start.
+    let marker = target.restored_marker.clone();
+    let detail = json!({ "snapshot": backup_dir, "restored_at": stamp, "files": manifest.files.len() });
+    std::fs::write(&marker, detail.to_string()).map_err(io(&marker))?;
     Ok(RestoreReport {
         status: "ok",
         restored_from: backup_dir,
@@ -1278,6 +1304,49 @@ mod tests {
             "[\"held\"]"
         );
         drop(held);
+    }
+
+    #[test]
+    fn a_restore_never_rolls_the_audit_log_back_and_leaves_a_restored_marker() {
+        let dir = tempfile::tempdir().expect("temp");
+        let config = installation(dir.path());
+        let data = dir.path().join(".ezchain");
+        write(
+            &data.join(ezchain_wallet::config::AUDIT_HEAD_FILE),
+            "{\"head\":1}",
+            0o600,
+        );
+        let report = take(&config, &dir.path().join("backups"), "x");
+        // The log grows after the snapshot.
+        let audit = data.join("logs").join(ezchain_wallet::config::AUDIT_LOG_FILE);
+        write(&audit, "line\nline 2\nline 3\n", 0o644);
+        write(
+            &data.join(ezchain_wallet::config::AUDIT_HEAD_FILE),
+            "{\"head\":3}",
+            0o600,
+        );
+        restore(&RestoreRequest {
+            backup_dir: &report.backup_dir,
+            config_path: &config,
+            force: true,
+            wallet: WalletChoice::Refuse,
+        })
+        .expect("restore");
+        assert_eq!(
+            std::fs::read_to_string(&audit).expect("read"),
+            "line\nline 2\nline 3\n",
+            "the current audit log stays"
+        );
+        assert_eq!(
+            std::fs::read_to_string(data.join(ezchain_wallet::config::AUDIT_HEAD_FILE)).expect("read"),
+            "{\"head\":3}",
+            "and so does its head"
+        );
+        let marker: Value = serde_json::from_str(
+            &std::fs::read_to_string(data.join(ezchain_wallet::config::AUDIT_RESTORED_MARKER)).expect("marker"),
+        )
+        .expect("json");
+        assert_eq!(marker["snapshot"], json!(report.backup_dir));
     }
 
     #[test]

@@ -435,6 +435,17 @@ fn check(state: &ServiceState, request: &Request) -> Result<(), ApiError> {
     if PUBLIC.contains(&path) {
         return Ok(());
     }
+    // A request no route takes is the router's to answer (404, or 405 for a route that takes
+    // another method): no token or nonce is asked for a request that cannot be served. HEAD is
+    // served by the GET handler, so it is checked as a GET.
+    let method = if request.method() == Method::HEAD {
+        "GET"
+    } else {
+        request.method().as_str()
+    };
+    if !ROUTES.iter().any(|(m, p, _, _)| *p == path && *m == method) {
+        return Ok(());
+    }
     let token = auth::read_token(&state.token_file)
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "token_unavailable", e))?;
     let given = headers.get("x-ez-token").map(HeaderValue::as_bytes).unwrap_or(b"");
@@ -527,6 +538,10 @@ fn open_error(error_value: OpenError) -> ApiError {
 }
 
 fn wallet_error(e: WalletError) -> ApiError {
+    wallet_error_ref(&e)
+}
+
+fn wallet_error_ref(e: &WalletError) -> ApiError {
     if matches!(e, WalletError::Locked) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -534,8 +549,10 @@ fn wallet_error(e: WalletError) -> ApiError {
             "this needs the wallet's key: give \"password\" (or X-EZ-Password) or POST /wallet/unlock first",
         );
     }
-    let (status, code) = match &e {
+    let (status, code) = match e {
         WalletError::Locked => (StatusCode::BAD_REQUEST, "password_required"),
+        WalletError::SelfTransfer => (StatusCode::BAD_REQUEST, "self_transfer"),
+        WalletError::DuplicateTransaction { .. } => (StatusCode::CONFLICT, "duplicate_transaction"),
         WalletError::InsufficientFunds { .. } => (StatusCode::BAD_REQUEST, "insufficient_funds"),
         WalletError::AmountInvalid { .. } => (StatusCode::BAD_REQUEST, "invalid_amount"),
         WalletError::Ownership(ezchain_protocol::ownership::OwnershipError::PendingBundleExists) => {
@@ -910,7 +927,13 @@ async fn wallet_unlock(State(state): State<Arc<ServiceState>>, request: Result<B
     Ok(ok(json!({ "unlocked": true, "ttl_seconds": ttl.as_secs() })))
 }
 
-async fn wallet_lock(State(state): State<Arc<ServiceState>>) -> Answer {
+/// The body of a POST that takes no arguments: `{}` (or nothing); anything else is refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArguments {}
+
+async fn wallet_lock(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
+    let NoArguments {} = body(request)?;
     state.worker.run(|slot: &mut Slot| slot.lock()).await;
     Ok(ok(json!({ "unlocked": false })))
 }
@@ -985,40 +1008,30 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn replay(stored: &StoredResponse) -> Response {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+fn replay(stored: &StoredResponse, code: &'static str) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = (status, Json(stored.body.clone())).into_response();
     response
         .headers_mut()
         .insert("x-ez-idempotent-replay", HeaderValue::from_static("true"));
-    if let Some(code) = stored.body["error"]["code"].as_str() {
-        let code: &'static str = ERROR_CODES
-            .iter()
-            .find(|c| **c == code)
-            .copied()
-            .unwrap_or("replayed_error");
-        response.extensions_mut().insert(ErrorCode(code));
-    }
+    response.extensions_mut().insert(ErrorCode(code));
     response
 }
 
-/// The codes a stored answer may carry (audit and metrics labels are static strings).
-const ERROR_CODES: &[&str] = &[
-    "password_required",
-    "insufficient_funds",
-    "invalid_amount",
-    "pending_bundle_exists",
-    "node_unreachable",
-    "node_error",
-    "send_failed",
-    "internal_error",
-    "wrong_password",
-    "wallet_not_found",
-    "wallet_unavailable",
-    "wallet_file_error",
-    "invalid_recipient",
-    "wallet_busy",
-];
+/// The refusals of `/tx/send` that are the final answer for a `client_tx_id`: each is decided
+/// before anything is signed, from the request itself, so a retry could only get the same
+/// answer. Every other error (a node down, the wallet busy, a bundle still pending, a wrong
+/// password) is answered and forgotten, and a retry of the id tries again. Once a bundle is
+/// signed for an id nothing is stored here at all: the wallet's record of that bundle answers
+/// every retry with the state it really reached. docs/SERVICE.md lists these codes.
+pub const FINAL_SEND_REFUSALS: &[&str] = &["invalid_amount", "insufficient_funds", "self_transfer"];
+
+/// The stored answer of `record` if it is a final refusal, with its code.
+fn final_refusal(record: &IdempotencyRecord) -> Option<(&StoredResponse, &'static str)> {
+    let stored = record.response.as_ref()?;
+    let code = stored.body["error"]["code"].as_str()?;
+    FINAL_SEND_REFUSALS.iter().find(|c| **c == code).map(|c| (stored, *c))
+}
 
 async fn tx_send(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: SendRequest = body(request)?;
@@ -1065,7 +1078,11 @@ async fn tx_send(State(state): State<Arc<ServiceState>>, request: Result<Bytes, 
     }
     let _in_flight = InFlight(&state, client_tx_id.clone());
     let store_error = |e: guard::GuardError| error(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e);
-    match state.guard.send_record(&client_tx_id).map_err(store_error)? {
+    let in_progress = IdempotencyRecord {
+        body_hash: body_hash.clone(),
+        response: None,
+    };
+    let retry = match state.guard.send_record(&client_tx_id).map_err(store_error)? {
         Some(record) if record.body_hash != body_hash => {
             return Err(error(
                 StatusCode::CONFLICT,
@@ -1073,22 +1090,22 @@ async fn tx_send(State(state): State<Arc<ServiceState>>, request: Result<Bytes, 
                 "this client_tx_id was used for a different payment; use a new id",
             ));
         }
-        Some(IdempotencyRecord {
-            response: Some(stored), ..
-        }) => return Ok(replay(&stored)),
-        // Recorded but never answered: the first attempt died; the wallet resumes it below.
-        Some(_) => {}
-        None => state
-            .guard
-            .put_send_record(
-                &client_tx_id,
-                &IdempotencyRecord {
-                    body_hash: body_hash.clone(),
-                    response: None,
-                },
-            )
-            .map_err(store_error)?,
-    }
+        Some(record) => {
+            if let Some((stored, code)) = final_refusal(&record) {
+                return Ok(replay(stored, code));
+            }
+            // Anything else on record (an earlier attempt that died, or an answer stored by an
+            // older version) is not final: the wallet answers from the id's bundle, if any.
+            true
+        }
+        None => {
+            state
+                .guard
+                .put_send_record(&client_tx_id, &in_progress)
+                .map_err(store_error)?;
+            false
+        }
+    };
     let wait = Duration::from_secs(
         request
             .wait_seconds
@@ -1107,71 +1124,56 @@ async fn tx_send(State(state): State<Arc<ServiceState>>, request: Result<Bytes, 
         wallet.send(recipient, amount, Some(id), wait)
     })
     .await;
-    let (status, body, tx_ref) = match &result {
-        Ok(record) => {
-            if let Some(delay) = record.confirmation_delay_ms() {
+    // One count per payment: the first answer for an id (a retry is not another attempt).
+    if !retry {
+        let result_label = match &result {
+            Ok(outcome) => format!("{:?}", outcome.record.status).to_lowercase(),
+            Err(e) => e.code.to_string(),
+        };
+        state
+            .metrics
+            .tx_send
+            .get_or_create(&metrics::ResultLabels { result: result_label })
+            .inc();
+    }
+    let (mut response, tx_ref) = match result {
+        Ok(outcome) => {
+            let record = &outcome.record;
+            if !retry && let Some(delay) = record.confirmation_delay_ms() {
                 state.metrics.confirmation_delay.observe(delay as f64 / 1000.0);
             }
-            let status_text = format!("{:?}", record.status).to_lowercase();
-            state
-                .metrics
-                .tx_send
-                .get_or_create(&metrics::ResultLabels { result: status_text })
-                .inc();
-            (
-                StatusCode::OK,
-                json!({ "ok": true, "data": record.to_json() }),
-                Some(record.tx_ref()),
-            )
+            let mut data = record.to_json();
+            if let Some(stalled) = &outcome.stalled {
+                let refusal = wallet_error_ref(stalled);
+                data["stalled"] = json!({ "code": refusal.code, "message": refusal.message });
+            }
+            (ok(data), Some(record.tx_ref()))
         }
-        Err(e) => {
-            state
-                .metrics
-                .tx_send
-                .get_or_create(&metrics::ResultLabels {
-                    result: e.code.to_string(),
-                })
-                .inc();
-            (
-                e.status,
-                json!({ "ok": false, "error": { "code": e.code, "message": e.message } }),
-                None,
-            )
+        Err(refusal) => {
+            if FINAL_SEND_REFUSALS.contains(&refusal.code) {
+                let stored = StoredResponse {
+                    status: refusal.status.as_u16(),
+                    body: json!({ "ok": false, "error": { "code": refusal.code, "message": refusal.message } }),
+                };
+                state
+                    .guard
+                    .put_send_record(
+                        &client_tx_id,
+                        &IdempotencyRecord {
+                            body_hash,
+                            response: Some(stored),
+                        },
+                    )
+                    .map_err(store_error)?;
+            }
+            (refusal.into_response(), None)
         }
     };
-    // A wrong or missing password changed nothing: the same id may be retried with the right one.
-    let retryable =
-        matches!(&result, Err(e) if matches!(e.code, "wrong_password" | "password_required" | "wallet_unavailable"));
-    if retryable {
-        state
-            .guard
-            .put_send_record(
-                &client_tx_id,
-                &IdempotencyRecord {
-                    body_hash,
-                    response: None,
-                },
-            )
-            .map_err(store_error)?;
-    } else {
-        state
-            .guard
-            .put_send_record(
-                &client_tx_id,
-                &IdempotencyRecord {
-                    body_hash,
-                    response: Some(StoredResponse {
-                        status: status.as_u16(),
-                        body: body.clone(),
-                    }),
-                },
-            )
-            .map_err(store_error)?;
+    if retry {
+        response
+            .headers_mut()
+            .insert("x-ez-idempotent-replay", HeaderValue::from_static("true"));
     }
-    let mut response = match result {
-        Ok(_) => (status, Json(body)).into_response(),
-        Err(e) => e.into_response(),
-    };
     response.extensions_mut().insert(AuditTags {
         client_tx_id: Some(client_tx_id),
         tx_ref,
@@ -1217,7 +1219,8 @@ async fn node_start(State(state): State<Arc<ServiceState>>, request: Result<Byte
     })))
 }
 
-async fn node_stop(State(state): State<Arc<ServiceState>>) -> Answer {
+async fn node_stop(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
+    let NoArguments {} = body(request)?;
     let root = state.config.data_dir().join("testnet");
     let stopped = tokio::task::spawn_blocking(move || {
         let net = ezchain_ops::localnet::Localnet::new(&root)?;
@@ -1247,11 +1250,18 @@ struct ExportRequest {
 /// service's whole life, and the wallet's is exported on the wallet thread between two jobs.
 async fn ops_export(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: ExportRequest = body(request)?;
-    if !request.out_file.is_absolute() {
+    if !request.out_file.is_absolute() || request.out_file.as_os_str().as_encoded_bytes().contains(&0) {
         return Err(error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "out_file must be an absolute path",
+            "out_file must be an absolute path (and contain no NUL byte)",
+        ));
+    }
+    if !request.out_file.parent().is_some_and(Path::is_dir) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the folder of out_file does not exist; create it first",
         ));
     }
     let out_file = request.out_file;
@@ -1302,8 +1312,13 @@ pub async fn serve(
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|e| ServiceError::Io(format!("{}: {e}", data_dir.display())))?;
     let guard = Guard::open(&data_dir.join("service.redb")).map_err(|e| ServiceError::Io(e.to_string()))?;
-    let audit = audit::AuditLog::open(&config.log_dir(), config.security.audit_max_bytes)
-        .map_err(|e| ServiceError::Io(format!("{}: {e}", config.log_dir().display())))?;
+    let audit = audit::AuditLog::open(
+        &config.log_dir(),
+        &config.audit_head_file(),
+        &config.audit_restored_marker(),
+        config.security.audit_max_bytes,
+    )
+    .map_err(|e| ServiceError::Io(format!("{}: {e}", config.log_dir().display())))?;
     let worker = WalletWorker::start(config.clone()).map_err(|e| ServiceError::Io(e.to_string()))?;
     let binary = std::env::current_exe().map_err(|e| ServiceError::Io(e.to_string()))?;
     let addr = SocketAddr::new(host, config.app.api_port);

@@ -3,6 +3,8 @@
 //!
 //! Invariant: a `LocalTestnet` owns its temp folder and its processes; nothing outlives it.
 
+pub mod proxy;
+
 use ezchain_node::keys::load_wallet_key;
 use ezchain_node::testnet::{FAUCET_KEY_FILE, GENESIS_FILE, load_genesis};
 use ezchain_protocol::codec::{decode, encode};

@@ -18,6 +18,8 @@ use thiserror::Error;
 const FAUCET_TIMEOUT: Duration = Duration::from_secs(90);
 /// Largest object decoded from a node answer.
 const MAX_OBJECT_BYTES: usize = 32 * 1024 * 1024;
+/// Ids acknowledged in one request: within the node's limit (`MAX_ACK_IDS`, 1,000).
+pub const ACK_IDS_PER_REQUEST: usize = 500;
 
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -56,6 +58,8 @@ pub struct MailboxPackage {
     pub id: Hash32,
     /// The raw bytes: a package that does not decode is still acknowledged and recorded.
     pub bytes: Vec<u8>,
+    /// The configured nodes (by position) that returned it: it is acknowledged on those only.
+    pub held_by: Vec<usize>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -242,7 +246,7 @@ impl NodeClient {
         let mut packages: Vec<MailboxPackage> = Vec::new();
         let mut answered = false;
         let mut last_error = None;
-        for node in self.single_nodes() {
+        for (index, node) in self.single_nodes().enumerate() {
             let result = node.challenge(&owner).and_then(|challenge| {
                 let signature = sign_mailbox_request(key, genesis_hash, MailboxAction::Fetch, &challenge, &[]);
                 node.post(
@@ -266,8 +270,13 @@ impl NodeClient {
                 let id: Hash32 = field(item.get("id").cloned().unwrap_or(Value::Null))?;
                 let text = item.get("package").and_then(Value::as_str).unwrap_or("");
                 let bytes = hex::decode(text).map_err(|_| ClientError::BadAnswer("package is not hex".into()))?;
-                if !packages.iter().any(|p| p.id == id) {
-                    packages.push(MailboxPackage { id, bytes });
+                match packages.iter_mut().find(|p| p.id == id) {
+                    Some(known) => known.held_by.push(index),
+                    None => packages.push(MailboxPackage {
+                        id,
+                        bytes,
+                        held_by: vec![index],
+                    }),
                 }
             }
         }
@@ -277,26 +286,45 @@ impl NodeClient {
         }
     }
 
-    /// Acknowledges packages on every node that may hold a copy.
-    pub fn mailbox_ack(&self, key: &SigningKey, genesis_hash: &Hash32, ids: &[Hash32]) -> Result<usize, ClientError> {
+    /// Acknowledges `done` packages: on each node, only the ids that node returned, in
+    /// requests of at most [`ACK_IDS_PER_REQUEST`] ids, so one node's backlog never makes
+    /// another refuse the whole acknowledgement. Returns how many copies were removed; an error
+    /// only when no request succeeded.
+    pub fn mailbox_ack(
+        &self,
+        key: &SigningKey,
+        genesis_hash: &Hash32,
+        done: &[&MailboxPackage],
+    ) -> Result<usize, ClientError> {
         let owner = key.address();
         let mut removed = 0;
+        let mut acknowledged = false;
         let mut last_error = None;
-        for node in self.single_nodes() {
-            let result = node.challenge(&owner).and_then(|challenge| {
-                let signature = sign_mailbox_request(key, genesis_hash, MailboxAction::Ack, &challenge, ids);
-                node.post(
-                    &format!("/v1/mailbox/{owner}/ack"),
-                    json!({ "challenge": challenge, "signature": hex::encode(signature.0), "ids": ids }),
-                )
-            });
-            match result {
-                Ok(data) => removed += data.get("removed").and_then(Value::as_u64).unwrap_or(0) as usize,
-                Err(e) => last_error = Some(e),
+        for (index, node) in self.single_nodes().enumerate() {
+            let ids: Vec<Hash32> = done
+                .iter()
+                .filter(|package| package.held_by.contains(&index))
+                .map(|package| package.id)
+                .collect();
+            for chunk in ids.chunks(ACK_IDS_PER_REQUEST) {
+                let result = node.challenge(&owner).and_then(|challenge| {
+                    let signature = sign_mailbox_request(key, genesis_hash, MailboxAction::Ack, &challenge, chunk);
+                    node.post(
+                        &format!("/v1/mailbox/{owner}/ack"),
+                        json!({ "challenge": challenge, "signature": hex::encode(signature.0), "ids": chunk }),
+                    )
+                });
+                match result {
+                    Ok(data) => {
+                        acknowledged = true;
+                        removed += data.get("removed").and_then(Value::as_u64).unwrap_or(0) as usize;
+                    }
+                    Err(e) => last_error = Some(e),
+                }
             }
         }
-        match (removed, last_error) {
-            (0, Some(e)) => Err(e),
+        match (acknowledged, last_error) {
+            (false, Some(e)) => Err(e),
             _ => Ok(removed),
         }
     }

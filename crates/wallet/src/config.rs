@@ -80,6 +80,12 @@ pub struct WalletSection {
     pub request_timeout_seconds: u64,
 }
 
+/// The audit log's file names: an audit log is never rolled back, so restore must know them.
+pub const AUDIT_LOG_FILE: &str = "service_audit.log";
+pub const AUDIT_ROTATED_FILE: &str = "service_audit.log.1";
+pub const AUDIT_HEAD_FILE: &str = "audit_head.json";
+pub const AUDIT_RESTORED_MARKER: &str = "audit_restored.json";
+
 impl Default for AppConfig {
     fn default() -> Self {
         AppConfig {
@@ -248,6 +254,21 @@ impl AppConfig {
 
     pub fn token_file(&self) -> PathBuf {
         self.resolve(&self.app.api_token_file)
+    }
+
+    /// The service's audit log (`ezchain serve` writes it; backup and restore keep it).
+    pub fn audit_log_file(&self) -> PathBuf {
+        self.log_dir().join(AUDIT_LOG_FILE)
+    }
+
+    /// The audit log's anchored head, kept outside the log.
+    pub fn audit_head_file(&self) -> PathBuf {
+        self.data_dir().join(AUDIT_HEAD_FILE)
+    }
+
+    /// Left by `ops restore` for the service to chain as a `restored` audit event.
+    pub fn audit_restored_marker(&self) -> PathBuf {
+        self.data_dir().join(AUDIT_RESTORED_MARKER)
     }
 
     pub fn genesis_file(&self) -> PathBuf {

@@ -14,4 +14,4 @@ pub mod wallet_file;
 
 pub use client::NodeClient;
 pub use config::AppConfig;
-pub use wallet::{Balance, Wallet, WalletError, WalletOptions};
+pub use wallet::{Balance, SendOutcome, Wallet, WalletError, WalletOptions};

@@ -64,6 +64,8 @@ pub struct Update<'a> {
     pub outbox_add: Vec<TransferPackage>,
     pub outbox_remove: Vec<Hash32>,
     pub history: Vec<TxRecord>,
+    /// History records to delete (old rejections past the kept number).
+    pub history_remove: Vec<u64>,
 }
 
 pub struct WalletStore {
@@ -207,6 +209,9 @@ impl WalletStore {
                 if let Some(client_id) = &record.client_tx_id {
                     db_err!(client_ids.insert(client_id.as_str(), record.id))?;
                 }
+            }
+            for id in &update.history_remove {
+                db_err!(history.remove(*id))?;
             }
         }
         db_err!(txn.commit())?;

@@ -32,10 +32,18 @@ use tracing::{info, warn};
 pub const HISTORY_FILE: &str = "tx_history.json";
 pub const STATE_DIR: &str = "wallet_state";
 /// Node codes after which a bundle can never be included: its values are released.
-const FATAL_SUBMIT_CODES: &[&str] = &["invalid_bundle", "bundle_expired", "malformed_submission", "seq_gap"];
+const FATAL_SUBMIT_CODES: &[&str] = &[
+    "invalid_bundle",
+    "self_transfer",
+    "bundle_expired",
+    "malformed_submission",
+    "seq_gap",
+];
 /// How often a pending bundle is offered to the nodes again (a restarted node forgets its
 /// mempool).
 const RESUBMIT_EVERY: Duration = Duration::from_secs(5);
+/// Rejected incoming packages kept in the history (the newest); older ones are dropped.
+pub const REJECTED_RECORDS_KEPT: usize = 200;
 /// How long a receipt's header may take to appear on the header-serving nodes.
 const HEADER_WAIT: Duration = Duration::from_secs(30);
 
@@ -72,6 +80,14 @@ pub enum WalletError {
          `.pre-restore-…` folder, or `ezchain ops restore … --keep-wallet`)"
     )]
     BehindChain { seq: u64 },
+    #[error("a payment to this wallet's own address is refused: it would lock the coins; pay another address")]
+    SelfTransfer,
+    #[error("client_tx_id `{client_tx_id}` already paid {amount} to {recipient}; a different payment needs a new id")]
+    DuplicateTransaction {
+        client_tx_id: String,
+        recipient: Address,
+        amount: u64,
+    },
 }
 
 impl From<OwnershipError> for WalletError {
@@ -105,6 +121,8 @@ impl WalletError {
             WalletError::Genesis(_) => "bad_genesis",
             WalletError::Locked => "password_required",
             WalletError::BehindChain { .. } => "wallet_behind_chain",
+            WalletError::SelfTransfer => "self_transfer",
+            WalletError::DuplicateTransaction { .. } => "duplicate_transaction",
         }
     }
 }
@@ -115,6 +133,9 @@ pub struct WalletOptions {
     pub bundle_expiry_blocks: u64,
     pub poll_interval: Duration,
     pub max_tx_amount: u64,
+    /// Largest transfer package decoded from a mailbox: the verifier's size budget, so nothing
+    /// larger than it would accept is ever decoded.
+    pub max_package_bytes: usize,
 }
 
 impl Default for WalletOptions {
@@ -123,6 +144,7 @@ impl Default for WalletOptions {
             bundle_expiry_blocks: 600,
             poll_interval: Duration::from_millis(250),
             max_tx_amount: u64::MAX,
+            max_package_bytes: ezchain_protocol::witness::VerifyBudget::default().max_encoded_bytes,
         }
     }
 }
@@ -140,6 +162,16 @@ pub struct Balance {
     /// Everything still owned: available + pending outgoing + pending change.
     pub total_balance: u64,
     pub values: usize,
+}
+
+/// Where a send stands when [`Wallet::send`] returns.
+#[derive(Debug)]
+pub struct SendOutcome {
+    /// The send's history record, in the state it reached.
+    pub record: TxRecord,
+    /// Why it did not get further within the wait (a node down, a header not served yet): it is
+    /// still bound to its bundle and a later `send` with the same id, or `resume`, continues it.
+    pub stalled: Option<WalletError>,
 }
 
 /// What one mailbox pass did.
@@ -363,26 +395,42 @@ impl Wallet {
         Ok(status.height)
     }
 
-    /// Pays `amount` to `recipient` and waits up to `wait` for finality and delivery. With a
-    /// `client_tx_id` the send happens at most once: a repeat returns (and resumes) the first.
+    /// Pays `amount` to `recipient` and waits up to `wait` for finality and delivery.
+    ///
+    /// With a `client_tx_id` the send happens at most once: once a bundle is signed for the id,
+    /// the id is bound to that bundle, and a repeat (same recipient and amount) resumes it and
+    /// answers its real state; a repeat for another payment is `DuplicateTransaction`. After
+    /// signing, a transient failure is not the send's answer: the record comes back in the
+    /// state it reached, with the failure in `stalled`. The only error after signing is
+    /// `SendFailed` (the bundle can never be included; its values are spendable again).
     pub fn send(
         &mut self,
         recipient: Address,
         amount: u64,
         client_tx_id: Option<String>,
         wait: Duration,
-    ) -> Result<TxRecord, WalletError> {
+    ) -> Result<SendOutcome, WalletError> {
         self.key()?;
+        if let Some(client_id) = &client_tx_id
+            && let Some(existing) = self.store.record_by_client_id(client_id)?
+        {
+            if existing.counterparty != recipient || existing.amount != amount {
+                return Err(WalletError::DuplicateTransaction {
+                    client_tx_id: client_id.clone(),
+                    recipient: existing.counterparty,
+                    amount: existing.amount,
+                });
+            }
+            return self.progress(existing, wait);
+        }
         if amount == 0 || amount > self.options.max_tx_amount {
             return Err(WalletError::AmountInvalid {
                 max: self.options.max_tx_amount,
             });
         }
-        if let Some(client_id) = &client_tx_id
-            && let Some(existing) = self.store.record_by_client_id(client_id)?
-        {
-            self.resume(wait)?;
-            return Ok(self.store.record(existing.id)?.unwrap_or(existing));
+        // Refused by every node too (bundle rule 2); caught here so nothing is signed.
+        if recipient == self.owner {
+            return Err(WalletError::SelfTransfer);
         }
         if self.holdings.pending().is_some() {
             self.resume(wait)?;
@@ -403,7 +451,7 @@ impl Wallet {
         getrandom::fill(&mut nonce).map_err(|e| WalletError::Genesis(format!("randomness: {e}")))?;
         let params = EnvelopeParams {
             chain_id: self.genesis.chain_id,
-            seq: self.holdings.confirmed_seq() + 1,
+            seq: next_seq,
             expiry_height: tip + self.options.bundle_expiry_blocks,
             fee: 0,
             anti_spam_nonce: u64::from_le_bytes(nonce),
@@ -435,8 +483,26 @@ impl Wallet {
             ..Update::default()
         })?;
         info!(tx = %record.tx_ref(), %recipient, amount, "bundle signed");
-        self.drive_pending(wait)?;
-        Ok(self.store.record(record.id)?.unwrap_or(record))
+        self.progress(record, wait)
+    }
+
+    /// Takes a signed send as far as it goes within `wait` and answers the state it reached.
+    fn progress(&mut self, record: TxRecord, wait: Duration) -> Result<SendOutcome, WalletError> {
+        let stalled = match record.status {
+            TxStatus::Signed | TxStatus::Submitted | TxStatus::Finalized => self.resume(wait).err(),
+            _ => None,
+        };
+        let record = self.store.record(record.id)?.unwrap_or(record);
+        if record.status == TxStatus::Failed {
+            return Err(WalletError::SendFailed {
+                tx_ref: record.tx_ref(),
+                reason: record.reason.clone().unwrap_or_default(),
+            });
+        }
+        if let Some(error) = &stalled {
+            warn!(tx = %record.tx_ref(), %error, "send not finished; it continues on the next resume");
+        }
+        Ok(SendOutcome { record, stalled })
     }
 
     /// The history record of the pending bundle.
@@ -629,29 +695,35 @@ impl Wallet {
     }
 
     /// Fetches, verifies and stores incoming packages; acknowledges the ones it is done with.
+    ///
+    /// Each accepted value commits on its own (money first). Rejections are written together
+    /// at the end — a crash before that leaves their packages unacknowledged, so they are only
+    /// fetched and rejected again — and at most [`REJECTED_RECORDS_KEPT`] of them stay in the
+    /// history, so junk in a mailbox cannot grow the wallet. `tx_history.json` is written once.
     pub fn receive(&mut self) -> Result<ReceiveReport, WalletError> {
         let key = self.key()?.clone();
         self.sync_headers()?;
         let packages = self.client.mailbox_fetch(&key, &self.genesis_hash)?;
         let mut report = ReceiveReport::default();
-        let mut done = Vec::new();
-        let known_rejections: Vec<Hash32> = self
-            .store
-            .history()?
-            .into_iter()
+        if packages.is_empty() {
+            return Ok(report);
+        }
+        let mut done: Vec<&crate::client::MailboxPackage> = Vec::new();
+        let history = self.store.history()?;
+        let known_rejections: std::collections::HashSet<Hash32> = history
+            .iter()
             .filter(|r| r.status == TxStatus::Rejected)
-            .flat_map(|r| r.package_ids)
+            .flat_map(|r| r.package_ids.iter().copied())
             .collect();
-        for item in packages {
-            let package: TransferPackage = match decode(&item.bytes, item.bytes.len().max(1)) {
+        let mut rejections: Vec<(Hash32, Option<TransferPackage>, String)> = Vec::new();
+        for item in &packages {
+            let package: TransferPackage = match decode(&item.bytes, self.options.max_package_bytes) {
                 Ok(package) => package,
                 Err(e) => {
                     if !known_rejections.contains(&item.id) {
-                        report
-                            .rejected
-                            .push(self.reject(item.id, None, format!("undecodable package: {e}"))?);
+                        rejections.push((item.id, None, format!("undecodable package: {e}")));
                     }
-                    done.push(item.id);
+                    done.push(item);
                     continue;
                 }
             };
@@ -674,60 +746,77 @@ impl Wallet {
                         package_ids: vec![id],
                         reason: None,
                     };
-                    self.commit(Update {
+                    self.store.commit(Update {
                         holdings: Some(&self.holdings),
                         history: vec![record.clone()],
                         ..Update::default()
                     })?;
                     info!(from = %record.counterparty, amount = record.amount, units_checked, "value received and verified");
                     report.accepted.push(record);
-                    done.push(item.id);
+                    done.push(item);
                 }
-                Ok(AcceptOutcome::Duplicate) => done.push(item.id),
+                Ok(AcceptOutcome::Duplicate) => done.push(item),
                 Err(OwnershipError::Verify(VerifyError::UnknownHeader { .. })) => report.deferred += 1,
                 Err(error) => {
                     if !known_rejections.contains(&id) {
-                        report
-                            .rejected
-                            .push(self.reject(id, Some(&package), error.to_string())?);
+                        rejections.push((id, Some(package), error.to_string()));
                     }
-                    done.push(item.id);
+                    done.push(item);
                 }
             }
+        }
+        if !rejections.is_empty() {
+            let first_id = self.store.next_history_id()?;
+            report.rejected = rejections
+                .into_iter()
+                .enumerate()
+                .map(|(offset, (id, package, reason))| {
+                    rejection(first_id + offset as u64, id, package.as_ref(), reason)
+                })
+                .collect();
+            // The oldest rejections go first once more than the kept number would remain.
+            let kept: Vec<u64> = history
+                .iter()
+                .filter(|r| r.status == TxStatus::Rejected)
+                .map(|r| r.id)
+                .collect();
+            let excess = (kept.len() + report.rejected.len()).saturating_sub(REJECTED_RECORDS_KEPT);
+            let mut history_remove: Vec<u64> = kept.into_iter().take(excess).collect();
+            let new_excess = excess.saturating_sub(history_remove.len());
+            history_remove.extend(report.rejected.iter().take(new_excess).map(|r| r.id));
+            self.store.commit(Update {
+                history: report.rejected.iter().skip(new_excess).cloned().collect(),
+                history_remove,
+                ..Update::default()
+            })?;
+        }
+        if !report.accepted.is_empty() || !report.rejected.is_empty() {
+            self.export_history()?;
         }
         if !done.is_empty() {
             self.client.mailbox_ack(&key, &self.genesis_hash, &done)?;
         }
         Ok(report)
     }
+}
 
-    fn reject(
-        &mut self,
-        id: Hash32,
-        package: Option<&TransferPackage>,
-        reason: String,
-    ) -> Result<TxRecord, WalletError> {
-        warn!(package = %id, %reason, "incoming package rejected");
-        let record = TxRecord {
-            id: self.store.next_history_id()?,
-            kind: TxKind::Receive,
-            status: TxStatus::Rejected,
-            counterparty: package.map_or(Address([0; 20]), |p| p.target_tx.sender),
-            amount: package.map_or(0, |p| p.target_value.len()),
-            ranges: package.map(|p| vec![p.target_value]).unwrap_or_default(),
-            bundle_hash: None,
-            seq: None,
-            client_tx_id: None,
-            height: None,
-            created_at_ms: now_ms(),
-            finalized_at_ms: None,
-            package_ids: vec![id],
-            reason: Some(reason),
-        };
-        self.commit(Update {
-            history: vec![record.clone()],
-            ..Update::default()
-        })?;
-        Ok(record)
+/// The history record of a rejected incoming package.
+fn rejection(record_id: u64, id: Hash32, package: Option<&TransferPackage>, reason: String) -> TxRecord {
+    warn!(package = %id, %reason, "incoming package rejected");
+    TxRecord {
+        id: record_id,
+        kind: TxKind::Receive,
+        status: TxStatus::Rejected,
+        counterparty: package.map_or(Address([0; 20]), |p| p.target_tx.sender),
+        amount: package.map_or(0, |p| p.target_value.len()),
+        ranges: package.map(|p| vec![p.target_value]).unwrap_or_default(),
+        bundle_hash: None,
+        seq: None,
+        client_tx_id: None,
+        height: None,
+        created_at_ms: now_ms(),
+        finalized_at_ms: None,
+        package_ids: vec![id],
+        reason: Some(reason),
     }
 }
