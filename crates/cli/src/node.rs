@@ -130,8 +130,16 @@ fn node_error(error: NodeError) -> CliError {
             Some("the data folder may belong to another chain or be damaged"),
         ),
         NodeError::RpcBind { .. } => (
-            "port_in_use",
-            Some("another process uses the RPC port; stop it or change rpc.listen_addr"),
+            "rpc_listen_failed",
+            Some(
+                "another process uses the RPC address (is this node already running?); stop it or change rpc.listen_addr in node.yaml",
+            ),
+        ),
+        NodeError::P2pBind { .. } => (
+            "p2p_listen_failed",
+            Some(
+                "another process uses the p2p address (is this node already running?); stop it or change p2p.listen_addr in node.yaml",
+            ),
         ),
         NodeError::Engine(_) => ("engine_error", None),
         NodeError::Mailbox(_) => (
@@ -139,6 +147,24 @@ fn node_error(error: NodeError) -> CliError {
             Some("the mailbox database in the data folder may be damaged"),
         ),
         NodeError::FaucetMismatch => ("bad_config", Some("add a `faucet` section to node.yaml")),
+        NodeError::HomeInUse { .. } => (
+            "home_in_use",
+            Some("this node already runs (`ezchain node status`); two processes on one home would sign twice"),
+        ),
+        NodeError::SignGuard(_) => (
+            "sign_record_unusable",
+            Some("a validator never signs without its record; see docs/NODE.md (restart and recover)"),
+        ),
+        NodeError::SignRefused(_) => (
+            "double_sign_refused",
+            Some(
+                "the engine asked for a second, different signature at a step already signed; start the node again: it catches up and signs on (docs/NODE.md)",
+            ),
+        ),
+        NodeError::KeyUsedElsewhere(_) => (
+            "key_used_elsewhere",
+            Some("stop every other process that runs this validator's node_key.json; see docs/NODE.md"),
+        ),
     };
     CliError {
         code,

@@ -85,6 +85,9 @@ pub fn restore(
         for payment in &report.discarded_wallet_payments {
             println!("discarded {payment} (the wallet no longer knows it)");
         }
+        for (node, height) in &report.validators_sign_above {
+            println!("validator {node} will not sign at or below height {height} (its sign record)");
+        }
         for previous in &report.previous_state {
             println!("previous  {} (delete it once satisfied)", previous.display());
         }

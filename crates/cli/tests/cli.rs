@@ -82,3 +82,38 @@ fn testnet_init_rejects_bad_input_with_a_code() {
         serde_json::json!(1_000_000_249u64)
     );
 }
+
+#[test]
+fn a_node_whose_p2p_or_rpc_address_is_taken_stops_at_once_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("net");
+    let init = ezchain(&[
+        "testnet",
+        "init",
+        "--validators",
+        "1",
+        "--start-port",
+        "24700",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+        "--json",
+    ]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let layout: serde_json::Value = serde_json::from_slice(&init.stdout).expect("JSON layout");
+    let node = &layout["nodes"][0];
+    let home = node["home"].as_str().expect("home");
+    for (field, code) in [("p2p_addr", "p2p_listen_failed"), ("rpc_addr", "rpc_listen_failed")] {
+        let addr = node[field].as_str().unwrap_or_else(|| panic!("{field} in {node}"));
+        let _taken = std::net::TcpListener::bind(addr).expect("take the port");
+        let started = std::time::Instant::now();
+        let run = ezchain(&["node", "run", "--home", home]);
+        assert!(!run.status.success());
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(&format!("error[{code}]")), "{stderr}");
+        assert!(stderr.contains(addr), "the error names {addr}: {stderr}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "it stopped at start"
+        );
+    }
+}

@@ -317,3 +317,124 @@ fn the_admin_export_needs_the_token_and_writes_a_consistent_copy_once() {
     ezchain_wallet::store::WalletStore::history_of_file(&faucet_copy).expect("the faucet wallet's copy opens");
     net.wait_for_height(0, height + 1, LONG).unwrap();
 }
+
+/// The value of an unlabelled metric in Prometheus text (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_second_process_with_a_validators_key_never_signs_and_nothing_forks() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut net = LocalTestnet::start(binary(), 4, 24150);
+    net.wait_for_height(1, 3, LONG).unwrap();
+
+    // The same home twice on one machine: the second process refuses at once.
+    let again = net.run_again(1);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("error[home_in_use]"), "{stderr}");
+
+    // A copy of validator-1 on "another machine": its key, its sign record and its config, on
+    // other ports — as a restore of its home elsewhere would make, while the original runs.
+    let original = net.nodes[1].home.clone();
+    let copy = original.with_file_name("validator-1-copy");
+    std::fs::create_dir_all(copy.join("data")).expect("mkdir");
+    std::fs::copy(original.join("node_key.json"), copy.join("node_key.json")).expect("key");
+    std::fs::copy(
+        original.join("data").join("sign_state.json"),
+        copy.join("data").join("sign_state.json"),
+    )
+    .expect("sign record");
+    let yaml = std::fs::read_to_string(original.join("node.yaml")).expect("node.yaml");
+    let yaml = yaml
+        .replace("listen_addr: 127.0.0.1:24152", "listen_addr: 127.0.0.1:24170")
+        .replace("listen_addr: 127.0.0.1:24153", "listen_addr: 127.0.0.1:24171")
+        .replace("moniker: validator-1", "moniker: validator-1-copy");
+    std::fs::write(copy.join("node.yaml"), yaml).expect("node.yaml");
+    let copy_index = net.adopt("validator-1-copy", copy, "127.0.0.1:24171".parse().expect("address"));
+    net.start_node(copy_index);
+    let start = net.status(0).expect("validator-0").height;
+    net.wait_for_height(copy_index, start + 12, LONG)
+        .expect("the copy follows the chain");
+
+    let copy_metrics = net.metrics(copy_index).expect("copy metrics");
+    assert_eq!(
+        metric(&copy_metrics, "ezchain_node_signing_paused"),
+        1.0,
+        "the copy saw its key in commits it did not sign and signs nothing"
+    );
+    // Every node holds the same block at every height it has (the bootstrap node, a full node,
+    // may trail the validators).
+    let top = net.status(0).expect("validator-0").height;
+    for index in 0..net.nodes.len() {
+        let text = net.metrics(index).expect("metrics");
+        assert_eq!(
+            metric(&text, "ezchain_node_equivocation_evidence_total"),
+            0.0,
+            "{} saw conflicting votes",
+            net.nodes[index].name
+        );
+    }
+    assert!(net.status(1).is_some(), "the original keeps running and signing");
+    for index in 1..net.nodes.len() {
+        let height = net.status(index).expect("status").height.min(top);
+        assert!(height > start, "{} moved on", net.nodes[index].name);
+        for h in 1..=height {
+            let (reference, _) = net.block(0, h).expect("validator-0's block");
+            let (block, _) = net.block(index, h).unwrap_or_else(|| {
+                panic!(
+                    "{} has block {h} (status {:?})",
+                    net.nodes[index].name,
+                    net.status(index)
+                )
+            });
+            assert_eq!(
+                block.hash(),
+                reference.hash(),
+                "{} disagrees at height {h}",
+                net.nodes[index].name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_use_only_metrics_a_node_exports() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/alerts.yml");
+    match std::process::Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+    {
+        Ok(output) => assert!(
+            output.status.success(),
+            "promtool check rules: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must have promtool: {e}");
+            eprintln!("promtool not installed: rules not checked");
+        }
+    }
+    let net = LocalTestnet::start(binary(), 1, 24540);
+    net.wait_for_height(0, 1, LONG).unwrap();
+    let exported = net.metrics(0).expect("metrics");
+    let text = std::fs::read_to_string(&rules).expect("rules");
+    let used: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("ezchain_"))
+        .collect();
+    assert!(!used.is_empty());
+    for metric in used {
+        assert!(
+            exported.lines().any(|line| line.starts_with(metric)),
+            "{metric} is used by an alert but no node exports it"
+        );
+    }
+}

@@ -73,6 +73,15 @@ pub struct ConsensusConfig {
     pub timeout_propose_ms: u64,
     pub timeout_prevote_ms: u64,
     pub timeout_precommit_ms: u64,
+    /// A validator starts as a non-signing follower when any of the last this many commits
+    /// (its own and its peers') holds a precommit by its key that it did not sign — another
+    /// copy of its home is running. 0 turns the check off.
+    #[serde(default = "default_double_sign_check_heights")]
+    pub double_sign_check_heights: u64,
+}
+
+fn default_double_sign_check_heights() -> u64 {
+    10
 }
 
 impl Default for ConsensusConfig {
@@ -83,6 +92,7 @@ impl Default for ConsensusConfig {
             timeout_propose_ms: 3_000,
             timeout_prevote_ms: 1_000,
             timeout_precommit_ms: 1_000,
+            double_sign_check_heights: default_double_sign_check_heights(),
         }
     }
 }

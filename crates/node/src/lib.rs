@@ -13,5 +13,6 @@ pub mod mailbox;
 pub mod metrics;
 pub mod rpc;
 pub mod runner;
+pub mod sign_guard;
 pub mod store;
 pub mod testnet;

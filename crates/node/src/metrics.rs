@@ -19,6 +19,9 @@ pub struct NodeMetrics {
     pub bundles_committed: Counter,
     pub proposal_validation_failures: Counter,
     pub block_interval_seconds: Histogram,
+    pub equivocation_evidence: Counter,
+    pub own_key_foreign_signatures: Counter,
+    pub signing_paused: Gauge,
 }
 
 impl NodeMetrics {
@@ -33,6 +36,9 @@ impl NodeMetrics {
             bundles_committed: Counter::default(),
             proposal_validation_failures: Counter::default(),
             block_interval_seconds: Histogram::new([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            equivocation_evidence: Counter::default(),
+            own_key_foreign_signatures: Counter::default(),
+            signing_paused: Gauge::default(),
         };
         SharedRegistry::global().with_prefix("ezchain_node", |registry| {
             registry.register("height", "Height of the last committed block", metrics.height.clone());
@@ -61,6 +67,21 @@ impl NodeMetrics {
                 "proposal_validation_failures",
                 "Proposals rejected because re-execution failed",
                 metrics.proposal_validation_failures.clone(),
+            );
+            registry.register(
+                "equivocation_evidence",
+                "Conflicting proposals or votes by any validator that this node observed (double signing)",
+                metrics.equivocation_evidence.clone(),
+            );
+            registry.register(
+                "own_key_foreign_signatures",
+                "Commits holding a precommit by this validator's key that this node did not sign",
+                metrics.own_key_foreign_signatures.clone(),
+            );
+            registry.register(
+                "signing_paused",
+                "1 while this validator runs as a non-signing follower because its key signed elsewhere",
+                metrics.signing_paused.clone(),
             );
             registry.register(
                 "block_interval_seconds",

@@ -1,11 +1,13 @@
 //! `ezchain node run`: one node in the foreground until it is told to stop.
 //!
-//! Start-up: read `node.yaml`, genesis and the node key; open the chain store and rebuild the
-//! tip state; start consensus (validator or full node) and the RPC server. Shutdown (SIGINT or
-//! SIGTERM): stop consensus, stop serving, and close the store, so a restart replays the WAL and
-//! resumes at the stored tip.
+//! Start-up: take the home's lock (one process per home); read `node.yaml`, genesis and the node
+//! key; open the chain store and rebuild the tip state; bind the p2p and RPC addresses (a taken
+//! one stops the node here); for a validator, open its sign record and look for its key in
+//! recent commits it did not sign (`sign_guard`); start consensus (validator, follower or full
+//! node) and the RPC server. Shutdown (SIGINT or SIGTERM, or a signing alarm): stop consensus,
+//! stop serving, and close the store, so a restart replays the WAL and resumes at the stored tip.
 
-use crate::config::{ConfigError, NodeConfig};
+use crate::config::{ConfigError, NodeConfig, NodeRole};
 use crate::consensus::app::ChainView;
 use crate::consensus::context::ValidatorSet;
 use crate::consensus::engine;
@@ -15,11 +17,14 @@ use crate::keys::{KeyError, NodeKey};
 use crate::mailbox::{Mailbox, MailboxError};
 use crate::metrics::NodeMetrics;
 use crate::rpc::{RpcState, router};
+use crate::sign_guard::{SIGN_STATE_FILE, SignGuard, SigningAlarm};
 use crate::store::{ChainStore, StoreError};
 use crate::testnet::load_genesis;
+use ezchain_protocol::codec::decode;
+use ezchain_protocol::finality::{CommitCertificate, ValidatorAddress};
 use ezchain_protocol::mempool::PendingPool;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use tracing::info;
@@ -39,12 +44,123 @@ pub enum NodeError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen for peers on {addr}: {source}")]
+    P2pBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("consensus engine: {0}")]
     Engine(String),
     #[error(transparent)]
     Mailbox(#[from] MailboxError),
     #[error("a faucet wallet was given but node.yaml has no `faucet` section with its limits")]
     FaucetMismatch,
+    #[error("{home} is in use by another node process{pid}: one home, one process")]
+    HomeInUse { home: PathBuf, pid: String },
+    #[error(transparent)]
+    SignGuard(#[from] crate::sign_guard::SignGuardError),
+    #[error("stopped rather than sign twice: {0}")]
+    SignRefused(String),
+    #[error("stopped signing: {0}")]
+    KeyUsedElsewhere(String),
+}
+
+/// The lock file that keeps a second process off a home while one runs.
+pub const HOME_LOCK_FILE: &str = "node.lock";
+
+/// Takes the home's lock for this process's lifetime, writing our pid into it.
+fn lock_home(home: &Path) -> Result<std::fs::File, NodeError> {
+    let path = home.join(HOME_LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            NodeError::Store(StoreError::Corrupt {
+                what: "home lock",
+                reason: format!("{}: {e}", path.display()),
+            })
+        })?;
+    if file.try_lock().is_err() {
+        let pid = std::fs::read_to_string(&path)
+            .ok()
+            .map(|text| text.trim().to_string())
+            .filter(|text| !text.is_empty())
+            .map_or_else(String::new, |pid| format!(" (pid {pid})"));
+        return Err(NodeError::HomeInUse {
+            home: home.to_path_buf(),
+            pid,
+        });
+    }
+    use std::io::{Seek, Write};
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
+}
+
+/// Sign-guard rule 3 (`crate::sign_guard`): looks at the last `heights` commits — this node's
+/// own and its validator peers' (their RPC addresses in `mempool.forward_to`) — for a precommit
+/// by `me` that this node did not sign. Returns the first such height. Peers that do not answer
+/// are skipped: the same check runs on every commit afterwards.
+async fn key_signed_elsewhere(
+    config: &NodeConfig,
+    chain: &ChainView,
+    guard: &SignGuard,
+    me: ValidatorAddress,
+    heights: u64,
+) -> Option<u64> {
+    if heights == 0 {
+        return None;
+    }
+    let foreign = |certificate: &CommitCertificate| {
+        certificate.signatures.iter().any(|s| {
+            s.validator == me && !guard.is_ours(certificate.height, certificate.round, certificate.header_hash.0)
+        })
+    };
+    let tip = chain.store.tip().map_or(0, |t| t.height);
+    for height in tip.saturating_sub(heights - 1).max(1)..=tip {
+        if let Ok(Some(certificate)) = chain.store.certificate(height)
+            && foreign(&certificate)
+        {
+            return Some(height);
+        }
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .ok()?;
+    for peer in &config.mempool.forward_to {
+        let status: Option<serde_json::Value> = match http.get(format!("http://{peer}/status")).send().await {
+            Ok(answer) => answer.json().await.ok(),
+            Err(_) => None,
+        };
+        let Some(peer_tip) = status.and_then(|s| s["data"]["height"].as_u64()) else {
+            continue;
+        };
+        let from = peer_tip.saturating_sub(heights - 1).max(1);
+        let url = format!("http://{peer}/v1/headers?from={from}");
+        let Ok(answer) = http.get(url).send().await else {
+            continue;
+        };
+        let Ok(body) = answer.json::<serde_json::Value>().await else {
+            continue;
+        };
+        for item in body["data"]["headers"].as_array().into_iter().flatten() {
+            let certificate = item["certificate"]
+                .as_str()
+                .and_then(|text| hex::decode(text).ok())
+                .and_then(|bytes| decode::<CommitCertificate>(&bytes, 1 << 20).ok());
+            if let Some(certificate) = certificate
+                && foreign(&certificate)
+            {
+                return Some(certificate.height);
+            }
+        }
+    }
+    None
 }
 
 /// Runs the node in `home` until `shutdown` completes. `faucet` is the co-hosted faucet wallet,
@@ -55,6 +171,7 @@ pub async fn run(
     faucet: Option<Arc<dyn FaucetService>>,
 ) -> Result<(), NodeError> {
     let config = NodeConfig::load(home)?;
+    let _home_lock = lock_home(home)?;
     let faucet = match (faucet, &config.faucet) {
         (Some(service), Some(limits)) => Some((
             service,
@@ -99,6 +216,13 @@ pub async fn run(
     let validator_set = ValidatorSet::from_genesis(&genesis)
         .ok_or_else(|| NodeError::Genesis("genesis holds an invalid validator key".into()))?;
 
+    // The engine's network task only logs a failed listen and the node would serve RPC with no
+    // peers, forever: try the p2p address first and stop here if it cannot be had. (std sets
+    // SO_REUSEADDR, as libp2p does, so a port in TIME_WAIT after a restart is not refused.)
+    std::net::TcpListener::bind(config.p2p.listen_addr).map_err(|source| NodeError::P2pBind {
+        addr: config.p2p.listen_addr,
+        source,
+    })?;
     let listener = tokio::net::TcpListener::bind(config.rpc.listen_addr)
         .await
         .map_err(|source| NodeError::RpcBind {
@@ -131,6 +255,42 @@ pub async fn run(
     });
     info!(addr = %config.rpc.listen_addr, "RPC listening");
 
+    let (alarms, mut alarm) = tokio::sync::mpsc::unbounded_channel();
+    let signing = if config.role == NodeRole::Validator {
+        let tip = chain.store.tip()?.height;
+        let guard = Arc::new(SignGuard::open(&data_dir.join(SIGN_STATE_FILE), tip)?);
+        let record = guard.record();
+        info!(height = record.height, round = record.round, step = ?record.step, "sign record: nothing at or below it is signed");
+        let me = key.validator_address();
+        let elsewhere =
+            key_signed_elsewhere(&config, &chain, &guard, me, config.consensus.double_sign_check_heights).await;
+        // A store older than the record (a home restored or copied without its chain): every
+        // height the engine would start at was signed already, so it can only follow.
+        let behind_record = tip + 1 < record.height;
+        if behind_record {
+            tracing::error!(
+                tip,
+                signed_up_to = record.height,
+                "this node's chain is behind what its key already signed (a copied or restored home?): \
+                 running as a non-signing follower; restart it once it has caught up"
+            );
+        }
+        if let Some(height) = elsewhere {
+            tracing::error!(
+                height,
+                "this validator's key signed a commit this node did not sign: another process runs with it. \
+                 Running as a non-signing follower; stop the other copy, then restart this node once \
+                 consensus.double_sign_check_heights heights have passed without it"
+            );
+        }
+        Some(engine::Signing {
+            guard,
+            alarms,
+            follow_only: elsewhere.is_some() || behind_record,
+        })
+    } else {
+        None
+    };
     let running = engine::start(
         &config,
         home,
@@ -142,11 +302,25 @@ pub async fn run(
             mempool,
             metrics,
         },
+        signing,
     )
     .await
     .map_err(|e| NodeError::Engine(e.to_string()))?;
 
-    shutdown.await;
+    let stopped_signing = tokio::select! {
+        () = shutdown => None,
+        Some(alarm) = alarm.recv() => Some(match alarm {
+            SigningAlarm::Refused(refusal) => NodeError::SignRefused(refusal.to_string()),
+            SigningAlarm::KeyUsedElsewhere { height, round } => NodeError::KeyUsedElsewhere(format!(
+                "a commit at height {height} (round {round}) holds a precommit by this validator's key that this node \
+                 did not sign: another process uses this key. Stop the other copy; this node signs nothing until \
+                 restarted (it then follows until consensus.double_sign_check_heights heights pass without it)"
+            )),
+        }),
+    };
+    if let Some(reason) = &stopped_signing {
+        tracing::error!(%reason, "stopping the node rather than sign twice");
+    }
     info!("shutting down");
     running.engine.actor.stop(Some("node shutdown".into()));
     let _ = running.engine.handle.await;
@@ -159,6 +333,9 @@ pub async fn run(
     let _ = stop_rpc.send(());
     let _ = rpc.await;
     drop(chain);
+    if let Some(error) = stopped_signing {
+        return Err(error);
+    }
     info!("stopped cleanly");
     Ok(())
 }

@@ -197,7 +197,9 @@ fn walk(root: &Path, skip: &[PathBuf]) -> Result<Vec<PathBuf>, BackupError> {
             let path = entry.path();
             let kind = entry.file_type().map_err(io(&path))?;
             if kind.is_dir() {
-                folders.push(path);
+                if !transient_folder(&path) {
+                    folders.push(path);
+                }
             } else if kind.is_file() {
                 files.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
             }
@@ -207,13 +209,20 @@ fn walk(root: &Path, skip: &[PathBuf]) -> Result<Vec<PathBuf>, BackupError> {
     Ok(files)
 }
 
-/// Files a snapshot leaves out: process ids of the running processes and half-written
+/// Files a snapshot leaves out: process ids and locks of the running processes and half-written
 /// temporaries.
 fn transient(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
-        Some("pid" | "tmp" | "partial")
+        Some("pid" | "tmp" | "partial" | "lock")
     )
+}
+
+/// Folders a snapshot leaves out: a node's validated-but-uncommitted blocks, which come and go
+/// every height (a restored node that lacks one syncs the block instead).
+fn transient_folder(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name == ezchain_node::consensus::engine::CANDIDATE_DIR)
 }
 
 fn slash_path(path: &Path) -> String {
@@ -730,6 +739,25 @@ pub struct RestoreReport {
     pub heights_at_backup: BTreeMap<String, u64>,
     /// Payments the restored wallets no longer know (`--discard-wallet-changes`).
     pub discarded_wallet_payments: Vec<String>,
+    /// Each restored validator and the height at or below which it will not sign (its
+    /// `sign_state.json`); at start it also looks for its key in recent commits it did not sign.
+    pub validators_sign_above: BTreeMap<String, u64>,
+}
+
+/// The sign record of every local validator under `data_dir`: node name → the height its key
+/// has signed up to.
+fn sign_records(data_dir: &Path) -> BTreeMap<String, u64> {
+    node_data_dirs(data_dir)
+        .into_iter()
+        .filter_map(|relative| {
+            let text =
+                std::fs::read_to_string(data_dir.join(&relative).join(ezchain_node::sign_guard::SIGN_STATE_FILE))
+                    .ok()?;
+            let record: ezchain_node::sign_guard::SignRecord = serde_json::from_str(&text).ok()?;
+            let node = relative.parent()?.file_name()?.to_string_lossy().into_owned();
+            Some((node, record.height))
+        })
+        .collect()
 }
 
 /// The wallet folders (relative to the data folder) a snapshot holds: those with a
@@ -1090,6 +1118,7 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
         kept: kept.iter().map(|relative| data_dir.join(relative)).collect(),
         heights_at_backup: manifest.heights,
         discarded_wallet_payments: discarded,
+        validators_sign_above: sign_records(&data_dir),
     })
 }
 

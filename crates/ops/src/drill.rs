@@ -424,6 +424,13 @@ impl Drill<'_> {
                 check(discarded > 0, name, || {
                     format!("no discarded payments reported: {report}")
                 })?;
+                // Every restored validator says where it will sign from: never below its record.
+                let signing = report["validators_sign_above"].as_object().cloned().unwrap_or_default();
+                check(
+                    signing.len() == 3 && signing.values().all(|h| h.as_u64().is_some_and(|h| h > 0)),
+                    name,
+                    || format!("the restore does not name each validator's sign record: {report}"),
+                )?;
                 Ok(format!(
                     "refused first (wallet_ahead); --keep-wallet kept all {current} records; --discard-wallet-changes: \
                      balance {balance} as at backup time, {discarded} payments discarded, {} folders kept",

@@ -7,7 +7,7 @@
 //! end, or editing a line and re-hashing everything after it, leaves a chain that verifies. So
 //! the log is **anchored**: after every line its head — line count, first `prev` and last hash of
 //! the current file, and the same for the rotated file — is written to `<data_dir>/audit_head.json`
-//! (atomically, after the line is on disk), outside the log. [`verify_anchored`] checks the file
+//! (atomically, after the line is synced to disk), outside the log. [`verify_anchored`] checks the file
 //! against its head. What is and is not detected is stated in docs/SERVICE.md.
 //!
 //! Crash safety: a line is one `write(2)` on an append-only file and is synced before the head
@@ -119,14 +119,12 @@ pub fn read_head(path: &Path) -> Result<Option<AuditHead>, String> {
     }
 }
 
-/// Replaces the head file atomically and durably.
+/// Replaces the head file atomically. Not synced: the line it anchors is already on disk, so
+/// after a power loss the head can only be older than the log (lines "written just before a
+/// stop"), never ahead of it.
 fn write_head(path: &Path, head: &AuditHead) -> std::io::Result<()> {
     let temp = path.with_extension("json.tmp");
-    {
-        let mut file = File::create(&temp)?;
-        file.write_all(serde_json::to_string(head).map_err(std::io::Error::other)?.as_bytes())?;
-        file.sync_all()?;
-    }
+    std::fs::write(&temp, serde_json::to_string(head).map_err(std::io::Error::other)?)?;
     std::fs::rename(&temp, path)
 }
 

@@ -97,7 +97,10 @@ impl LocalTestnet {
     }
 
     pub fn bootstrap_index(&self) -> usize {
-        self.nodes.len() - 1
+        self.nodes
+            .iter()
+            .position(|node| node.name == "bootstrap")
+            .unwrap_or(self.nodes.len() - 1)
     }
 
     /// Starts (or restarts) node `index`; its output goes to `<home>/process.log`.
@@ -121,6 +124,29 @@ impl LocalTestnet {
     }
 
     /// SIGKILL: the node gets no chance to clean up.
+    /// Takes a node home made outside `testnet init` (a copy of another, say) into this
+    /// testnet: it is started with [`LocalTestnet::start_node`] and killed with the rest.
+    pub fn adopt(&mut self, name: &str, home: PathBuf, rpc: SocketAddr) -> usize {
+        self.nodes.push(NodeProcess {
+            name: name.to_string(),
+            home,
+            rpc,
+            child: None,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Runs `ezchain node run` on `index`'s home once more, beside whatever runs there, and
+    /// returns how it ended (for a second process on one home).
+    pub fn run_again(&self, index: usize) -> std::process::Output {
+        Command::new(&self.binary)
+            .args(["node", "run", "--home"])
+            .arg(&self.nodes[index].home)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ezchain")
+    }
+
     pub fn kill(&mut self, index: usize) {
         if let Some(mut child) = self.nodes[index].child.take() {
             let _ = child.kill();
@@ -144,11 +170,16 @@ impl LocalTestnet {
         None
     }
 
+    /// GETs `path` from node `index`: (status, JSON body). One retry on a transport error (a
+    /// pooled connection the node has closed meanwhile).
     fn get(&self, index: usize, path: &str) -> Option<(u16, Value)> {
         let url = format!("http://{}{}", self.nodes[index].rpc, path);
-        let response = self.http.get(url).send().ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.json().ok()?))
+        let attempt = || {
+            let response = self.http.get(&url).send().ok()?;
+            let status = response.status().as_u16();
+            Some((status, response.json().ok()?))
+        };
+        attempt().or_else(attempt)
     }
 
     /// POSTs raw bytes with a content type; returns (status, JSON body).

@@ -20,6 +20,7 @@ use super::context::{Address, BlockId, EzContext, Height, ValidatorSet};
 use super::signing::stream_bytes;
 use super::streaming::{PartStreams, ReceivedProposal, body_hash, stream_messages};
 use crate::metrics::NodeMetrics;
+use crate::sign_guard::{SignGuard, SigningAlarm};
 use crate::store::{ChainStore, CommitOutcome};
 use bytes::Bytes;
 use ezchain_protocol::codec::{decode, encode};
@@ -99,9 +100,66 @@ pub struct ConsensusApp {
     pub metrics: NodeMetrics,
     streams: PartStreams,
     candidates: HashMap<BlockId, Candidate>,
+    /// A validator's own key, watched in every commit (sign_guard rule 2).
+    key_watch: Option<KeyWatch>,
+    /// Where this validator keeps the block it last proposed, so that after a restart it
+    /// proposes the same block again for the same height and round (never a second one).
+    proposal_log: Option<std::path::PathBuf>,
+    /// Where every block this node judged valid is kept until its height is committed, so a
+    /// restart between voting for a block and committing it can still commit that block
+    /// (instead of running the height again and voting a second time).
+    candidate_dir: Option<std::path::PathBuf>,
+}
+
+/// What a validator node checks its commits against.
+pub struct KeyWatch {
+    pub me: ValidatorAddress,
+    pub guard: Arc<SignGuard>,
+    /// `None` for a follower: it signs nothing, so the other copy's signatures are expected.
+    pub alarms: Option<tokio::sync::mpsc::UnboundedSender<SigningAlarm>>,
 }
 
 impl ConsensusApp {
+    /// Keeps this validator's last proposal in `path` (see the field).
+    pub fn with_proposal_log(mut self, path: std::path::PathBuf) -> Self {
+        self.proposal_log = Some(path);
+        self
+    }
+
+    /// The block this validator proposed before for `(height, round)`, if it did (a restart
+    /// between proposing and deciding), re-executed on the current parent.
+    fn logged_proposal(&self, parent: &ChainState, height: u64, round: u32) -> Option<AppliedBlock> {
+        let bytes = std::fs::read(self.proposal_log.as_ref()?).ok()?;
+        let (logged_height, logged_round, block): (u64, u32, Block) = decode(&bytes, MAX_BLOCK_BYTES + 64).ok()?;
+        if (logged_height, logged_round) != (height, round) {
+            return None;
+        }
+        apply_block(parent, &block).ok()
+    }
+
+    /// Keeps the proposal before it is signed and sent.
+    fn log_proposal(&self, height: u64, round: u32, block: &Block) {
+        let Some(path) = &self.proposal_log else {
+            return;
+        };
+        // Not synced: it must survive the process, not a power loss (after which the sign guard
+        // refuses a different proposal and the node stops rather than propose twice).
+        let temp = path.with_extension("tmp");
+        let written =
+            std::fs::write(&temp, encode(&(height, round, block.clone()))).and_then(|()| std::fs::rename(&temp, path));
+        if let Err(e) = written {
+            // Without it a restart at this height makes the engine ask for a second proposal,
+            // which the sign guard refuses (the node then stops instead of equivocating).
+            warn!(error = %e, path = %path.display(), "cannot keep this proposal on disk");
+        }
+    }
+
+    /// Watches every committed certificate for precommits by `watch.me` this node did not sign.
+    pub fn with_key_watch(mut self, watch: KeyWatch) -> Self {
+        self.key_watch = Some(watch);
+        self
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         chain_id: u64,
@@ -126,6 +184,78 @@ impl ConsensusApp {
             metrics,
             streams: PartStreams::default(),
             candidates: HashMap::new(),
+            key_watch: None,
+            proposal_log: None,
+            candidate_dir: None,
+        }
+    }
+
+    /// Keeps validated blocks in `dir` until committed (see the field).
+    pub fn with_candidate_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.candidate_dir = Some(dir);
+        self
+    }
+
+    fn candidate_file(&self, height: u64, id: &BlockId) -> Option<std::path::PathBuf> {
+        Some(
+            self.candidate_dir
+                .as_ref()?
+                .join(format!("{height}-{}.borsh", hex::encode(id.0.0))),
+        )
+    }
+
+    /// Keeps a validated block before this node votes for it.
+    fn keep_candidate(&self, block: &Block, body: &[u8]) {
+        let Some(path) = self.candidate_file(block.header.height, &BlockId(block.hash())) else {
+            return;
+        };
+        // Not synced, as the own proposal above: a kill keeps it, and a power loss only loses
+        // the shortcut (the height then runs again, under the sign guard).
+        let temp = path.with_extension("tmp");
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&temp, body))
+            .and_then(|()| std::fs::rename(&temp, &path));
+        if let Err(e) = written {
+            warn!(error = %e, path = %path.display(), "cannot keep a validated block on disk");
+        }
+    }
+
+    /// A block this node validated before a restart, re-executed on the tip.
+    fn kept_candidate(&self, height: u64, id: &BlockId, round: Round) -> Option<Candidate> {
+        let path = self.candidate_file(height, id)?;
+        let body = std::fs::read(&path).ok()?;
+        let block: Block = decode(&body, MAX_BLOCK_BYTES).ok()?;
+        if BlockId(block.hash()) != *id {
+            return None;
+        }
+        let applied = apply_block(&self.tip_state(), &block).ok()?;
+        info!(height, block = %id, "committing a block validated before the restart");
+        Some(Candidate {
+            applied,
+            round,
+            valid_round: Round::Nil,
+            proposer: Address(ValidatorAddress([0; 20])),
+            body: Bytes::from(body),
+            signature: [0u8; 64],
+        })
+    }
+
+    /// Drops the kept blocks of committed heights.
+    fn forget_candidates(&self, committed: u64) {
+        let Some(dir) = &self.candidate_dir else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let height = name.split('-').next().and_then(|h| h.parse::<u64>().ok());
+            if height.is_some_and(|h| h <= committed) {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 
@@ -230,7 +360,25 @@ impl ConsensusApp {
                 self.commit(&certificate);
                 let _ = reply.send(());
             }
-            AppMsg::Finalized { certificate, reply, .. } => {
+            AppMsg::Finalized {
+                certificate,
+                evidence,
+                reply,
+                ..
+            } => {
+                // Equivocation by any validator that this node saw with its own eyes.
+                let (mut proposals, mut votes) = (0u64, 0u64);
+                for validator in self.validator_set.validators.iter() {
+                    proposals += evidence.proposals.get(&validator.address).map_or(0, Vec::len) as u64;
+                    votes += evidence.votes.get(&validator.address).map_or(0, Vec::len) as u64;
+                }
+                if proposals + votes > 0 {
+                    warn!(
+                        height = certificate.height.0,
+                        proposals, votes, "equivocation evidence observed"
+                    );
+                    self.metrics.equivocation_evidence.inc_by(proposals + votes);
+                }
                 // Move on only if the decided height is really committed here; otherwise run the
                 // height again, and sync brings the block this node is missing.
                 let next = if self.tip_state().height >= certificate.height.0 {
@@ -292,18 +440,30 @@ impl ConsensusApp {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let timestamp_ms = now_ms.max(parent.timestamp_ms);
-        let built = match build_block(&parent, &candidates, height.0, timestamp_ms) {
-            Ok(built) => built,
-            Err(e) => {
-                error!(error = %e, "building a block failed");
-                return None;
+        let round_number = round.as_u32().unwrap_or(0);
+        let applied = match self.logged_proposal(&parent, height.0, round_number) {
+            Some(applied) => {
+                info!(height = height.0, round = %round, "proposing again the block proposed before the restart");
+                applied
+            }
+            None => {
+                let built = match build_block(&parent, &candidates, height.0, timestamp_ms) {
+                    Ok(built) => built,
+                    Err(e) => {
+                        error!(error = %e, "building a block failed");
+                        return None;
+                    }
+                };
+                if !built.rejected.is_empty() {
+                    debug!(count = built.rejected.len(), "left invalid bundles out of the proposal");
+                }
+                self.log_proposal(height.0, round_number, &built.applied.block);
+                built.applied
             }
         };
-        if !built.rejected.is_empty() {
-            debug!(count = built.rejected.len(), "left invalid bundles out of the proposal");
-        }
-        let id = BlockId(built.applied.block.hash());
-        let body = Bytes::from(encode(&built.applied.block));
+        let id = BlockId(applied.block.hash());
+        let body = Bytes::from(encode(&applied.block));
+        self.keep_candidate(&applied.block, &body);
         let signature = key
             .sign(&stream_bytes(
                 self.chain_id,
@@ -323,11 +483,11 @@ impl ConsensusApp {
                 warn!("network channel closed while streaming a proposal");
             }
         }
-        info!(height = height.0, round = %round, bundles = built.applied.block.entries.len(), block = %id, "proposed");
+        info!(height = height.0, round = %round, bundles = applied.block.entries.len(), block = %id, "proposed");
         self.candidates.insert(
             id,
             Candidate {
-                applied: built.applied,
+                applied,
                 round,
                 valid_round: Round::Nil,
                 proposer,
@@ -399,6 +559,7 @@ impl ConsensusApp {
     ) -> Validity {
         match apply_block(&self.tip_state(), block) {
             Ok(applied) => {
+                self.keep_candidate(block, &body);
                 self.candidates.insert(
                     BlockId(block.hash()),
                     Candidate {
@@ -446,7 +607,11 @@ impl ConsensusApp {
 
     /// Commits the decided block with its certificate, then moves the tip.
     fn commit(&mut self, certificate: &CommitCertificate<EzContext>) {
-        let Some(candidate) = self.candidates.remove(&certificate.value_id) else {
+        let candidate = self
+            .candidates
+            .remove(&certificate.value_id)
+            .or_else(|| self.kept_candidate(certificate.height.0, &certificate.value_id, certificate.round));
+        let Some(candidate) = candidate else {
             error!(height = certificate.height.0, value = %certificate.value_id, "decided a block this node never validated; sync will fetch it");
             return;
         };
@@ -495,8 +660,38 @@ impl ConsensusApp {
                 }));
                 let committed = certificate.height.0;
                 self.candidates.retain(|_, c| c.applied.block.header.height > committed);
+                self.forget_candidates(committed);
+                self.watch_own_key(&finality);
             }
             Err(e) => error!(error = %e, height = certificate.height.0, "committing a decided block failed"),
+        }
+    }
+
+    /// Sign-guard rule 2 on a committed certificate: a precommit by this validator's key that
+    /// this node did not sign means another process signs with it.
+    fn watch_own_key(&self, certificate: &FinalityCertificate) {
+        let Some(watch) = &self.key_watch else {
+            return;
+        };
+        let foreign = certificate.signatures.iter().any(|s| {
+            s.validator == watch.me
+                && !watch
+                    .guard
+                    .is_ours(certificate.height, certificate.round, certificate.header_hash.0)
+        });
+        if foreign {
+            self.metrics.own_key_foreign_signatures.inc();
+            let Some(alarms) = &watch.alarms else {
+                return;
+            };
+            error!(
+                height = certificate.height,
+                "a commit holds a precommit by this validator's key that this node did not sign: another process uses this key"
+            );
+            let _ = alarms.send(SigningAlarm::KeyUsedElsewhere {
+                height: certificate.height,
+                round: certificate.round,
+            });
         }
     }
 

@@ -1,13 +1,14 @@
 //! Starting the Malachite engine for one node: its configuration, network identity, WAL,
 //! signer and verifier, wired to the application loop in `app.rs`.
 
-use super::app::{ChainView, ConsensusApp};
+use super::app::{ChainView, ConsensusApp, KeyWatch};
 use super::codec::WireCodec;
 use super::context::{Address, EzContext, ValidatorSet};
 use super::signing::{ConsensusSigner, ConsensusVerifier};
 use crate::config::{NodeConfig, NodeRole};
 use crate::keys::NodeKey;
 use crate::metrics::NodeMetrics;
+use crate::sign_guard::{SignGuard, SigningAlarm};
 use ezchain_protocol::mempool::PendingPool;
 use malachitebft_app_channel::app::config::{
     ConsensusConfig, NodeConfig as EngineNodeConfig, P2pConfig, ValueSyncConfig,
@@ -27,6 +28,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The block a validator last proposed (height, round, block), in its data folder.
+pub const OWN_PROPOSAL_FILE: &str = "own_proposal.borsh";
+/// Blocks a node validated, kept until their height is committed, in its data folder.
+pub const CANDIDATE_DIR: &str = "candidates";
 
 /// What Malachite reads from its configuration.
 #[derive(Clone, Debug)]
@@ -108,6 +114,14 @@ pub struct SharedNode {
     pub metrics: NodeMetrics,
 }
 
+/// How a validator signs: through its guard, reporting alarms to the runner; or not at all
+/// (`follow_only`: its key was seen signing elsewhere, so it runs as a non-voting follower).
+pub struct Signing {
+    pub guard: Arc<SignGuard>,
+    pub alarms: tokio::sync::mpsc::UnboundedSender<SigningAlarm>,
+    pub follow_only: bool,
+}
+
 /// Starts the engine and the application loop for a node.
 pub async fn start(
     config: &NodeConfig,
@@ -116,6 +130,7 @@ pub async fn start(
     validator_set: ValidatorSet,
     key: &NodeKey,
     shared: SharedNode,
+    signing: Option<Signing>,
 ) -> eyre::Result<RunningConsensus> {
     let SharedNode {
         chain,
@@ -128,16 +143,23 @@ pub async fn start(
     let address = Address(key.validator_address());
     let keypair = Keypair::ed25519_from_bytes(secret)?;
     let in_set = validator_set.validators.iter().any(|v| v.address == address);
-    let is_validator = config.role == NodeRole::Validator && in_set;
     if config.role == NodeRole::Validator && !in_set {
         tracing::warn!(%address, "node_key is not in the genesis validator set: running as a non-voting full node");
     }
+    let signing = signing.filter(|_| config.role == NodeRole::Validator && in_set);
+    let signer_parts = signing.as_ref().filter(|s| !s.follow_only);
+    let is_validator = signer_parts.is_some();
+    metrics
+        .signing_paused
+        .set(i64::from(signing.as_ref().is_some_and(|s| s.follow_only)));
 
     let verifier = ConsensusVerifier { chain_id };
-    let consensus = if is_validator {
+    let consensus = if let Some(parts) = signer_parts {
         let signer = ConsensusSigner {
             chain_id,
             key: private.clone(),
+            guard: parts.guard.clone(),
+            alarms: parts.alarms.clone(),
         };
         let proof = signer
             .sign_validator_proof(key.public_key().to_vec(), keypair.public().to_peer_id().to_bytes())
@@ -149,6 +171,20 @@ pub async fn start(
         (
             identity,
             ConsensusContext::new_validator(address, Box::new(verifier), Box::new(signer)),
+        )
+    } else if signing.as_ref().is_some_and(|s| s.follow_only) {
+        // A follower must look like no validator at all: the engine asks any node whose address
+        // is in the set to vote, and the other copy of this key owns this key's peer id. So it
+        // joins under a peer identity and an address of its own, derived from its key.
+        let derived = ezchain_protocol::hash::keccak256(&[b"EZCHAIN_FOLLOWER_V1".as_slice(), &secret].concat());
+        let follower_keypair = Keypair::ed25519_from_bytes(derived)?;
+        let follower_address = Address(ezchain_protocol::finality::ValidatorAddress(
+            derived[..20].try_into().expect("a 32-byte hash has 20 bytes"),
+        ));
+        let identity = NetworkIdentity::new(config.moniker.clone(), follower_keypair, None);
+        (
+            identity,
+            ConsensusContext::new_full_node(follower_address, Box::new(verifier)),
         )
     } else {
         let identity = NetworkIdentity::new(config.moniker.clone(), keypair, None);
@@ -178,6 +214,18 @@ pub async fn start(
         is_validator.then_some((address, private)),
         metrics.clone(),
     );
+    let data_dir = config.resolve(home, &config.data_dir);
+    let app = app
+        .with_proposal_log(data_dir.join(OWN_PROPOSAL_FILE))
+        .with_candidate_dir(data_dir.join(CANDIDATE_DIR));
+    let app = match &signing {
+        Some(signing) => app.with_key_watch(KeyWatch {
+            me: address.0,
+            guard: signing.guard.clone(),
+            alarms: (!signing.follow_only).then(|| signing.alarms.clone()),
+        }),
+        None => app,
+    };
     // Peer count for /readyz and /metrics, from the network actor's state dump.
     let net_requests = channels.net_requests.clone();
     let peers = metrics.peers.clone();

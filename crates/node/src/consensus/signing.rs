@@ -7,6 +7,7 @@
 //! Invariant: no message is signed or verified over bytes another message kind could produce.
 
 use super::context::{Address, BlockId, EzContext, Proposal, Vote};
+use crate::sign_guard::{SignGuard, SigningAlarm, Step};
 use async_trait::async_trait;
 use borsh::BorshSerialize;
 use ezchain_protocol::Hash32;
@@ -99,10 +100,34 @@ fn extension_bytes(chain_id: u64, scope: &VoteExtensionScope<EzContext>, extensi
     ))
 }
 
-/// A validator's signer (holds its consensus key).
+/// A validator's signer (holds its consensus key). Every vote and proposal passes the
+/// double-sign guard first ([`crate::sign_guard`]): the record that allows it is on disk before
+/// the signature exists. A refusal is reported on `alarms` (the node then stops: the engine
+/// cannot go on without the signature it asked for).
 pub struct ConsensusSigner {
     pub chain_id: u64,
     pub key: PrivateKey,
+    pub guard: std::sync::Arc<SignGuard>,
+    pub alarms: tokio::sync::mpsc::UnboundedSender<SigningAlarm>,
+}
+
+impl ConsensusSigner {
+    fn guarded(
+        &self,
+        height: u64,
+        round: u32,
+        step: Step,
+        bytes: &[u8],
+        precommit_value: Option<Option<[u8; 32]>>,
+    ) -> SignResult<Signature> {
+        match self.guard.permit(height, round, step, bytes, precommit_value) {
+            Ok(()) => Ok(self.key.sign(bytes)),
+            Err(refusal) => {
+                let _ = self.alarms.send(SigningAlarm::Refused(refusal.clone()));
+                Err(SigningError::from_source(refusal))
+            }
+        }
+    }
 }
 
 /// Verifies consensus messages of any validator.
@@ -115,16 +140,26 @@ type SignResult<T> = Result<T, SigningError>;
 #[async_trait]
 impl Signer<EzContext> for ConsensusSigner {
     async fn sign_vote(&self, vote: Vote) -> SignResult<SignedMessage<EzContext, Vote>> {
-        defined_round(vote.round)?;
+        let round = defined_round(vote.round)?;
         let bytes = vote_bytes(self.chain_id, &vote).expect("round checked above");
-        let signature = self.key.sign(&bytes);
+        let (step, precommit_value) = match vote.kind {
+            VoteType::Prevote => (Step::Prevote, None),
+            VoteType::Precommit => (
+                Step::Precommit,
+                Some(match vote.value {
+                    NilOrVal::Nil => None,
+                    NilOrVal::Val(BlockId(hash)) => Some(hash.0),
+                }),
+            ),
+        };
+        let signature = self.guarded(vote.height.0, round, step, &bytes, precommit_value)?;
         Ok(SignedMessage::new(vote, signature))
     }
 
     async fn sign_proposal(&self, proposal: Proposal) -> SignResult<SignedMessage<EzContext, Proposal>> {
-        defined_round(proposal.round)?;
+        let round = defined_round(proposal.round)?;
         let bytes = proposal_bytes(self.chain_id, &proposal).expect("round checked above");
-        let signature = self.key.sign(&bytes);
+        let signature = self.guarded(proposal.height.0, round, Step::Propose, &bytes, None)?;
         Ok(SignedMessage::new(proposal, signature))
     }
 
@@ -201,11 +236,59 @@ mod tests {
     use crate::consensus::context::Height;
     use ezchain_protocol::finality::ValidatorAddress;
 
-    fn signer() -> (ConsensusSigner, PublicKey, Address) {
+    struct TestSigner {
+        signer: ConsensusSigner,
+        refusals: tokio::sync::mpsc::UnboundedReceiver<SigningAlarm>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn test_signer() -> (TestSigner, PublicKey, Address) {
         let key = PrivateKey::from([5u8; 32]);
         let public = key.public_key();
         let address = Address(ValidatorAddress::from_public_key(public.as_bytes()));
-        (ConsensusSigner { chain_id: 7, key }, public, address)
+        let dir = tempfile::tempdir().expect("temp dir");
+        let guard = SignGuard::open(&dir.path().join(crate::sign_guard::SIGN_STATE_FILE), 0).expect("guard");
+        let (alarms, refusals) = tokio::sync::mpsc::unbounded_channel();
+        let signer = ConsensusSigner {
+            chain_id: 7,
+            key,
+            guard: std::sync::Arc::new(guard),
+            alarms,
+        };
+        (
+            TestSigner {
+                signer,
+                refusals,
+                _dir: dir,
+            },
+            public,
+            address,
+        )
+    }
+
+    fn signer() -> (ConsensusSigner, PublicKey, Address, tempfile::TempDir) {
+        let (test, public, address) = test_signer();
+        (test.signer, public, address, test._dir)
+    }
+
+    #[tokio::test]
+    async fn the_signer_refuses_a_second_different_vote_and_reports_it() {
+        let (mut test, _, address) = test_signer();
+        let first = vote(VoteType::Prevote, address);
+        let signed = test.signer.sign_vote(first.clone()).await.expect("first prevote");
+        let again = test.signer.sign_vote(first).await.expect("the same prevote again");
+        assert_eq!(signed.signature, again.signature);
+        let mut other = vote(VoteType::Prevote, address);
+        other.value = NilOrVal::Nil;
+        assert!(test.signer.sign_vote(other).await.is_err());
+        assert!(matches!(
+            test.refusals.try_recv(),
+            Ok(SigningAlarm::Refused(crate::sign_guard::SignRefusal::Conflict {
+                height: 3,
+                round: 1,
+                ..
+            }))
+        ));
     }
 
     fn vote(kind: VoteType, address: Address) -> Vote {
@@ -221,8 +304,10 @@ mod tests {
 
     #[tokio::test]
     async fn votes_verify_and_match_the_light_client_bytes() {
-        let (signer, public, address) = signer();
+        let (signer, public, address, _dir) = signer();
         let verifier = ConsensusVerifier { chain_id: 7 };
+        // A round's prevote comes before its precommit (the guard refuses the other order).
+        let prevote = signer.sign_vote(vote(VoteType::Prevote, address)).await.unwrap();
         let signed = signer.sign_vote(vote(VoteType::Precommit, address)).await.unwrap();
         assert!(
             verifier
@@ -235,7 +320,6 @@ mod tests {
         let light = vote_sign_bytes(VoteKind::Precommit, 7, 3, 1, &Some(Hash32([9; 32])), &address.0);
         assert!(public.verify(&light, &signed.signature).is_ok());
         // A prevote signature is not a precommit signature, nor valid on another chain.
-        let prevote = signer.sign_vote(vote(VoteType::Prevote, address)).await.unwrap();
         assert!(
             verifier
                 .verify_signed_vote(&signed.message, &prevote.signature, &public)
@@ -255,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn proposals_and_validator_proofs_verify() {
-        let (signer, public, address) = signer();
+        let (signer, public, address, _dir) = signer();
         let verifier = ConsensusVerifier { chain_id: 7 };
         let proposal = Proposal {
             height: Height(3),
