@@ -138,6 +138,20 @@ impl Service {
             .expect("POST")
     }
 
+    /// A POST with the token, an optional nonce and a raw body (for malformed requests).
+    fn post_text(&self, path: &str, nonce: Option<&str>, body: &str) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("X-EZ-Token", &self.token)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(nonce) = nonce {
+            request = request.header("X-EZ-Nonce", nonce);
+        }
+        answer(request.send().expect("POST"))
+    }
+
     fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
         let nonce = self.next_nonce();
         answer(self.post_with(path, &nonce, body))
@@ -290,52 +304,19 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     let oversized = alice.post("/tx/send", json!({ "recipient": "x".repeat(70_000), "amount": 1 }));
     assert_eq!(code(&oversized), (413, "payload_too_large"));
     let nonce = alice.next_nonce();
-    let malformed = answer(
-        alice
-            .http
-            .post(alice.url("/tx/send"))
-            .header("X-EZ-Token", &alice.token)
-            .header("X-EZ-Nonce", nonce)
-            .header("content-type", "application/json")
-            .body("{not json")
-            .send()
-            .expect("POST"),
-    );
+    let malformed = alice.post_text("/tx/send", Some(&nonce), "{not json");
     assert_eq!(code(&malformed), (400, "invalid_request"));
-    let no_nonce = answer(
-        alice
-            .http
-            .post(alice.url("/wallet/lock"))
-            .header("X-EZ-Token", &alice.token)
-            .send()
-            .expect("POST"),
-    );
+    let no_nonce = alice.post_text("/wallet/lock", None, "");
     assert_eq!(code(&no_nonce), (400, "nonce_required"));
     // A POST to a GET-only route is the wrong method, whatever its headers.
-    let wrong_method = answer(
-        alice
-            .http
-            .post(alice.url("/wallet/show"))
-            .header("X-EZ-Token", &alice.token)
-            .send()
-            .expect("POST"),
-    );
+    let wrong_method = alice.post_text("/wallet/show", None, "");
     assert_eq!(code(&wrong_method), (405, "method_not_allowed"));
     // HEAD is served by the GET handler, so it needs the token too.
     let head = alice.http.head(alice.url("/wallet/show")).send().expect("HEAD");
     assert_eq!(head.status().as_u16(), 401);
     // Routes without arguments still refuse a body that is not `{}`, and change nothing.
     let nonce = alice.next_nonce();
-    let bad_lock = answer(
-        alice
-            .http
-            .post(alice.url("/wallet/lock"))
-            .header("X-EZ-Token", &alice.token)
-            .header("X-EZ-Nonce", nonce)
-            .body("{oops")
-            .send()
-            .expect("POST"),
-    );
+    let bad_lock = alice.post_text("/wallet/lock", Some(&nonce), "{oops");
     assert_eq!(code(&bad_lock), (400, "invalid_request"));
     assert_eq!(
         code(&alice.post("/node/stop", json!({ "everything": true }))),
