@@ -529,6 +529,25 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
         stderr.contains("audit_chain_broken") && stderr.contains("line 5"),
         "{stderr}"
     );
+
+    // Cutting the last lines leaves a chain that verifies on its own: the anchored head catches
+    // it, and the service chains what it found at its next start.
+    alice.kill();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&log, lines[..lines.len() - 3].join("\n") + "\n").expect("truncate");
+    let cut = alice.ezchain(&["ops", "audit-verify"]);
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(
+        !cut.status.success() && stderr.contains("audit_chain_broken") && stderr.contains("removed"),
+        "{stderr}"
+    );
+    alice.start();
+    let flagged = alice.ezchain(&["ops", "audit-verify"]);
+    let stderr = String::from_utf8_lossy(&flagged.stderr);
+    assert!(
+        !flagged.status.success() && stderr.contains("audit_tampered"),
+        "{stderr}"
+    );
 }
 
 #[test]
