@@ -84,8 +84,22 @@ fn init_service_logging() {
         .try_init();
 }
 
+/// One-shot commands end quietly when their reader goes away (`ezchain tx history --json |
+/// head -c1`), as Unix tools do: the default SIGPIPE action instead of Rust's ignore-and-panic.
+/// Long-running processes (`serve`, `node run`) keep ignoring it: a closed log pipe must not stop
+/// a node. Sockets are unaffected either way (they are written with MSG_NOSIGNAL).
+fn end_quietly_on_closed_pipe(command: Option<&Command>) {
+    let long_running = matches!(command, Some(Command::Serve | Command::Node(node::NodeCommand::Run(_))));
+    if !long_running {
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        // Safety: no signal handler runs Rust code; SIG_DFL is the kernel's default action.
+        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    end_quietly_on_closed_pipe(cli.command.as_ref());
     let result = match cli.command {
         None => {
             if cli.protocol_info {

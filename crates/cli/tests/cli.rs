@@ -117,3 +117,24 @@ fn a_node_whose_p2p_or_rpc_address_is_taken_stops_at_once_naming_it() {
         );
     }
 }
+
+#[test]
+fn a_one_shot_command_whose_reader_has_gone_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("net");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ezchain"))
+        .args(["--json", "testnet", "init", "--validators", "1", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // The reader goes away before the command prints (as `| head -c0` would).
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "no panic exit");
+    assert_eq!(output.status.signal(), Some(13), "ended by SIGPIPE, as `head` expects");
+}
