@@ -169,6 +169,15 @@ fn answer(response: Response) -> (u16, Value) {
     (status, response.json().unwrap_or(Value::Null))
 }
 
+/// Whether an answer carries `X-EZ-Idempotent-Replay: true`.
+fn is_replay(response: &Response) -> bool {
+    response
+        .headers()
+        .get("x-ez-idempotent-replay")
+        .and_then(|v| v.to_str().ok())
+        == Some("true")
+}
+
 fn code(answer: &(u16, Value)) -> (u16, &str) {
     (answer.0, answer.1["error"]["code"].as_str().unwrap_or(""))
 }
@@ -275,7 +284,7 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     assert_eq!(unlocked.0, 200, "{}", unlocked.1);
     let pay = json!({ "recipient": bob_addr, "amount": 30, "client_tx_id": "order-1" });
     let first = alice.post_with("/tx/send", "send-nonce-1", pay.clone());
-    assert!(first.headers().get("x-ez-idempotent-replay").is_none());
+    assert!(!is_replay(&first));
     let first = answer(first);
     assert_eq!(first.0, 200, "{}", first.1);
     assert_eq!(first.1["data"]["status"], "delivered");
@@ -285,13 +294,7 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     assert_eq!(code(&replayed), (409, "replay_detected"));
     // The same id and body with a fresh nonce: the stored first answer, no second payment.
     let retry = alice.post_with("/tx/send", "send-nonce-2", pay.clone());
-    assert_eq!(
-        retry
-            .headers()
-            .get("x-ez-idempotent-replay")
-            .and_then(|v| v.to_str().ok()),
-        Some("true")
-    );
+    assert!(is_replay(&retry));
     assert_eq!(answer(retry).1, first.1);
     // The same id for another payment: refused.
     let other = alice.post(
@@ -652,12 +655,7 @@ fn a_client_tx_id_is_bound_to_its_bundle_and_transient_errors_are_never_its_answ
     assert_eq!(code(&refused), (503, "node_unreachable"), "{}", refused.1);
     proxy.unblock_all();
     let paid = alice.post_with("/tx/send", "early-retry-1", early);
-    assert_eq!(
-        paid.headers()
-            .get("x-ez-idempotent-replay")
-            .and_then(|v| v.to_str().ok()),
-        Some("true")
-    );
+    assert!(is_replay(&paid));
     let paid = answer(paid);
     assert_eq!(paid.0, 200, "{}", paid.1);
     assert_eq!(paid.1["data"]["status"], "delivered", "{}", paid.1);
@@ -685,13 +683,7 @@ fn a_client_tx_id_is_bound_to_its_bundle_and_transient_errors_are_never_its_answ
         .expect("the bundle is final on chain");
     proxy.unblock_all();
     let retried = alice.post_with("/tx/send", "late-retry-1", late.clone());
-    assert_eq!(
-        retried
-            .headers()
-            .get("x-ez-idempotent-replay")
-            .and_then(|v| v.to_str().ok()),
-        Some("true")
-    );
+    assert!(is_replay(&retried));
     let retried = answer(retried);
     assert_eq!(retried.0, 200, "{}", retried.1);
     assert_eq!(retried.1["data"]["status"], "delivered", "{}", retried.1);
@@ -705,7 +697,7 @@ fn a_client_tx_id_is_bound_to_its_bundle_and_transient_errors_are_never_its_answ
         (400, "insufficient_funds")
     );
     let replayed = alice.post_with("/tx/send", "big-retry-1", too_much);
-    assert!(replayed.headers().get("x-ez-idempotent-replay").is_some());
+    assert!(is_replay(&replayed));
     assert_eq!(code(&answer(replayed)), (400, "insufficient_funds"));
     // Paying yourself is refused before anything is signed.
     let to_self = alice.post("/tx/send", json!({ "recipient": alice_addr.to_string(), "amount": 5 }));

@@ -115,11 +115,7 @@ async fn key_signed_elsewhere(
     if heights == 0 {
         return None;
     }
-    let foreign = |certificate: &CommitCertificate| {
-        certificate.signatures.iter().any(|s| {
-            s.validator == me && !guard.is_ours(certificate.height, certificate.round, certificate.header_hash.0)
-        })
-    };
+    let foreign = |certificate: &CommitCertificate| guard.signed_elsewhere(me, certificate);
     let tip = chain.store.tip().map_or(0, |t| t.height);
     for height in tip.saturating_sub(heights - 1).max(1)..=tip {
         if let Ok(Some(certificate)) = chain.store.certificate(height)

@@ -18,6 +18,7 @@
 //!
 //! Invariant: a signature is produced only after the record that allows it is on disk.
 
+use ezchain_protocol::finality::{CommitCertificate, ValidatorAddress};
 use ezchain_protocol::hash::keccak256;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -212,6 +213,13 @@ impl SignGuard {
         write_record(&self.path, &next).map_err(|e| SignRefusal::NotRecorded(e.to_string()))?;
         *record = next;
         Ok(())
+    }
+
+    /// Rule 2 on a whole commit: does it hold a precommit by `me` that this node did not sign?
+    pub fn signed_elsewhere(&self, me: ValidatorAddress, certificate: &CommitCertificate) -> bool {
+        certificate.signatures.iter().any(|s| {
+            s.validator == me && !self.is_ours(certificate.height, certificate.round, certificate.header_hash.0)
+        })
     }
 
     /// Rule 2: is a precommit by our key at `(height, round)` for `value`, seen in a commit

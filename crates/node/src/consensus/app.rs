@@ -44,6 +44,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
+/// Writes `bytes` to `path` through a temporary file, so a reader sees the old file or the new
+/// one, never half of one (not synced: see the callers).
+fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = path.with_extension("tmp");
+    std::fs::write(&temp, bytes)?;
+    std::fs::rename(&temp, path)
+}
+
 /// Largest block accepted from a peer.
 pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
 /// Decided values served per sync request.
@@ -109,7 +117,16 @@ pub struct ConsensusApp {
     /// restart between voting for a block and committing it can still commit that block
     /// (instead of running the height again and voting a second time).
     candidate_dir: Option<std::path::PathBuf>,
+    /// Proposals for the next heights that arrived before this node committed the current one
+    /// (a full node a moment behind the validators). They are judged when their height starts;
+    /// dropping them left such a node to sync every height and fall further behind.
+    early: std::collections::BTreeMap<u64, Vec<ReceivedProposal>>,
 }
+
+/// Heights ahead of the next one whose proposals are kept for later.
+const EARLY_HEIGHTS: u64 = 2;
+/// Proposals kept per early height (one per round is the norm).
+const EARLY_PER_HEIGHT: usize = 8;
 
 /// What a validator node checks its commits against.
 pub struct KeyWatch {
@@ -144,9 +161,7 @@ impl ConsensusApp {
         };
         // Not synced: it must survive the process, not a power loss (after which the sign guard
         // refuses a different proposal and the node stops rather than propose twice).
-        let temp = path.with_extension("tmp");
-        let written =
-            std::fs::write(&temp, encode(&(height, round, block.clone()))).and_then(|()| std::fs::rename(&temp, path));
+        let written = replace_file(path, &encode(&(height, round, block.clone())));
         if let Err(e) = written {
             // Without it a restart at this height makes the engine ask for a second proposal,
             // which the sign guard refuses (the node then stops instead of equivocating).
@@ -187,6 +202,7 @@ impl ConsensusApp {
             key_watch: None,
             proposal_log: None,
             candidate_dir: None,
+            early: std::collections::BTreeMap::new(),
         }
     }
 
@@ -211,12 +227,10 @@ impl ConsensusApp {
         };
         // Not synced, as the own proposal above: a kill keeps it, and a power loss only loses
         // the shortcut (the height then runs again, under the sign guard).
-        let temp = path.with_extension("tmp");
         let written = path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&temp, body))
-            .and_then(|()| std::fs::rename(&temp, &path));
+            .and_then(|()| replace_file(&path, body));
         if let Err(e) = written {
             warn!(error = %e, path = %path.display(), "cannot keep a validated block on disk");
         }
@@ -263,8 +277,12 @@ impl ConsensusApp {
         self.chain.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The block interval paces the validators; a node that signs nothing has no target time,
+    /// so one that decided a height late moves on at once instead of waiting a whole interval
+    /// after every height and falling further behind (the bootstrap node lagged that way).
     fn height_params(&self) -> HeightParams<EzContext> {
-        HeightParams::new(self.validator_set.clone(), self.timeouts, Some(self.block_interval))
+        let target_time = self.signer.is_some().then_some(self.block_interval);
+        HeightParams::new(self.validator_set.clone(), self.timeouts, target_time)
     }
 
     fn next_height(&self) -> Height {
@@ -292,6 +310,12 @@ impl ConsensusApp {
                 reply_value,
                 ..
             } => {
+                // Proposals that came before this height started are judged now.
+                let next = self.next_height().0;
+                self.early.retain(|h, _| *h >= next);
+                for received in self.early.remove(&height.0).unwrap_or_default() {
+                    let _ = self.check_received(received);
+                }
                 let known = self
                     .candidates
                     .iter()
@@ -517,7 +541,19 @@ impl ConsensusApp {
             warn!(proposer = %received.proposer, "proposal stream with a bad signature dropped");
             return None;
         }
-        if received.height != self.next_height() {
+        let next = self.next_height().0;
+        if received.height.0 > next && received.height.0 <= next + EARLY_HEIGHTS {
+            let kept = self.early.entry(received.height.0).or_default();
+            if kept.len() < EARLY_PER_HEIGHT {
+                debug!(
+                    height = received.height.0,
+                    "proposal for a coming height kept until it starts"
+                );
+                kept.push(received);
+            }
+            return None;
+        }
+        if received.height.0 != next {
             debug!(height = received.height.0, "proposal for another height ignored");
             return None;
         }
@@ -673,13 +709,7 @@ impl ConsensusApp {
         let Some(watch) = &self.key_watch else {
             return;
         };
-        let foreign = certificate.signatures.iter().any(|s| {
-            s.validator == watch.me
-                && !watch
-                    .guard
-                    .is_ours(certificate.height, certificate.round, certificate.header_hash.0)
-        });
-        if foreign {
+        if watch.guard.signed_elsewhere(watch.me, certificate) {
             self.metrics.own_key_foreign_signatures.inc();
             let Some(alarms) = &watch.alarms else {
                 return;
