@@ -47,14 +47,10 @@ fn payment(key: &SigningKey, chain_id: u64, seq: u64, to: Address, begin: u64, e
 /// the light client.
 fn assert_agreement(net: &LocalTestnet, upto: u64) {
     for height in 1..=upto {
-        let (reference, certificate) = net
-            .block(0, height)
-            .unwrap_or_else(|| panic!("validator-0 has block {height}"));
+        let (reference, certificate) = net.block(0, height).unwrap_or_else(|e| panic!("{e}"));
         verify_commit(&net.genesis, &reference.header, &certificate).expect("certificate passes the light client");
         for index in 1..net.nodes.len() {
-            let (block, _) = net
-                .block(index, height)
-                .unwrap_or_else(|| panic!("{} has block {height}", net.nodes[index].name));
+            let (block, _) = net.block(index, height).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
                 block.hash(),
                 reference.hash(),
@@ -383,14 +379,10 @@ fn a_second_process_with_a_validators_key_never_signs_and_nothing_forks() {
         let height = net.status(index).expect("status").height.min(top);
         assert!(height > start, "{} moved on", net.nodes[index].name);
         for h in 1..=height {
-            let (reference, _) = net.block(0, h).expect("validator-0's block");
-            let (block, _) = net.block(index, h).unwrap_or_else(|| {
-                panic!(
-                    "{} has block {h} (status {:?})",
-                    net.nodes[index].name,
-                    net.status(index)
-                )
-            });
+            let (reference, _) = net.block(0, h).unwrap_or_else(|e| panic!("{e}"));
+            let (block, _) = net
+                .block(index, h)
+                .unwrap_or_else(|e| panic!("{e} (status {:?})", net.status(index)));
             assert_eq!(
                 block.hash(),
                 reference.hash(),

@@ -170,16 +170,28 @@ impl LocalTestnet {
         None
     }
 
-    /// GETs `path` from node `index`: (status, JSON body). One retry on a transport error (a
-    /// pooled connection the node has closed meanwhile).
+    /// GETs `path` from node `index`: (status, JSON body).
     fn get(&self, index: usize, path: &str) -> Option<(u16, Value)> {
+        self.get_or_reason(index, path).ok()
+    }
+
+    /// GETs `path` from node `index`: (status, JSON body), or what went wrong. Two retries on a
+    /// transport error: a pooled connection the node has closed meanwhile, or a node on a loaded
+    /// machine that did not answer in time.
+    fn get_or_reason(&self, index: usize, path: &str) -> Result<(u16, Value), String> {
         let url = format!("http://{}{}", self.nodes[index].rpc, path);
         let attempt = || {
-            let response = self.http.get(&url).send().ok()?;
+            let response = self.http.get(&url).send().map_err(|e| format!("GET {url}: {e}"))?;
             let status = response.status().as_u16();
-            Some((status, response.json().ok()?))
+            let body = response
+                .json()
+                .map_err(|e| format!("GET {url}: {status} with a body that is not JSON: {e}"))?;
+            Ok((status, body))
         };
-        attempt().or_else(attempt)
+        attempt().or_else(|_| attempt()).or_else(|_| {
+            std::thread::sleep(Duration::from_millis(500));
+            attempt()
+        })
     }
 
     /// POSTs raw bytes with a content type; returns (status, JSON body).
@@ -301,14 +313,18 @@ impl LocalTestnet {
         ))
     }
 
-    pub fn block(&self, index: usize, height: u64) -> Option<(Block, CommitCertificate)> {
-        let (code, body) = self.get(index, &format!("/v1/blocks/{height}"))?;
-        if code != 200 {
-            return None;
-        }
-        let block = decode(&hex::decode(body["data"]["block"].as_str()?).ok()?, 64 << 20).ok()?;
-        let certificate = decode(&hex::decode(body["data"]["certificate"].as_str()?).ok()?, 1 << 20).ok()?;
-        Some((block, certificate))
+    pub fn block(&self, index: usize, height: u64) -> Result<(Block, CommitCertificate), String> {
+        let (code, body) = self.get_or_reason(index, &format!("/v1/blocks/{height}"))?;
+        let field = |name: &str| -> Option<Vec<u8>> { hex::decode(body["data"][name].as_str()?).ok() };
+        let decoded = (code == 200)
+            .then(|| {
+                Some((
+                    decode(&field("block")?, 64 << 20).ok()?,
+                    decode(&field("certificate")?, 1 << 20).ok()?,
+                ))
+            })
+            .flatten();
+        decoded.ok_or_else(|| format!("{}: block {height}: {code} {body}", self.nodes[index].name))
     }
 
     /// Finalized headers with certificates from node `index`, `from..=to`.
