@@ -6,11 +6,11 @@
 
 use crate::CliError;
 use async_trait::async_trait;
-use ezchain_node::admin::{ExportError, export_database};
+use ezchain_host::export::{ExportError, export_database};
+use ezchain_host::genesis_file::load_genesis;
 use ezchain_node::config::NodeConfig;
 use ezchain_node::faucet::{FaucetGrant, FaucetRefusal, FaucetService};
 use ezchain_node::keys::load_wallet_key;
-use ezchain_node::testnet::load_genesis;
 use ezchain_protocol::Address;
 use ezchain_wallet::history::TxStatus;
 use ezchain_wallet::{NodeClient, Wallet, WalletError, WalletOptions};
@@ -82,7 +82,8 @@ pub fn start(home: &Path, config: &NodeConfig) -> Result<Option<Arc<dyn FaucetSe
         hint: Some("the bootstrap node's faucet section in node.yaml names the faucet key file"),
     };
     let key = load_wallet_key(&config.resolve(home, &faucet.key_file)).map_err(|e| fail("bad_key", e.to_string()))?;
-    let genesis = load_genesis(&config.resolve(home, &config.genesis_file)).map_err(|e| fail("bad_genesis", e))?;
+    let genesis =
+        load_genesis(&config.resolve(home, &config.genesis_file)).map_err(|e| fail("bad_genesis", e.to_string()))?;
     let mut rpc = config.rpc.listen_addr;
     if rpc.ip().is_unspecified() {
         rpc.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

@@ -3,7 +3,7 @@
 use crate::CliError;
 use crate::service::report_verdicts;
 use clap::Args;
-use ezchain_ops::backup::{BackupError, BackupRequest, Exporters, RestoreRequest, WalletChoice};
+use ezchain_ops::backup::{BackupError, BackupRequest, RestoreRequest, WalletChoice};
 use ezchain_ops::gates::{ReleaseGateOptions, StabilityOptions, StepOutcome};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -34,17 +34,12 @@ fn current_binary() -> Result<PathBuf, CliError> {
 }
 
 pub fn backup(config_path: &Path, out_dir: &Path, label: Option<&str>, json: bool) -> Result<(), CliError> {
-    let report = ezchain_ops::backup::backup(
-        &BackupRequest {
-            config_path,
-            out_dir,
-            label,
-            tool_version: env!("CARGO_PKG_VERSION"),
-        },
-        &Exporters {
-            service_db: ezchain_service::guard::Guard::export_file,
-        },
-    )
+    let report = ezchain_ops::backup::backup(&BackupRequest {
+        config_path,
+        out_dir,
+        label,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    })
     .map_err(backup_error)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());

@@ -2,7 +2,7 @@
 
 use crate::CliError;
 use clap::Subcommand;
-use ezchain_service::{ServiceError, audit, auth};
+use ezchain_service::{ServiceError, audit};
 use ezchain_wallet::AppConfig;
 use std::path::{Path, PathBuf};
 
@@ -127,12 +127,18 @@ fn io_error(e: std::io::Error) -> CliError {
 }
 
 pub fn serve(config_path: &Path) -> Result<(), CliError> {
+    let binary = std::env::current_exe().map_err(io_error)?;
+    let devnet = std::sync::Arc::new(ezchain_ops::localnet::ServiceDevnet { binary });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(io_error)?;
     runtime
-        .block_on(ezchain_service::serve(config_path, crate::node::shutdown_signal()))
+        .block_on(ezchain_service::serve(
+            config_path,
+            devnet,
+            crate::node::shutdown_signal(),
+        ))
         .map_err(|e| {
             let (code, hint) = match &e {
                 ServiceError::Config(_) => ("bad_config", Some("check ezchain.yaml")),
@@ -152,8 +158,8 @@ pub fn run_auth(command: AuthCommand, config_path: &Path, json: bool) -> Result<
     let config = load(config_path)?;
     let path = config.token_file();
     let token = match command {
-        AuthCommand::ShowToken => auth::ensure_token(&path),
-        AuthCommand::RotateToken => auth::rotate_token(&path),
+        AuthCommand::ShowToken => ezchain_host::secret::ensure_token(&path),
+        AuthCommand::RotateToken => ezchain_host::secret::rotate_token(&path),
     }
     .map_err(io_error)?;
     if json {

@@ -2,7 +2,7 @@
 
 use crate::CliError;
 use clap::{ArgGroup, Args, Subcommand};
-use ezchain_node::testnet::load_genesis;
+use ezchain_host::genesis_file::load_genesis;
 use ezchain_protocol::Address;
 use ezchain_wallet::history::{TxRecord, TxStatus};
 use ezchain_wallet::keystore::KeystoreError;
@@ -160,9 +160,9 @@ impl Context {
             ),
             None => None,
         };
-        let genesis = load_genesis(&self.config.genesis_file()).map_err(|message| CliError {
+        let genesis = load_genesis(&self.config.genesis_file()).map_err(|e| CliError {
             code: "bad_genesis",
-            message,
+            message: e.to_string(),
             hint: Some("set network.genesis_file in ezchain.yaml to the testnet's genesis.json"),
         })?;
         let client = NodeClient::new(

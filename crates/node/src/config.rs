@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub const CONFIG_FILE: &str = "node.yaml";
+/// The admin token's file name inside the node's data folder (`POST /v1/admin/export`).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

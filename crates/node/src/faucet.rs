@@ -38,7 +38,7 @@ pub trait FaucetService: Send + Sync {
     async fn pay(&self, recipient: Address, amount: u64) -> Result<FaucetGrant, FaucetRefusal>;
     /// Writes an online copy of the faucet wallet's database to `target` (for backups); its
     /// size in bytes.
-    async fn export_wallet(&self, target: std::path::PathBuf) -> Result<u64, crate::admin::ExportError>;
+    async fn export_wallet(&self, target: std::path::PathBuf) -> Result<u64, ezchain_host::export::ExportError>;
 }
 
 const HOUR_MS: u64 = 3_600_000;

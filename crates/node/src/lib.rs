@@ -3,7 +3,6 @@
 //! Configuration (`node.yaml`), keys and the testnet layout (`ezchain testnet init`); the
 //! consensus adapter over Malachite, the chain store, the mailbox, and the RPC server.
 
-pub mod admin;
 pub mod config;
 pub mod consensus;
 pub mod faucet;

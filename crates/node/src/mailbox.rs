@@ -11,8 +11,8 @@
 //! Invariant: the `total_bytes` entry of `meta` is the sum of every kept package's size; it
 //! changes in the same transaction as the packages.
 
-use crate::admin::{ExportError, copy_table, export_database, open_unheld};
 use borsh::{BorshDeserialize, BorshSerialize};
+use ezchain_host::export::{ExportError, copy_table, export_database, open_unheld};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::{Address, Hash32};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};

@@ -746,7 +746,7 @@ async fn admin_export(
         .get("x-ez-admin-token")
         .map(|value| value.as_bytes())
         .unwrap_or_default();
-    if !crate::admin::token_matches(given, state.admin_token.as_bytes()) {
+    if !ezchain_host::secret::token_matches(given, state.admin_token.as_bytes()) {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -771,7 +771,7 @@ async fn admin_export(
         };
         return match faucet.export_wallet(request.out_file.clone()).await {
             Ok(bytes) => Ok(ok(json!({ "database": "faucet_wallet", "bytes": bytes }))),
-            Err(error @ crate::admin::ExportError::Exists(_)) => {
+            Err(error @ ezchain_host::export::ExportError::Exists(_)) => {
                 Err(refuse(StatusCode::CONFLICT, "already_exists", error))
             }
             Err(error) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", error)),
@@ -800,7 +800,7 @@ async fn admin_export(
             "database must be `chain`, `mailbox` or `faucet_wallet`",
         )),
         Some(Ok(answer)) => Ok(ok(answer)),
-        Some(Err(error @ crate::admin::ExportError::Exists(_))) => {
+        Some(Err(error @ ezchain_host::export::ExportError::Exists(_))) => {
             Err(refuse(StatusCode::CONFLICT, "already_exists", error))
         }
         Some(Err(error)) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", error)),

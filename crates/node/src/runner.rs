@@ -19,7 +19,7 @@ use crate::metrics::NodeMetrics;
 use crate::rpc::{RpcState, router};
 use crate::sign_guard::{SIGN_STATE_FILE, SignGuard, SigningAlarm};
 use crate::store::{ChainStore, StoreError};
-use crate::testnet::load_genesis;
+use ezchain_host::genesis_file::load_genesis;
 use ezchain_protocol::codec::decode;
 use ezchain_protocol::finality::{CommitCertificate, ValidatorAddress};
 use ezchain_protocol::mempool::PendingPool;
@@ -187,7 +187,8 @@ pub async fn run(
         (None, None) => None,
         (Some(_), None) => return Err(NodeError::FaucetMismatch),
     };
-    let genesis = load_genesis(&config.resolve(home, &config.genesis_file)).map_err(NodeError::Genesis)?;
+    let genesis =
+        load_genesis(&config.resolve(home, &config.genesis_file)).map_err(|e| NodeError::Genesis(e.to_string()))?;
     let key = NodeKey::load(&config.resolve(home, &config.node_key_file))?;
     let data_dir = config.resolve(home, &config.data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|e| {
@@ -200,12 +201,13 @@ pub async fn run(
     let state = store.load_state(genesis.chain_id)?;
     info!(moniker = %config.moniker, role = ?config.role, height = state.height, "node starting");
     let chain = Arc::new(ChainView::new(store, state));
-    let admin_token = crate::admin::ensure_token(&data_dir.join(crate::admin::ADMIN_TOKEN_FILE)).map_err(|e| {
-        NodeError::Store(StoreError::Corrupt {
-            what: "admin token",
-            reason: e.to_string(),
-        })
-    })?;
+    let admin_token =
+        ezchain_host::secret::ensure_token(&data_dir.join(crate::config::ADMIN_TOKEN_FILE)).map_err(|e| {
+            NodeError::Store(StoreError::Corrupt {
+                what: "admin token",
+                reason: e.to_string(),
+            })
+        })?;
     let mailbox = Arc::new(Mailbox::open(&data_dir.join("mailbox.redb"), config.mailbox.clone())?);
     let prune_task = tokio::spawn(prune_mailbox(mailbox.clone()));
     let mempool = Arc::new(Mutex::new(PendingPool::new(config.mempool.capacity)));

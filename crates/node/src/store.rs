@@ -9,8 +9,8 @@
 //! is a no-op, and committing a different block at a committed height is refused (that would be
 //! a fork under BFT finality, i.e. a safety violation).
 
-use crate::admin::{ExportError, copy_table, export_database, open_unheld};
 use borsh::{BorshDeserialize, BorshSerialize};
+use ezchain_host::export::{ExportError, copy_table, export_database, open_unheld};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::CommitCertificate;
 use ezchain_protocol::state::AppliedBlock;

@@ -254,15 +254,6 @@ fn staging_dir(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.staging"))
 }
 
-/// Loads and validates a genesis file.
-pub fn load_genesis(path: &Path) -> Result<Genesis, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let genesis: Genesis =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a valid genesis: {e}", path.display()))?;
-    genesis.validate().map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(genesis)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,7 +279,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("net");
         let layout = init(&options(out.clone(), 4)).unwrap();
-        let genesis = load_genesis(&out.join(GENESIS_FILE)).unwrap();
+        let genesis = ezchain_host::genesis_file::load_genesis(&out.join(GENESIS_FILE)).unwrap();
         assert_eq!(genesis.hash(), layout.genesis_hash);
         assert_eq!(genesis.validators.len(), 4);
         assert_eq!(genesis.allocations[0].range, ValueRange::new(0, 999_999).unwrap());

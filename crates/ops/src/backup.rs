@@ -20,11 +20,12 @@
 //! (`--discard-wallet-changes`), since the chain cannot give those payments back.
 
 use crate::localnet::Localnet;
-use ezchain_node::admin::{ExportError, export_database, open_unheld};
+use ezchain_host::export::{ExportError, open_unheld};
 use ezchain_node::config::NodeConfig;
 use ezchain_node::mailbox::Mailbox;
 use ezchain_node::store::ChainStore;
 use ezchain_wallet::AppConfig;
+use ezchain_wallet::store::export_wallet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -312,8 +313,8 @@ fn export_node_db(source: &Path, target: &Path) -> Result<Option<u64>, BackupErr
     let config = NodeConfig::load(&home).map_err(|e| BackupError::Config(e.to_string()))?;
     let token_file = config
         .resolve(&home, &config.data_dir)
-        .join(ezchain_node::admin::ADMIN_TOKEN_FILE);
-    let token = ezchain_node::admin::read_token(&token_file).map_err(|e| BackupError::Export {
+        .join(ezchain_node::config::ADMIN_TOKEN_FILE);
+    let token = ezchain_host::secret::read_token(&token_file).map_err(|e| BackupError::Export {
         path: source.to_path_buf(),
         reason: format!("the node's admin token: {e}"),
     })?;
@@ -332,13 +333,13 @@ fn export_node_db(source: &Path, target: &Path) -> Result<Option<u64>, BackupErr
 
 /// Exports a wallet service's `service.redb` or `wallet.redb`: here when no process holds it,
 /// else through the running service (`POST /ops/export`).
-fn export_service_db(source: &Path, target: &Path, owner: &Path, exporters: &Exporters) -> Result<(), BackupError> {
+fn export_service_db(source: &Path, target: &Path, owner: &Path) -> Result<(), BackupError> {
     let is_wallet = source.file_name().is_some_and(|n| n == "wallet.redb");
     let offline = if is_wallet {
         let data_dir = source.parent().and_then(Path::parent).unwrap_or(source);
         export_wallet(data_dir, target, Duration::from_secs(2))
     } else {
-        (exporters.service_db)(source, target)
+        ezchain_service::guard::Guard::export_file(source, target)
     };
     match offline {
         Err(ExportError::Busy(_)) => {}
@@ -350,7 +351,7 @@ fn export_service_db(source: &Path, target: &Path, owner: &Path, exporters: &Exp
         }
     }
     let config = AppConfig::load(owner).map_err(|e| BackupError::Config(e.to_string()))?;
-    let token = ezchain_node::admin::read_token(&config.token_file()).map_err(|e| BackupError::Export {
+    let token = ezchain_host::secret::read_token(&config.token_file()).map_err(|e| BackupError::Export {
         path: source.to_path_buf(),
         reason: format!("the service's API token: {e}"),
     })?;
@@ -363,29 +364,6 @@ fn export_service_db(source: &Path, target: &Path, owner: &Path, exporters: &Exp
         source,
     )?;
     Ok(())
-}
-
-/// Copies the wallet state under `data_dir` into a new database at `target`, waiting up to `wait`
-/// for another process to let go of it.
-pub fn export_wallet(data_dir: &Path, target: &Path, wait: Duration) -> Result<u64, ExportError> {
-    let source = data_dir.join(ezchain_wallet::wallet::STATE_DIR).join("wallet.redb");
-    if !source.exists() {
-        return Err(ExportError::Missing(source));
-    }
-    let db = ezchain_wallet::store::open_waiting(&source, wait).map_err(|e| match e {
-        ezchain_wallet::store::StoreError::Busy => ExportError::Busy(source.clone()),
-        other => ExportError::Io {
-            path: source.clone(),
-            source: std::io::Error::other(other.to_string()),
-        },
-    })?;
-    export_database(&db, target, ezchain_wallet::store::copy_tables)
-}
-
-/// Database exports that live in crates this one cannot depend on (the service's).
-pub struct Exporters {
-    /// `service.redb` no process holds (`Busy` otherwise).
-    pub service_db: fn(&Path, &Path) -> Result<u64, ExportError>,
 }
 
 pub struct BackupRequest<'a> {
@@ -460,7 +438,7 @@ fn normal(path: &Path) -> PathBuf {
 }
 
 /// Takes a snapshot.
-pub fn backup(request: &BackupRequest, exporters: &Exporters) -> Result<BackupReport, BackupError> {
+pub fn backup(request: &BackupRequest) -> Result<BackupReport, BackupError> {
     if let Some(label) = request.label
         && !valid_label(label)
     {
@@ -494,9 +472,9 @@ pub fn backup(request: &BackupRequest, exporters: &Exporters) -> Result<BackupRe
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
     create_private_dir(&staging)?;
-    let result = fill_snapshot(&staging, &config_path, &config, &layout, &data_dir, &out_dir, exporters).and_then(
-        |(files, heights)| {
-            let genesis = ezchain_node::testnet::load_genesis(&layout.genesis).ok();
+    let result =
+        fill_snapshot(&staging, &config_path, &config, &layout, &data_dir, &out_dir).and_then(|(files, heights)| {
+            let genesis = ezchain_host::genesis_file::load_genesis(&layout.genesis).ok();
             let wallet_address = ezchain_wallet::wallet_file::load(&data_dir)
                 .ok()
                 .and_then(|file| file.address().ok())
@@ -518,8 +496,7 @@ pub fn backup(request: &BackupRequest, exporters: &Exporters) -> Result<BackupRe
             let manifest_path = staging.join(MANIFEST_FILE);
             write_synced(&manifest_path, &text, 0o600)?;
             Ok(manifest)
-        },
-    );
+        });
     let manifest = match result {
         Ok(manifest) => manifest,
         Err(e) => {
@@ -569,7 +546,6 @@ fn fill_snapshot(
     layout: &Layout,
     data_dir: &Path,
     out_dir: &Path,
-    exporters: &Exporters,
 ) -> Result<Filled, BackupError> {
     let mut entries: Vec<String> = Vec::new();
     let mut heights = BTreeMap::new();
@@ -611,7 +587,7 @@ fn fill_snapshot(
                 }
                 Some("service.redb" | "wallet.redb") => {
                     let owner = owner_config(&source, data_dir, config_path);
-                    export_service_db(&source, &target, &owner, exporters)?;
+                    export_service_db(&source, &target, &owner)?;
                 }
                 Some(name) if name.ends_with(".redb") => {
                     return Err(BackupError::Export {
@@ -1128,14 +1104,6 @@ mod tests {
     use ezchain_node::mailbox::MailboxConfig;
     use ezchain_protocol::{Address, Hash32};
 
-    fn no_service_db(_: &Path, _: &Path) -> Result<u64, ExportError> {
-        Err(ExportError::Missing(PathBuf::from("service.redb")))
-    }
-
-    const EXPORTERS: Exporters = Exporters {
-        service_db: no_service_db,
-    };
-
     fn write(path: &Path, text: &str, mode: u32) {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, text).expect("write");
@@ -1165,15 +1133,12 @@ mod tests {
     }
 
     fn take(config_path: &Path, out: &Path, label: &str) -> BackupReport {
-        backup(
-            &BackupRequest {
-                config_path,
-                out_dir: out,
-                label: Some(label),
-                tool_version: "test",
-            },
-            &EXPORTERS,
-        )
+        backup(&BackupRequest {
+            config_path,
+            out_dir: out,
+            label: Some(label),
+            tool_version: "test",
+        })
         .expect("backup")
     }
 
@@ -1423,26 +1388,20 @@ mod tests {
         AppConfig::default().save(&config).expect("config");
         let out = dir.path().join("backups");
         for label in ["", "../up", ".hidden", "a/b", "space here"] {
-            let refused = backup(
-                &BackupRequest {
-                    config_path: &config,
-                    out_dir: &out,
-                    label: Some(label),
-                    tool_version: "test",
-                },
-                &EXPORTERS,
-            );
-            assert!(matches!(refused, Err(BackupError::BadInput(_))), "{label}: {refused:?}");
-        }
-        let refused = backup(
-            &BackupRequest {
+            let refused = backup(&BackupRequest {
                 config_path: &config,
                 out_dir: &out,
-                label: None,
+                label: Some(label),
                 tool_version: "test",
-            },
-            &EXPORTERS,
-        );
+            });
+            assert!(matches!(refused, Err(BackupError::BadInput(_))), "{label}: {refused:?}");
+        }
+        let refused = backup(&BackupRequest {
+            config_path: &config,
+            out_dir: &out,
+            label: None,
+            tool_version: "test",
+        });
         assert!(matches!(refused, Err(BackupError::BadInput(_))), "{refused:?}");
         assert!(!out.exists() || is_empty(&out));
     }

@@ -12,7 +12,8 @@
 //! checks the run's blocks at once.
 
 use crate::localnet::{Localnet, LocalnetError, PID_FILE};
-use ezchain_node::testnet::{TestnetOptions, init, load_genesis};
+use ezchain_host::genesis_file::load_genesis;
+use ezchain_node::testnet::{TestnetOptions, init};
 use ezchain_protocol::bundle::EnvelopeParams;
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::hash::keccak256;
@@ -194,7 +195,7 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
     let by_address: HashMap<Address, usize> = keys.iter().enumerate().map(|(i, k)| (k.address(), i)).collect();
 
     if let Some(existing) = &options.existing {
-        let genesis = load_genesis(&existing.genesis_file).map_err(BenchError::Setup)?;
+        let genesis = load_genesis(&existing.genesis_file).map_err(|e| BenchError::Setup(e.to_string()))?;
         let tracker = *existing
             .endpoints
             .first()
@@ -234,7 +235,7 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
         genesis_time_ms,
     })
     .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let genesis = load_genesis(&layout.genesis_file).map_err(BenchError::Setup)?;
+    let genesis = load_genesis(&layout.genesis_file).map_err(|e| BenchError::Setup(e.to_string()))?;
     let validators: Vec<SocketAddr> = layout
         .nodes
         .iter()

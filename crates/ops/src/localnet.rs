@@ -9,6 +9,7 @@
 
 use ezchain_node::config::{NodeConfig, NodeRole};
 use ezchain_node::testnet::{GENESIS_FILE, TestnetError, TestnetOptions, init};
+use ezchain_service::devnet::{DevnetError, DevnetLayout, DevnetNode, DevnetStarted, LocalDevnet};
 use ezchain_wallet::AppConfig;
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -63,6 +64,17 @@ pub enum Role {
     Validator,
     Bootstrap,
     Account,
+}
+
+impl Role {
+    /// The name `/node/status` and the JSON reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Validator => "validator",
+            Role::Bootstrap => "bootstrap",
+            Role::Account => "account",
+        }
+    }
 }
 
 impl NodeEntry {
@@ -488,6 +500,72 @@ fn process_runs(pid: u32, marker: &str, home: &Path) -> bool {
     }
 }
 
+/// The wallet service's `/node/*` routes, served by [`Localnet`] and this program's binary.
+pub struct ServiceDevnet {
+    /// The `ezchain` binary the nodes run.
+    pub binary: PathBuf,
+}
+
+impl From<NodeState> for DevnetNode {
+    fn from(state: NodeState) -> Self {
+        DevnetNode {
+            name: state.name,
+            role: state.role.as_str().to_string(),
+            rpc: state.rpc,
+            pid: state.pid,
+            alive: state.alive,
+            height: state.height,
+            peers: state.peers,
+            ready: state.ready,
+            reasons: state.reasons,
+        }
+    }
+}
+
+fn devnet_error(e: LocalnetError) -> DevnetError {
+    DevnetError(e.to_string())
+}
+
+impl LocalDevnet for ServiceDevnet {
+    fn status(&self, root: &Path) -> Result<Option<Vec<DevnetNode>>, DevnetError> {
+        let net = Localnet::new(root).map_err(devnet_error)?;
+        if !net.exists() {
+            return Ok(None);
+        }
+        let nodes = net.status().map_err(devnet_error)?;
+        Ok(Some(nodes.into_iter().map(DevnetNode::from).collect()))
+    }
+
+    fn start(&self, root: &Path, layout: &DevnetLayout) -> Result<DevnetStarted, DevnetError> {
+        let net = Localnet::new(root).map_err(devnet_error)?;
+        let created = !net.exists();
+        if created {
+            net.init(
+                layout.validators,
+                layout.accounts,
+                layout.start_port,
+                layout.scrypt_log_n,
+            )
+            .map_err(devnet_error)?;
+        }
+        let started = net.start(&self.binary, Duration::from_secs(60)).map_err(devnet_error)?;
+        let nodes = net.status().map_err(devnet_error)?;
+        Ok(DevnetStarted {
+            created,
+            started,
+            nodes: nodes.into_iter().map(DevnetNode::from).collect(),
+        })
+    }
+
+    fn stop(&self, root: &Path) -> Result<Vec<String>, DevnetError> {
+        let net = Localnet::new(root).map_err(devnet_error)?;
+        if !net.exists() {
+            return Ok(Vec::new());
+        }
+        net.stop(Duration::from_secs(20)).map_err(devnet_error)
+    }
+}
+
 /// The last `lines` lines of the node's log (its own log, else its process output).
 pub fn log_tail(home: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(home.join("logs").join("node.log"))
@@ -518,7 +596,7 @@ mod tests {
         );
         assert_eq!(nodes[3].rpc.port(), 26506, "account APIs follow the node ports");
         // Each account is funded at genesis with its own wallet.
-        let genesis = ezchain_node::testnet::load_genesis(&net.genesis_file()).expect("genesis");
+        let genesis = ezchain_host::genesis_file::load_genesis(&net.genesis_file()).expect("genesis");
         for account in &nodes[3..] {
             let password = std::fs::read_to_string(account.home.join(PASSWORD_FILE)).expect("password");
             let key = ezchain_wallet::wallet_file::unlock(&account.home, &password).expect("unlock");

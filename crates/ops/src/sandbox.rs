@@ -266,7 +266,7 @@ impl Service {
 
     fn token(&self) -> Result<String, StepError> {
         let config = AppConfig::load(&self.exe.config).map_err(|e| step_error("token", e))?;
-        ezchain_node::admin::read_token(&config.token_file()).map_err(|e| step_error("token", e))
+        ezchain_host::secret::read_token(&config.token_file()).map_err(|e| step_error("token", e))
     }
 
     pub fn get(&self, path: &str) -> Result<(u16, Value), StepError> {

@@ -1,7 +1,7 @@
 //! Replay protection and idempotency, persisted in `<data_dir>/service.redb` so a restart
 //! neither reopens a nonce's window nor forgets a payment's answer.
 
-use ezchain_node::admin::{ExportError, copy_table, export_database, open_unheld};
+use ezchain_host::export::{ExportError, copy_table, export_database, open_unheld};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -9,7 +9,7 @@
 //! wallet thread ([`worker`]).
 
 pub mod audit;
-pub mod auth;
+pub mod devnet;
 pub mod guard;
 pub mod metrics;
 pub mod worker;
@@ -22,7 +22,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ezchain_node::admin::ExportError;
+use devnet::{DevnetLayout, LocalDevnet};
+use ezchain_host::export::ExportError;
+use ezchain_host::genesis_file::load_genesis;
+use ezchain_host::secret;
 use ezchain_protocol::Address;
 use ezchain_protocol::hash::keccak256;
 use ezchain_wallet::client::ClientError;
@@ -66,7 +69,7 @@ pub struct ServiceState {
     worker: WalletWorker,
     in_flight: Mutex<HashSet<String>>,
     rate: RateLimiter,
-    binary: PathBuf,
+    devnet: Arc<dyn LocalDevnet>,
 }
 
 /// Per-client token bucket: `per_minute` requests a minute, bursts up to the same number.
@@ -446,10 +449,10 @@ fn check(state: &ServiceState, request: &Request) -> Result<(), ApiError> {
     if !ROUTES.iter().any(|(m, p, _, _)| *p == path && *m == method) {
         return Ok(());
     }
-    let token = auth::read_token(&state.token_file)
+    let token = secret::read_token(&state.token_file)
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "token_unavailable", e))?;
     let given = headers.get("x-ez-token").map(HeaderValue::as_bytes).unwrap_or(b"");
-    if !auth::token_matches(given, token.as_bytes()) {
+    if !secret::token_matches(given, token.as_bytes()) {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -663,8 +666,8 @@ async fn readyz(State(state): State<Arc<ServiceState>>) -> Response {
     if reachable == 0 {
         reasons.push("no configured node answers (network.bootstrap_nodes)".into());
     }
-    if let Err(e) = ezchain_node::testnet::load_genesis(&state.config.genesis_file()) {
-        reasons.push(e);
+    if let Err(e) = load_genesis(&state.config.genesis_file()) {
+        reasons.push(e.to_string());
     }
     let data = json!({ "ready": reasons.is_empty(), "reachable_nodes": reachable, "reasons": reasons });
     if reasons.is_empty() {
@@ -762,21 +765,16 @@ async fn node_status(State(state): State<Arc<ServiceState>>) -> Answer {
         })
         .collect();
     let root = state.config.data_dir().join("testnet");
-    let local = tokio::task::spawn_blocking(move || {
-        let net = ezchain_ops::localnet::Localnet::new(&root).ok()?;
-        if !net.exists() {
-            return None;
-        }
-        net.status().ok()
-    })
-    .await
-    .ok()
-    .flatten();
+    let devnet = state.devnet.clone();
+    let local = tokio::task::spawn_blocking(move || devnet.status(&root).ok().flatten())
+        .await
+        .ok()
+        .flatten();
     Ok(ok(json!({ "configured_nodes": configured, "local_testnet": local })))
 }
 
 async fn network_info(State(state): State<Arc<ServiceState>>) -> Answer {
-    let genesis = ezchain_node::testnet::load_genesis(&state.config.genesis_file()).ok();
+    let genesis = load_genesis(&state.config.genesis_file()).ok();
     Ok(ok(json!({
         "network": state.config.network.name,
         "bootstrap_nodes": state.config.network.bootstrap_nodes,
@@ -1191,47 +1189,35 @@ struct NodeStartRequest {
 
 async fn node_start(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: NodeStartRequest = body(request)?;
-    let accounts = request.accounts.unwrap_or(state.config.network.account_nodes);
-    let scrypt_log_n = state.config.wallet.scrypt_log_n;
+    let layout = DevnetLayout {
+        validators: request
+            .consensus
+            .unwrap_or(state.config.network.consensus_nodes as usize),
+        accounts: request.accounts.unwrap_or(state.config.network.account_nodes),
+        start_port: request.start_port.unwrap_or(state.config.network.start_port),
+        scrypt_log_n: state.config.wallet.scrypt_log_n,
+    };
     let root = state.config.data_dir().join("testnet");
-    let validators = request
-        .consensus
-        .unwrap_or(state.config.network.consensus_nodes as usize);
-    let start_port = request.start_port.unwrap_or(state.config.network.start_port);
-    let binary = state.binary.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let net = ezchain_ops::localnet::Localnet::new(&root)?;
-        let created = !net.exists();
-        if created {
-            net.init(validators, accounts, start_port, scrypt_log_n)?;
-        }
-        let started = net.start(&binary, Duration::from_secs(60))?;
-        Ok::<_, ezchain_ops::localnet::LocalnetError>((created, started, net.status()?))
-    })
-    .await
-    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?
-    .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, "node_start_failed", e))?;
-    let (created, started, nodes) = outcome;
+    let devnet = state.devnet.clone();
+    let outcome = tokio::task::spawn_blocking(move || devnet.start(&root, &layout))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, "node_start_failed", e))?;
     Ok(ok(json!({
-        "status": if started { "started" } else { "already_running" },
-        "created": created,
-        "nodes": nodes,
+        "status": if outcome.started { "started" } else { "already_running" },
+        "created": outcome.created,
+        "nodes": outcome.nodes,
     })))
 }
 
 async fn node_stop(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let NoArguments {} = body(request)?;
     let root = state.config.data_dir().join("testnet");
-    let stopped = tokio::task::spawn_blocking(move || {
-        let net = ezchain_ops::localnet::Localnet::new(&root)?;
-        if !net.exists() {
-            return Ok(Vec::new());
-        }
-        net.stop(Duration::from_secs(20))
-    })
-    .await
-    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?
-    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "node_stop_failed", e))?;
+    let devnet = state.devnet.clone();
+    let stopped = tokio::task::spawn_blocking(move || devnet.stop(&root))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "node_stop_failed", e))?;
     Ok(ok(
         json!({ "status": if stopped.is_empty() { "not_running" } else { "stopped" }, "stopped": stopped }),
     ))
@@ -1275,7 +1261,7 @@ async fn ops_export(State(state): State<Arc<ServiceState>>, request: Result<Byte
         "wallet" => state
             .worker
             .run(move |slot: &mut Slot| {
-                ezchain_ops::backup::export_wallet(&slot.config.data_dir(), &out_file, Duration::from_secs(5))
+                ezchain_wallet::store::export_wallet(&slot.config.data_dir(), &out_file, Duration::from_secs(5))
             })
             .await
             .ok_or_else(wallet_unavailable)?,
@@ -1297,6 +1283,7 @@ async fn ops_export(State(state): State<Arc<ServiceState>>, request: Result<Byte
 /// Runs the service for the config at `config_path` until `shutdown` completes.
 pub async fn serve(
     config_path: &Path,
+    devnet: Arc<dyn LocalDevnet>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     let config = AppConfig::load(config_path).map_err(|e| ServiceError::Config(e.to_string()))?;
@@ -1308,7 +1295,7 @@ pub async fn serve(
         return Err(ServiceError::NotLoopback(config.app.api_host.clone()));
     }
     let token_file = config.token_file();
-    auth::ensure_token(&token_file).map_err(|e| ServiceError::Io(format!("{}: {e}", token_file.display())))?;
+    secret::ensure_token(&token_file).map_err(|e| ServiceError::Io(format!("{}: {e}", token_file.display())))?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|e| ServiceError::Io(format!("{}: {e}", data_dir.display())))?;
     let guard = Guard::open(&data_dir.join("service.redb")).map_err(|e| ServiceError::Io(e.to_string()))?;
@@ -1320,7 +1307,6 @@ pub async fn serve(
     )
     .map_err(|e| ServiceError::Io(format!("{}: {e}", config.log_dir().display())))?;
     let worker = WalletWorker::start(config.clone()).map_err(|e| ServiceError::Io(e.to_string()))?;
-    let binary = std::env::current_exe().map_err(|e| ServiceError::Io(e.to_string()))?;
     let addr = SocketAddr::new(host, config.app.api_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -1340,7 +1326,7 @@ pub async fn serve(
         worker: worker.clone(),
         in_flight: Mutex::new(HashSet::new()),
         rate: RateLimiter::new(config_rate),
-        binary,
+        devnet,
     });
     tracing::info!(addr = %local, config = %state.config_path.display(), "wallet service listening");
     let receiver = tokio::spawn(maintain(state.clone(), worker));

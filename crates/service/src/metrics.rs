@@ -114,7 +114,7 @@ impl ServiceMetrics {
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();
         }
-        ezchain_node::metrics::openmetrics_to_prometheus_text(&text)
+        ezchain_host::exposition::openmetrics_to_prometheus_text(&text)
     }
 }
 

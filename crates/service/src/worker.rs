@@ -2,7 +2,7 @@
 //! runs the handlers' jobs one at a time, so async handlers never block the runtime and two
 //! requests never race on the same wallet.
 
-use ezchain_node::testnet::load_genesis;
+use ezchain_host::genesis_file::load_genesis;
 use ezchain_protocol::SigningKey;
 use ezchain_wallet::wallet_file::{self, WalletFileError};
 use ezchain_wallet::{AppConfig, NodeClient, Wallet, WalletError, WalletOptions};
@@ -61,7 +61,7 @@ impl Slot {
             .address()
             .map_err(|e| OpenError::File(WalletFileError::Keystore(e)))?;
         let key = self.key(password)?;
-        let genesis = load_genesis(&self.config.genesis_file()).map_err(OpenError::Config)?;
+        let genesis = load_genesis(&self.config.genesis_file()).map_err(|e| OpenError::Config(e.to_string()))?;
         let client = self.client().map_err(|e| OpenError::Config(e.to_string()))?;
         let options = WalletOptions {
             bundle_expiry_blocks: self.config.wallet.bundle_expiry_blocks,

@@ -5,8 +5,9 @@
 
 pub mod proxy;
 
+use ezchain_host::genesis_file::load_genesis;
 use ezchain_node::keys::load_wallet_key;
-use ezchain_node::testnet::{FAUCET_KEY_FILE, GENESIS_FILE, load_genesis};
+use ezchain_node::testnet::{FAUCET_KEY_FILE, GENESIS_FILE};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::CommitCertificate;
 use ezchain_protocol::{Address, Block, Genesis, Hash32, Receipt, SigningKey, Submission};

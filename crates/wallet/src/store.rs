@@ -10,6 +10,7 @@
 //! leaves either the old state or the new one, never a value counted twice or lost.
 
 use crate::history::TxRecord;
+use ezchain_host::export::{ExportError, export_database};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::ownership::Holdings;
 use ezchain_protocol::{Address, Hash32, HeaderLite, TransferPackage};
@@ -88,6 +89,23 @@ pub fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<Database, 
             Err(e) => return Err(StoreError::Database(e.into())),
         }
     }
+}
+
+/// Copies the wallet state under `data_dir` into a new database at `target`, waiting up to `wait`
+/// for another process (or thread) to let go of it. Returns the copy's size in bytes.
+pub fn export_wallet(data_dir: &Path, target: &Path, wait: std::time::Duration) -> Result<u64, ExportError> {
+    let source = data_dir.join(crate::wallet::STATE_DIR).join("wallet.redb");
+    if !source.exists() {
+        return Err(ExportError::Missing(source));
+    }
+    let db = open_waiting(&source, wait).map_err(|e| match e {
+        StoreError::Busy => ExportError::Busy(source.clone()),
+        other => ExportError::Io {
+            path: source.clone(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })?;
+    export_database(&db, target, copy_tables)
 }
 
 /// Copies every table of a wallet database (`from`) into `to`: the wallet's part of an online

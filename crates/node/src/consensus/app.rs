@@ -23,6 +23,7 @@ use crate::metrics::NodeMetrics;
 use crate::sign_guard::{SignGuard, SigningAlarm};
 use crate::store::{ChainStore, CommitOutcome};
 use bytes::Bytes;
+use ezchain_host::files::replace_file;
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::{
     CommitCertificate as FinalityCertificate, CommitSignature as FinalitySignature, ValidatorAddress,
@@ -43,14 +44,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tracing::{debug, error, info, warn};
-
-/// Writes `bytes` to `path` through a temporary file, so a reader sees the old file or the new
-/// one, never half of one (not synced: see the callers).
-fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = path.with_extension("tmp");
-    std::fs::write(&temp, bytes)?;
-    std::fs::rename(&temp, path)
-}
 
 /// Largest block accepted from a peer.
 pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
