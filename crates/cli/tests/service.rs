@@ -379,10 +379,11 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     assert!(alice.get("/openapi.json").1["paths"]["/tx/send"]["post"].is_object());
     // Every route the OpenAPI document lists is served with its method (bodies here are
     // malformed on purpose, so no POST acts).
-    for (method, path, _, _) in ezchain_service::ROUTES {
-        let request = match *method {
-            "GET" => alice.http.get(alice.url(path)),
-            _ => alice
+    for route in ezchain_service::ROUTES {
+        let (method, path) = (route.method, route.path);
+        let request = match method {
+            ezchain_service::routes::Method::Get => alice.http.get(alice.url(path)),
+            ezchain_service::routes::Method::Post => alice
                 .http
                 .post(alice.url(path))
                 .header("X-EZ-Nonce", alice.next_nonce_shared())
@@ -392,7 +393,7 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
         let code = answered.1["error"]["code"].as_str().unwrap_or("");
         assert!(
             code != "not_found" && code != "method_not_allowed",
-            "{method} {path}: {answered:?}"
+            "{method:?} {path}: {answered:?}"
         );
     }
     let node_metrics = alice

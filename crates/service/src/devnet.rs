@@ -4,6 +4,7 @@
 //! genesis with the node crate, which the wallet service does not compile), so the binary hands
 //! the service a [`LocalDevnet`] when it starts it.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -24,7 +25,7 @@ pub struct DevnetLayout {
 }
 
 /// One node of the local testnet, as `/node/status` reports it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct DevnetNode {
     pub name: String,
     /// `validator`, `bootstrap` or `account`.

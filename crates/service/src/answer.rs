@@ -1,0 +1,251 @@
+//! Answers: the JSON envelope, refusals with their stable codes (`ApiError`), request bodies,
+//! and the mapping of wallet errors to codes and statuses.
+
+use crate::ServiceState;
+use crate::worker::{OpenError, Slot};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ezchain_wallet::client::ClientError;
+use ezchain_wallet::keystore::KeystoreError;
+use ezchain_wallet::wallet_file::WalletFileError;
+use ezchain_wallet::{Wallet, WalletError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// A refused request: status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+pub(crate) fn error(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.to_string(),
+    }
+}
+
+/// The error code of a response, for the audit log and metrics.
+#[derive(Clone)]
+pub(crate) struct ErrorCode(pub(crate) &'static str);
+
+/// What the audit line records besides the request itself.
+#[derive(Clone, Default)]
+pub(crate) struct AuditTags {
+    pub(crate) client_tx_id: Option<String>,
+    pub(crate) tx_ref: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({ "ok": false, "error": { "code": self.code, "message": self.message } })),
+        )
+            .into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
+    }
+}
+
+/// The wallet thread is gone (it only stops with the service).
+pub(crate) fn wallet_unavailable() -> ApiError {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "wallet_unavailable",
+        "the wallet thread stopped",
+    )
+}
+
+/// A refusal as `/openapi.json` declares it.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // only its schema is used; refusals are built by `ApiError`
+pub(crate) struct Refusal {
+    ok: False,
+    error: RefusalError,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct RefusalError {
+    /// Stable code (docs/SERVICE.md lists them).
+    code: String,
+    /// What went wrong and what to do.
+    message: String,
+}
+
+/// `false`, and nothing else.
+struct False;
+
+impl JsonSchema for False {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "False".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "const": false })
+    }
+}
+
+/// Data whose fields are the wallet's own records (their shapes are in docs/SERVICE.md).
+#[derive(Serialize, JsonSchema)]
+#[serde(transparent)]
+pub(crate) struct AnyObject(serde_json::Map<String, Value>);
+
+/// A list of the wallet's records.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct Items {
+    pub(crate) items: Vec<Value>,
+}
+
+/// `/health`.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct HealthData {
+    pub(crate) status: String,
+    pub(crate) time_ms: u64,
+}
+
+pub(crate) fn ok(data: impl Serialize) -> Response {
+    (StatusCode::OK, Json(json!({ "ok": true, "data": data }))).into_response()
+}
+
+pub(crate) type Answer = Result<Response, ApiError>;
+
+/// Reads a JSON object body whatever its Content-Type says (an empty body is `{}`).
+pub(crate) fn body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is over security.max_payload_bytes",
+            )
+        } else {
+            error(StatusCode::BAD_REQUEST, "invalid_request", rejection.body_text())
+        }
+    })?;
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", format!("invalid JSON: {e}")))?
+    };
+    if !value.is_object() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", e))
+}
+
+pub(crate) fn open_error(error_value: OpenError) -> ApiError {
+    match error_value {
+        OpenError::File(WalletFileError::Missing(_)) => error(
+            StatusCode::NOT_FOUND,
+            "wallet_not_found",
+            "no wallet yet: POST /wallet/create or /wallet/import",
+        ),
+        OpenError::File(WalletFileError::Keystore(KeystoreError::WrongPassword)) => error(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "wrong password for this wallet",
+        ),
+        OpenError::File(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "wallet_file_error", e),
+        OpenError::Wallet(e) => wallet_error(e),
+        OpenError::Config(message) => error(StatusCode::SERVICE_UNAVAILABLE, "wallet_unavailable", message),
+    }
+}
+
+pub(crate) fn wallet_error(e: WalletError) -> ApiError {
+    wallet_error_ref(&e)
+}
+
+pub(crate) fn wallet_error_ref(e: &WalletError) -> ApiError {
+    if matches!(e, WalletError::Locked) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "password_required",
+            "this needs the wallet's key: give \"password\" (or X-EZ-Password) or POST /wallet/unlock first",
+        );
+    }
+    let (status, code) = match e {
+        WalletError::Locked => (StatusCode::BAD_REQUEST, "password_required"),
+        WalletError::SelfTransfer => (StatusCode::BAD_REQUEST, "self_transfer"),
+        WalletError::DuplicateTransaction { .. } => (StatusCode::CONFLICT, "duplicate_transaction"),
+        WalletError::InsufficientFunds { .. } => (StatusCode::BAD_REQUEST, "insufficient_funds"),
+        WalletError::AmountInvalid { .. } => (StatusCode::BAD_REQUEST, "invalid_amount"),
+        WalletError::Ownership(ezchain_protocol::ownership::OwnershipError::PendingBundleExists) => {
+            (StatusCode::CONFLICT, "pending_bundle_exists")
+        }
+        WalletError::Node(ClientError::Unreachable { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "node_unreachable"),
+        WalletError::Node(ClientError::Refused { code, .. }) if code.starts_with("faucet") => {
+            (StatusCode::BAD_GATEWAY, "faucet_refused")
+        }
+        WalletError::Node(_) | WalletError::WrongChain { .. } | WalletError::BadHeader { .. } => {
+            (StatusCode::BAD_GATEWAY, "node_error")
+        }
+        WalletError::SendFailed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "send_failed"),
+        WalletError::BehindChain { .. } => (StatusCode::CONFLICT, "wallet_behind_chain"),
+        WalletError::Store(ezchain_wallet::store::StoreError::Busy) => (StatusCode::SERVICE_UNAVAILABLE, "wallet_busy"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+    };
+    error(status, code, e)
+}
+
+/// Runs `job` on the wallet thread with the wallet opened (with the key when `password` is
+/// given or the wallet is unlocked).
+pub(crate) async fn with_wallet<T: Send + 'static>(
+    state: &ServiceState,
+    password: Option<String>,
+    job: impl FnOnce(&mut Wallet) -> Result<T, WalletError> + Send + 'static,
+) -> Result<T, ApiError> {
+    state
+        .worker
+        .run(move |slot: &mut Slot| {
+            let mut wallet = slot.open(password.as_deref()).map_err(open_error)?;
+            job(&mut wallet).map_err(wallet_error)
+        })
+        .await
+        .unwrap_or_else(|| Err(wallet_unavailable()))
+}
+
+pub(crate) fn password_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-ez-password")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+pub(crate) fn file_error(e: WalletFileError) -> ApiError {
+    match e {
+        WalletFileError::Exists(_) => error(
+            StatusCode::CONFLICT,
+            "wallet_exists",
+            "a wallet exists; pass \"force\": true to replace it",
+        ),
+        WalletFileError::Keystore(KeystoreError::BadMnemonic(m)) => {
+            error(StatusCode::BAD_REQUEST, "invalid_mnemonic", m)
+        }
+        WalletFileError::Keystore(KeystoreError::WrongPassword) => error(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "wrong password for this keystore",
+        ),
+        WalletFileError::Keystore(KeystoreError::Malformed(m)) => error(StatusCode::BAD_REQUEST, "invalid_keystore", m),
+        other => error(StatusCode::INTERNAL_SERVER_ERROR, "wallet_file_error", other),
+    }
+}
+
+/// The body of a POST that takes no arguments: `{}` (or nothing); anything else is refused.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoArguments {}

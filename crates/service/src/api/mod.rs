@@ -1,0 +1,7 @@
+//! The handlers, one module per API namespace.
+
+pub(crate) mod health;
+pub(crate) mod node;
+pub(crate) mod ops;
+pub(crate) mod tx;
+pub(crate) mod wallet;

@@ -1,0 +1,190 @@
+//! `/node/*` and `/network/info`: the configured nodes, the local testnet, the genesis.
+
+use crate::answer::*;
+use crate::devnet::{DevnetLayout, DevnetNode};
+use crate::worker::Slot;
+use crate::{ServiceState, metrics};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use ezchain_host::genesis_file::load_genesis;
+use ezchain_wallet::AppConfig;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Probes every configured node; updates the node gauges. Returns (node, height or error).
+pub(crate) async fn probe_nodes(
+    state: &ServiceState,
+) -> Vec<(String, Result<ezchain_wallet::client::NodeStatus, String>)> {
+    let nodes = state.config.network.bootstrap_nodes.clone();
+    let results = state
+        .worker
+        .run(move |slot: &mut Slot| {
+            nodes
+                .iter()
+                .map(|node| {
+                    let single = AppConfig {
+                        network: ezchain_wallet::config::NetworkSection {
+                            bootstrap_nodes: vec![node.clone()],
+                            ..slot.config.network.clone()
+                        },
+                        ..slot.config.clone()
+                    };
+                    let status =
+                        ezchain_wallet::NodeClient::new(&single.network.bootstrap_nodes, Duration::from_secs(3))
+                            .and_then(|client| client.status())
+                            .map_err(|e| e.to_string());
+                    (node.clone(), status)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+    let up = results.iter().filter(|(_, r)| r.is_ok()).count();
+    for (node, result) in &results {
+        state
+            .metrics
+            .node_up
+            .get_or_create(&metrics::NodeLabels { node: node.clone() })
+            .set(i64::from(result.is_ok()));
+    }
+    if !results.is_empty() {
+        state.metrics.node_online_ratio.set(up as f64 / results.len() as f64);
+    }
+    if let Some(height) = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(|s| s.height)
+        .max()
+    {
+        state.metrics.chain_height.set(height as i64);
+    }
+    results
+}
+
+pub(crate) async fn node_status(State(state): State<Arc<ServiceState>>) -> Answer {
+    let probes = probe_nodes(&state).await;
+    let configured: Vec<Value> = probes
+        .iter()
+        .map(|(node, result)| match result {
+            Ok(status) => {
+                json!({ "node": node, "up": true, "height": status.height, "genesis_hash": status.genesis_hash })
+            }
+            Err(e) => json!({ "node": node, "up": false, "error": e }),
+        })
+        .collect();
+    let root = state.config.data_dir().join("testnet");
+    let devnet = state.devnet.clone();
+    let local = tokio::task::spawn_blocking(move || devnet.status(&root).ok().flatten())
+        .await
+        .ok()
+        .flatten();
+    Ok(ok(NodeStatus {
+        configured_nodes: configured,
+        local_testnet: local,
+    }))
+}
+
+/// `/node/status`.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct NodeStatus {
+    /// Each of `network.bootstrap_nodes`: `{node, up, height?, genesis_hash?, error?}`.
+    configured_nodes: Vec<Value>,
+    /// The local testnet under `<data_dir>/testnet`, when one was created.
+    local_testnet: Option<Vec<DevnetNode>>,
+}
+
+/// `/network/info`.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct NetworkInfo {
+    network: String,
+    bootstrap_nodes: Vec<String>,
+    genesis_file: String,
+    genesis_hash: Option<String>,
+    chain_id: Option<u64>,
+}
+
+/// `/node/start`.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct NodeStarted {
+    /// `started`, or `already_running` when every node ran.
+    status: String,
+    /// The testnet was written by this call.
+    created: bool,
+    nodes: Vec<DevnetNode>,
+}
+
+/// `/node/stop`.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct NodeStopped {
+    /// `stopped` or `not_running`.
+    status: String,
+    /// The nodes that were running.
+    stopped: Vec<String>,
+}
+
+pub(crate) async fn network_info(State(state): State<Arc<ServiceState>>) -> Answer {
+    let genesis = load_genesis(&state.config.genesis_file()).ok();
+    Ok(ok(NetworkInfo {
+        network: state.config.network.name.clone(),
+        bootstrap_nodes: state.config.network.bootstrap_nodes.clone(),
+        genesis_file: state.config.genesis_file().display().to_string(),
+        genesis_hash: genesis.as_ref().map(|g| g.hash().to_string()),
+        chain_id: genesis.as_ref().map(|g| g.chain_id),
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeStartRequest {
+    consensus: Option<usize>,
+    accounts: Option<u32>,
+    start_port: Option<u16>,
+}
+
+pub(crate) async fn node_start(
+    State(state): State<Arc<ServiceState>>,
+    request: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let request: NodeStartRequest = body(request)?;
+    let layout = DevnetLayout {
+        validators: request
+            .consensus
+            .unwrap_or(state.config.network.consensus_nodes as usize),
+        accounts: request.accounts.unwrap_or(state.config.network.account_nodes),
+        start_port: request.start_port.unwrap_or(state.config.network.start_port),
+        scrypt_log_n: state.config.wallet.scrypt_log_n,
+    };
+    let root = state.config.data_dir().join("testnet");
+    let devnet = state.devnet.clone();
+    let outcome = tokio::task::spawn_blocking(move || devnet.start(&root, &layout))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, "node_start_failed", e))?;
+    Ok(ok(NodeStarted {
+        status: if outcome.started { "started" } else { "already_running" }.into(),
+        created: outcome.created,
+        nodes: outcome.nodes,
+    }))
+}
+
+pub(crate) async fn node_stop(
+    State(state): State<Arc<ServiceState>>,
+    request: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let NoArguments {} = body(request)?;
+    let root = state.config.data_dir().join("testnet");
+    let devnet = state.devnet.clone();
+    let stopped = tokio::task::spawn_blocking(move || devnet.stop(&root))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "node_stop_failed", e))?;
+    Ok(ok(NodeStopped {
+        status: if stopped.is_empty() { "not_running" } else { "stopped" }.into(),
+        stopped,
+    }))
+}
