@@ -712,3 +712,77 @@ fn a_client_tx_id_is_bound_to_its_bundle_and_transient_errors_are_never_its_answ
     assert_eq!(sends(&alice), 2);
     assert_eq!(alice.get("/wallet/balance").1["data"]["available_balance"], 60);
 }
+
+/// `schemathesis` (PyPI) on PATH or in `EZ_SCHEMATHESIS`; `.ci/run` installs it and sets
+/// `EZ_REQUIRE_SCHEMATHESIS=1`, so CI never skips the fuzz run.
+fn schemathesis() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("EZ_SCHEMATHESIS") {
+        return Some(PathBuf::from(path));
+    }
+    let found = Command::new("schemathesis").arg("--version").output();
+    match found {
+        Ok(output) if output.status.success() => Some(PathBuf::from("schemathesis")),
+        _ => None,
+    }
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_document() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(tool) = schemathesis() else {
+        assert!(
+            std::env::var_os("EZ_REQUIRE_SCHEMATHESIS").is_none(),
+            "schemathesis is required here (pip install schemathesis, or set EZ_SCHEMATHESIS)"
+        );
+        eprintln!("schemathesis not installed: the API was not fuzzed");
+        return;
+    };
+    let net = start(24870);
+    let mut alice = Service::new(&net, "fuzz", 24880);
+    // A generous rate limit (the fuzzer is one client sending fast), then a funded, unlocked
+    // wallet, so the wallet and payment routes run past `wallet_not_found`.
+    let mut settings = std::fs::read_to_string(&alice.config).expect("config");
+    settings.push_str("security:\n  rate_limit_per_minute: 100000\n");
+    std::fs::write(&alice.config, settings).expect("config");
+    alice.kill();
+    alice.start();
+    funded(&mut alice, 1_000);
+    // Bounded: a fixed number of examples per operation, each request with a timeout, and the
+    // whole run killed after ten minutes. `/node/start` would launch a testnet and
+    // `/ops/export` writes files wherever it is told; both have their own tests.
+    let mut child = Command::new(&tool)
+        .arg("run")
+        .arg(alice.url("/openapi.json"))
+        .args(["--header", &format!("X-EZ-Token: {}", alice.token)])
+        .args(["--checks", "not_a_server_error,response_schema_conformance"])
+        .args(["--max-examples", "25", "--request-timeout", "60", "--workers", "1"])
+        .args(["--exclude-path", "/node/start", "--exclude-path", "/ops/export"])
+        .args(["--generation-deterministic", "--no-color"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run schemathesis");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let output = child.wait_with_output().expect("output");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(status.is_some_and(|s| s.success()), "schemathesis: {report}");
+    assert!(
+        alice.get("/health").0 == 200,
+        "the service still answers after the fuzz run"
+    );
+}

@@ -100,6 +100,8 @@ pub(crate) async fn tx_receive(
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendRequest {
+    /// EIP-55 checksummed (or all-lower-case) 20-byte address.
+    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
     recipient: String,
     amount: u64,
     password: Option<String>,
