@@ -294,7 +294,7 @@ fn status(config_path: &Path, json_output: bool) -> Result<(), CliError> {
             println!(
                 "{:<12} {:<9} pid {:<8} {:<6} height {:<6} peers {:<3} {}",
                 state.name,
-                format!("{:?}", state.role).to_lowercase(),
+                state.role,
                 state.pid.map_or("-".to_string(), |p| p.to_string()),
                 if state.alive { "alive" } else { "DOWN" },
                 state.height.map_or("-".to_string(), |h| h.to_string()),

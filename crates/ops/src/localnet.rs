@@ -9,7 +9,9 @@
 
 use ezchain_node::config::{NodeConfig, NodeRole};
 use ezchain_node::testnet::{GENESIS_FILE, TestnetError, TestnetOptions, init};
-use ezchain_service::devnet::{DevnetError, DevnetLayout, DevnetNode, DevnetStarted, LocalDevnet};
+/// What `status` found for one node: the wallet service's `/node/status` reports the same.
+pub use ezchain_service::devnet::DevnetNode as NodeState;
+use ezchain_service::devnet::{DevnetError, DevnetLayout, DevnetStarted, LocalDevnet};
 use ezchain_wallet::AppConfig;
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -101,22 +103,6 @@ impl NodeEntry {
             "node run"
         }
     }
-}
-
-/// What `status` found for one node.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeState {
-    pub name: String,
-    pub role: Role,
-    pub rpc: SocketAddr,
-    pub pid: Option<u32>,
-    /// The process runs and answers `/health`.
-    pub alive: bool,
-    pub height: Option<u64>,
-    pub peers: Option<u64>,
-    pub ready: bool,
-    /// Why it is not ready, as the node reports it.
-    pub reasons: Vec<String>,
 }
 
 pub struct Localnet {
@@ -332,7 +318,7 @@ impl Localnet {
         let data = readiness.as_ref().map(|body| &body["data"]);
         NodeState {
             name: node.name.clone(),
-            role: node.role,
+            role: node.role.as_str().to_string(),
             rpc: node.rpc,
             pid,
             alive: healthy,
@@ -506,34 +492,18 @@ pub struct ServiceDevnet {
     pub binary: PathBuf,
 }
 
-impl From<NodeState> for DevnetNode {
-    fn from(state: NodeState) -> Self {
-        DevnetNode {
-            name: state.name,
-            role: state.role.as_str().to_string(),
-            rpc: state.rpc,
-            pid: state.pid,
-            alive: state.alive,
-            height: state.height,
-            peers: state.peers,
-            ready: state.ready,
-            reasons: state.reasons,
-        }
-    }
-}
-
 fn devnet_error(e: LocalnetError) -> DevnetError {
     DevnetError(e.to_string())
 }
 
 impl LocalDevnet for ServiceDevnet {
-    fn status(&self, root: &Path) -> Result<Option<Vec<DevnetNode>>, DevnetError> {
+    fn status(&self, root: &Path) -> Result<Option<Vec<NodeState>>, DevnetError> {
         let net = Localnet::new(root).map_err(devnet_error)?;
         if !net.exists() {
             return Ok(None);
         }
         let nodes = net.status().map_err(devnet_error)?;
-        Ok(Some(nodes.into_iter().map(DevnetNode::from).collect()))
+        Ok(Some(nodes))
     }
 
     fn start(&self, root: &Path, layout: &DevnetLayout) -> Result<DevnetStarted, DevnetError> {
@@ -553,7 +523,7 @@ impl LocalDevnet for ServiceDevnet {
         Ok(DevnetStarted {
             created,
             started,
-            nodes: nodes.into_iter().map(DevnetNode::from).collect(),
+            nodes,
         })
     }
 
