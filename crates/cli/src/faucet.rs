@@ -9,9 +9,11 @@ use async_trait::async_trait;
 use ezchain_host::export::{ExportError, export_database};
 use ezchain_host::genesis_file::load_genesis;
 use ezchain_node::config::NodeConfig;
-use ezchain_node::faucet::{FaucetGrant, FaucetRefusal, FaucetService};
+use ezchain_node::faucet::{FaucetRefusal, FaucetService};
 use ezchain_node::keys::load_wallet_key;
 use ezchain_protocol::Address;
+use ezchain_rpc::ErrorCode;
+use ezchain_rpc::types::FaucetGrant;
 use ezchain_wallet::history::TxStatus;
 use ezchain_wallet::{NodeClient, Wallet, WalletError, WalletOptions};
 use std::path::{Path, PathBuf};
@@ -46,7 +48,7 @@ impl FaucetService for Faucet {
         let (reply, answer) = oneshot::channel();
         let unavailable = || FaucetRefusal {
             status: 503,
-            code: "faucet_unavailable",
+            code: ErrorCode::FaucetUnavailable,
             message: "the faucet wallet stopped; see the node log".into(),
             charged: false,
         };
@@ -113,7 +115,7 @@ fn serve(mut wallet: Wallet, queue: mpsc::Receiver<Job>) {
             } => {
                 let result = pay(&mut wallet, recipient, amount);
                 if let Err(refusal) = &result {
-                    tracing::warn!(%recipient, amount, code = refusal.code, message = %refusal.message, "faucet request failed");
+                    tracing::warn!(%recipient, amount, code = refusal.code.as_str(), message = %refusal.message, "faucet request failed");
                 }
                 let _ = reply.send(result);
             }
@@ -137,12 +139,12 @@ fn pay(wallet: &mut Wallet, recipient: Address, amount: u64) -> Result<FaucetGra
         .map_err(|error| match error {
             WalletError::InsufficientFunds { available, .. } => refusal(
                 503,
-                "faucet_empty",
+                ErrorCode::FaucetEmpty,
                 format!("the faucet has {available} left; ask the testnet operator to refill it"),
                 false,
             ),
-            WalletError::SendFailed { reason, .. } => refusal(503, "faucet_send_failed", reason, false),
-            other => refusal(503, "faucet_error", other.to_string(), false),
+            WalletError::SendFailed { reason, .. } => refusal(503, ErrorCode::FaucetSendFailed, reason, false),
+            other => refusal(503, ErrorCode::FaucetError, other.to_string(), false),
         })?;
     let record = outcome.record;
     match record.status {
@@ -154,7 +156,7 @@ fn pay(wallet: &mut Wallet, recipient: Address, amount: u64) -> Result<FaucetGra
         }),
         TxStatus::Finalized => Err(refusal(
             503,
-            "faucet_delivery_pending",
+            ErrorCode::FaucetDeliveryPending,
             format!(
                 "paid in block {} but the package is not in your mailbox yet; it is redelivered with the next faucet request",
                 record.height.unwrap_or(0)
@@ -163,7 +165,7 @@ fn pay(wallet: &mut Wallet, recipient: Address, amount: u64) -> Result<FaucetGra
         )),
         _ => Err(refusal(
             503,
-            "faucet_payment_pending",
+            ErrorCode::FaucetPaymentPending,
             format!(
                 "payment {} is not final yet; it completes on its own, do not ask again",
                 record.tx_ref()

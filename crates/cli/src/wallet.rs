@@ -100,7 +100,7 @@ fn wallet_error(error: WalletError) -> CliError {
         _ => None,
     };
     let code = match &error {
-        WalletError::Node(e) if e.code().is_some_and(|c| c.starts_with("faucet")) => "faucet_refused",
+        WalletError::Node(e) if e.known_code().is_some_and(ezchain_rpc::ErrorCode::is_faucet) => "faucet_refused",
         _ => error.code(),
     };
     CliError {

@@ -70,3 +70,27 @@ fn the_wallet_service_never_compiles_the_consensus_engine() {
         "the service reaches {seen:?}"
     );
 }
+
+#[test]
+fn the_node_error_codes_in_node_md_are_the_rpc_crates() {
+    use ezchain_rpc::ErrorCode;
+    let path = workspace_root().join("docs/NODE.md");
+    let text = std::fs::read_to_string(&path).expect("NODE.md");
+    let (start_marker, end_marker) = ("<!-- node-error-codes:start -->\n", "<!-- node-error-codes:end -->");
+    let start = text.find(start_marker).expect("start marker") + start_marker.len();
+    let end = text.find(end_marker).expect("end marker");
+    let mut table = String::from("| Code | Meaning |\n|---|---|\n");
+    for code in ErrorCode::ALL {
+        table.push_str(&format!("| `{}` | {} |\n", code.as_str(), code.meaning()));
+    }
+    if text[start..end] != table {
+        if std::env::var_os("EZ_UPDATE_DOCS").is_some() {
+            let updated = format!("{}{table}{}", &text[..start], &text[end..]);
+            std::fs::write(&path, updated).expect("write NODE.md");
+        } else {
+            panic!(
+                "docs/NODE.md's error-code table differs from ezchain_rpc::ErrorCode; run with EZ_UPDATE_DOCS=1, or paste:\n{table}"
+            );
+        }
+    }
+}

@@ -664,7 +664,7 @@ fn a_client_tx_id_is_bound_to_its_bundle_and_transient_errors_are_never_its_answ
     // Item 1: the node stops serving headers after the bundle is signed: the send is finalized
     // on chain, but the wallet cannot prove it yet. The answer is the state it reached, and the
     // retry answers the real state — delivered — not a stored error.
-    proxy.block("/v1/headers");
+    proxy.block(ezchain_rpc::paths::HEADERS);
     let late = json!({ "recipient": bob_addr, "amount": 30, "client_tx_id": "order-late", "wait_seconds": 30 });
     let stalled = alice.post("/tx/send", late.clone());
     assert_eq!(stalled.0, 200, "{}", stalled.1);

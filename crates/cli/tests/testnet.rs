@@ -6,6 +6,7 @@
 use ezchain_protocol::bundle::EnvelopeParams;
 use ezchain_protocol::finality::verify_commit;
 use ezchain_protocol::{Address, BundleSidecar, OffChainTx, SigningKey, Submission, ValueRange};
+use ezchain_rpc::paths;
 use ezchain_testkit::LocalTestnet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -206,13 +207,13 @@ fn malformed_and_oversized_rpc_requests_get_4xx_and_the_node_keeps_serving() {
         ("text/plain", b"hello".to_vec(), 415, "malformed_request"),
     ];
     for (content_type, body, status, code) in cases {
-        let (got, reply) = net.post_raw(0, "/v1/submit", content_type, body).expect("answered");
+        let (got, reply) = net.post_raw(0, paths::SUBMIT, content_type, body).expect("answered");
         assert_eq!(got, status, "{reply}");
         assert_eq!(reply["error"]["code"], code);
     }
     let huge = format!(r#"{{"submission":"{}"}}"#, "00".repeat(400 * 1024));
     let (status, reply) = net
-        .post_raw(0, "/v1/submit", "application/json", huge.into_bytes())
+        .post_raw(0, paths::SUBMIT, "application/json", huge.into_bytes())
         .expect("answered");
     assert_eq!(status, 413, "{reply}");
     let (status, reply) = net.post_raw(0, "/nope", "application/json", vec![]).expect("answered");
@@ -250,7 +251,7 @@ fn the_admin_export_needs_the_token_and_writes_a_consistent_copy_once() {
     let http = reqwest::blocking::Client::new();
     let export = |token: &str, body: serde_json::Value| {
         let response = http
-            .post(format!("http://{}/v1/admin/export", node.rpc))
+            .post(format!("http://{}{}", node.rpc, paths::ADMIN_EXPORT))
             .header("x-ez-admin-token", token)
             .json(&body)
             .send()
@@ -304,7 +305,7 @@ fn the_admin_export_needs_the_token_and_writes_a_consistent_copy_once() {
         std::fs::read_to_string(bootstrap.home.join("data").join("admin.token")).expect("admin.token");
     let faucet_copy = out.path().join("faucet.redb");
     let response = http
-        .post(format!("http://{}/v1/admin/export", bootstrap.rpc))
+        .post(format!("http://{}{}", bootstrap.rpc, paths::ADMIN_EXPORT))
         .header("x-ez-admin-token", bootstrap_token)
         .json(&serde_json::json!({ "database": "faucet_wallet", "out_file": faucet_copy }))
         .send()

@@ -9,6 +9,7 @@ use ezchain_protocol::{
     Address, BundleSidecar, ConfirmedBundleUnit, OffChainTx, SigningKey, Submission, TransferPackage, ValueRange,
     WitnessAnchor, WitnessV2,
 };
+use ezchain_rpc::paths;
 use ezchain_testkit::{CliWallet, LocalTestnet};
 use ezchain_wallet::NodeClient;
 use ezchain_wallet::keystore::key_from_mnemonic;
@@ -525,7 +526,7 @@ fn the_mailbox_serves_only_its_recipient_and_refuses_bad_input() {
             .expect("the node answers")
     };
     let challenge = |who: &Address| {
-        let (status, body) = post(&format!("/v1/mailbox/{who}/challenge"), serde_json::json!({}));
+        let (status, body) = post(&paths::mailbox_challenge(who), serde_json::json!({}));
         assert_eq!(status, 200, "{body}");
         ezchain_protocol::Hash32::from_hex(body["data"]["challenge"].as_str().expect("challenge")).expect("hash")
     };
@@ -533,7 +534,7 @@ fn the_mailbox_serves_only_its_recipient_and_refuses_bad_input() {
     let fetch = |key: &SigningKey, c: ezchain_protocol::Hash32| {
         let signature = sign_mailbox_request(key, &genesis, MailboxAction::Fetch, &c, &[]);
         post(
-            &format!("/v1/mailbox/{bob_addr}/fetch"),
+            &paths::mailbox_fetch(bob_addr),
             serde_json::json!({ "challenge": c, "signature": hex::encode(signature.0) }),
         )
     };
@@ -560,7 +561,7 @@ fn the_mailbox_serves_only_its_recipient_and_refuses_bad_input() {
     let c = challenge(&bob_addr);
     let signature = sign_mailbox_request(&bob_key, &genesis, MailboxAction::Ack, &c, &[]);
     let (status, _) = post(
-        &format!("/v1/mailbox/{bob_addr}/ack"),
+        &paths::mailbox_ack(bob_addr),
         serde_json::json!({ "challenge": c, "signature": hex::encode(signature.0), "ids": [packages[0]["id"]] }),
     );
     assert_eq!(status, 401);
@@ -570,32 +571,32 @@ fn the_mailbox_serves_only_its_recipient_and_refuses_bad_input() {
     let package_hex = packages[0]["package"].as_str().expect("hex");
     let cases = [
         (
-            format!("/v1/mailbox/{carol}"),
+            paths::mailbox(carol),
             serde_json::json!({ "package": package_hex }),
             "wrong_recipient",
         ),
         (
-            format!("/v1/mailbox/{bob_addr}"),
+            paths::mailbox(bob_addr),
             serde_json::json!({ "package": "00ff" }),
             "malformed_package",
         ),
         (
-            format!("/v1/mailbox/{bob_addr}"),
+            paths::mailbox(bob_addr),
             serde_json::json!({ "package": "zz" }),
             "malformed_request",
         ),
         (
-            format!("/v1/mailbox/{bob_addr}"),
+            paths::mailbox(bob_addr),
             serde_json::json!({ "pkg": 1 }),
             "malformed_request",
         ),
         (
-            "/v1/mailbox/0x12/challenge".to_string(),
+            paths::mailbox_challenge("0x12"),
             serde_json::json!({}),
             "malformed_address",
         ),
         (
-            format!("/v1/mailbox/{bob_addr}/fetch"),
+            paths::mailbox_fetch(bob_addr),
             serde_json::json!({ "challenge": fresh, "signature": "abcd" }),
             "malformed_signature",
         ),
@@ -605,10 +606,7 @@ fn the_mailbox_serves_only_its_recipient_and_refuses_bad_input() {
         assert!((400..500).contains(&status), "{path}: {status} {answer}");
         assert_eq!(answer["error"]["code"], code, "{path}: {answer}");
     }
-    let (status, answer) = post(
-        &format!("/v1/mailbox/{bob_addr}"),
-        serde_json::json!({ "package": package_hex }),
-    );
+    let (status, answer) = post(&paths::mailbox(bob_addr), serde_json::json!({ "package": package_hex }));
     assert_eq!(
         (status, answer["data"]["status"].as_str()),
         (200, Some("already_stored"))

@@ -7,26 +7,17 @@
 
 use async_trait::async_trait;
 use ezchain_protocol::Address;
+use ezchain_rpc::ErrorCode;
+use ezchain_rpc::types::FaucetGrant;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-/// What a successful faucet payment did.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct FaucetGrant {
-    pub amount: u64,
-    /// Height of the finalized block carrying the payment.
-    pub height: u64,
-    pub bundle_hash: String,
-    /// Transfer packages left in the recipient's mailbox.
-    pub packages: usize,
-}
 
 /// Why the faucet did not pay: a stable code, an HTTP status, and what to do.
 #[derive(Clone, Debug)]
 pub struct FaucetRefusal {
     pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// The payment went (or may still go) out: the amount stays counted against the address.
     pub charged: bool,
@@ -135,7 +126,7 @@ impl FaucetLimiter {
         if amount == 0 || amount > self.limits.per_request {
             return Err(FaucetRefusal {
                 status: 400,
-                code: "faucet_amount_invalid",
+                code: ErrorCode::FaucetAmountInvalid,
                 message: format!("ask for 1 to {} per request", self.limits.per_request),
                 charged: false,
             });
@@ -151,7 +142,7 @@ impl FaucetLimiter {
             let retry_s = (HOUR_MS - now_ms.saturating_sub(oldest)) / 1000;
             return Err(FaucetRefusal {
                 status: 429,
-                code: "faucet_hourly_limit",
+                code: ErrorCode::FaucetHourlyLimit,
                 message: format!(
                     "the faucet paid {paid_this_hour} to everyone in the last hour (testnet limit {}); retry in {retry_s} s",
                     self.limits.per_hour
@@ -167,7 +158,7 @@ impl FaucetLimiter {
                 .map_or(0, |(at, _)| (HOUR_MS - now_ms.saturating_sub(*at)) / 1000);
             return Err(FaucetRefusal {
                 status: 429,
-                code: "faucet_rate_limited",
+                code: ErrorCode::FaucetRateLimited,
                 message: format!(
                     "{recipient} received {used} in the last hour (limit {}); retry in {retry_s} s",
                     self.limits.per_address_per_hour
@@ -210,7 +201,7 @@ mod tests {
         limiter.reserve(Address([1; 20]), 100, 0).expect("first address");
         limiter.reserve(Address([2; 20]), 100, 1).expect("second address");
         let refusal = limiter.reserve(Address([3; 20]), 100, 2).unwrap_err();
-        assert_eq!((refusal.status, refusal.code), (429, "faucet_hourly_limit"));
+        assert_eq!((refusal.status, refusal.code), (429, ErrorCode::FaucetHourlyLimit));
         limiter
             .reserve(Address([3; 20]), 50, 2)
             .expect("what is left of the hour can still be paid");
@@ -229,13 +220,16 @@ mod tests {
         let alice = Address([1; 20]);
         assert_eq!(
             limiter.reserve(alice, 101, 0).unwrap_err().code,
-            "faucet_amount_invalid"
+            ErrorCode::FaucetAmountInvalid
         );
-        assert_eq!(limiter.reserve(alice, 0, 0).unwrap_err().code, "faucet_amount_invalid");
+        assert_eq!(
+            limiter.reserve(alice, 0, 0).unwrap_err().code,
+            ErrorCode::FaucetAmountInvalid
+        );
         limiter.reserve(alice, 100, 0).expect("first");
         limiter.reserve(alice, 100, 1).expect("second");
         let refusal = limiter.reserve(alice, 100, 2).unwrap_err();
-        assert_eq!((refusal.status, refusal.code), (429, "faucet_rate_limited"));
+        assert_eq!((refusal.status, refusal.code), (429, ErrorCode::FaucetRateLimited));
         limiter
             .reserve(Address([2; 20]), 100, 2)
             .expect("others have their own allowance");
@@ -259,7 +253,7 @@ mod tests {
         let restarted = FaucetLimiter::with_file(limits(100, 150, 10_000), path.clone());
         assert_eq!(
             restarted.reserve(alice, 100, 12).unwrap_err().code,
-            "faucet_rate_limited",
+            ErrorCode::FaucetRateLimited,
             "the grant before the restart still counts"
         );
         restarted

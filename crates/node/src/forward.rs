@@ -34,9 +34,11 @@ impl Forwarder {
         let task = tokio::spawn(async move {
             let Some(client) = client else { return };
             while let Some(submission) = receiver.recv().await {
-                let body = serde_json::json!({ "submission": hex::encode(encode(&submission)) });
+                let body = ezchain_rpc::types::SubmitRequest {
+                    submission: hex::encode(encode(&submission)),
+                };
                 for peer in &peers {
-                    let url = format!("http://{peer}/v1/submit");
+                    let url = format!("http://{peer}{}", ezchain_rpc::paths::SUBMIT);
                     if let Err(error) = client.post(&url).json(&body).send().await {
                         debug!(%peer, %error, "forwarding a bundle failed");
                     }

@@ -32,8 +32,15 @@ use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::mailbox::{MailboxAction, verify_mailbox_request};
 use ezchain_protocol::mempool::{Admission, AdmissionError, PendingPool};
 use ezchain_protocol::{Address, ConfirmedBundleUnit, Hash32, RecoverableSignature, Submission, TransferPackage};
+use ezchain_rpc::types::{
+    self, AckAnswer, AdminExportAnswer, AdminExportRequest, BlockAnswer, CertifiedHeaderItem, ChallengeAnswer,
+    EVENT_HEADER, EVENT_LAGGED, EVENT_RECEIPT, FaucetRequest, FetchAnswer, FetchedPackage, HeadersAnswer, HealthAnswer,
+    LaggedEvent, MailboxListAnswer, MailboxListItem, MailboxPutAnswer, MailboxPutRequest, PutStatus, ReadyAnswer,
+    ReceiptAnswer, ReceiptEvent, SignedMailboxRequest, StatusAnswer, SubmitAnswer, SubmitRequest, SubmitStatus,
+};
+use ezchain_rpc::{ErrorCode, paths};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 /// Everything the RPC handlers read.
@@ -59,38 +66,45 @@ pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
     let mailbox_body = state.mailbox.config().max_package_bytes * 2 + 1024;
     Router::new()
         .route(
-            "/v1/mailbox/{address}",
+            paths::MAILBOX,
             post(mailbox_put)
                 .get(mailbox_list)
                 .layer(DefaultBodyLimit::max(mailbox_body.max(max_body_bytes))),
         )
-        .route("/v1/mailbox/{address}/challenge", post(mailbox_challenge))
-        .route("/v1/mailbox/{address}/fetch", post(mailbox_fetch))
-        .route("/v1/mailbox/{address}/ack", post(mailbox_ack))
-        .route("/v1/faucet", post(faucet))
-        .route("/v1/admin/export", post(admin_export))
-        .route("/health", get(|| async { ok(json!({ "alive": true })) }))
-        .route("/status", get(status))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/submit", post(submit))
-        .route("/v1/blocks/{height}", get(block))
-        .route("/v1/headers", get(headers))
-        .route("/v1/subscribe", get(subscribe))
-        .route("/v1/receipts/{address}/{seq}", get(receipt))
-        .fallback(|| async { fail(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .route(paths::MAILBOX_CHALLENGE, post(mailbox_challenge))
+        .route(paths::MAILBOX_FETCH, post(mailbox_fetch))
+        .route(paths::MAILBOX_ACK, post(mailbox_ack))
+        .route(paths::FAUCET, post(faucet))
+        .route(paths::ADMIN_EXPORT, post(admin_export))
+        .route(paths::HEALTH, get(|| async { ok(HealthAnswer { alive: true }) }))
+        .route(paths::STATUS, get(status))
+        .route(paths::READYZ, get(readyz))
+        .route(paths::METRICS, get(metrics))
+        .route(paths::SUBMIT, post(submit))
+        .route(paths::BLOCK, get(block))
+        .route(paths::HEADERS, get(headers))
+        .route(paths::SUBSCRIBE, get(subscribe))
+        .route(paths::RECEIPT, get(receipt))
+        .fallback(|| async { fail(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
-fn ok(data: Value) -> Response {
+fn ok(data: impl Serialize) -> Response {
     (StatusCode::OK, Json(json!({ "ok": true, "data": data }))).into_response()
 }
 
-fn fail(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+fn refusal_body(code: ErrorCode, message: impl std::fmt::Display) -> types::Refusal {
+    types::Refusal {
+        code: code.as_str().to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn fail(status: StatusCode, code: ErrorCode, message: impl std::fmt::Display) -> Response {
     (
         status,
-        Json(json!({ "ok": false, "error": { "code": code, "message": message.to_string() } })),
+        Json(json!({ "ok": false, "error": refusal_body(code, message) })),
     )
         .into_response()
 }
@@ -143,13 +157,19 @@ async fn readyz(State(state): State<Arc<RpcState>>) -> Response {
             tip_age_ms / 1000
         ));
     }
-    let body = json!({ "ready": reasons.is_empty(), "height": height, "peers": peers, "reasons": reasons });
-    if reasons.is_empty() {
+    let message = reasons.join("; ");
+    let body = ReadyAnswer {
+        ready: reasons.is_empty(),
+        height,
+        peers: peers as u64,
+        reasons,
+    };
+    if body.ready {
         ok(body)
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ok": false, "data": body, "error": { "code": "not_ready", "message": reasons.join("; ") } })),
+            Json(json!({ "ok": false, "data": body, "error": refusal_body(ErrorCode::NotReady, message) })),
         )
             .into_response()
     }
@@ -158,58 +178,49 @@ async fn readyz(State(state): State<Arc<RpcState>>) -> Response {
 async fn status(State(state): State<Arc<RpcState>>) -> Response {
     let chain = state.chain.state.read().unwrap_or_else(|p| p.into_inner()).clone();
     let mempool = state.mempool.lock().unwrap_or_else(|p| p.into_inner()).len();
-    ok(json!({
-        "chain_id": state.chain_id,
-        "genesis_hash": state.genesis_hash,
-        "height": chain.height,
-        "tip_hash": chain.tip_hash,
-        "state_root": chain.state_root(),
-        "accounts": chain.account_count(),
-        "mempool_size": mempool,
-    }))
-}
-
-#[derive(Deserialize)]
-struct SubmitRequest {
-    /// Hex of the borsh-encoded `Submission`.
-    submission: String,
-}
-
-#[derive(Serialize)]
-struct SubmitResponse {
-    status: &'static str,
-    bundle_hash: Hash32,
-    seq: u64,
+    ok(StatusAnswer {
+        chain_id: state.chain_id,
+        genesis_hash: state.genesis_hash,
+        height: chain.height,
+        tip_hash: chain.tip_hash,
+        state_root: chain.state_root(),
+        accounts: chain.account_count() as u64,
+        mempool_size: mempool as u64,
+    })
 }
 
 /// Stable code of an admission refusal.
-pub fn admission_code(error: &AdmissionError) -> &'static str {
+pub fn admission_code(error: &AdmissionError) -> ErrorCode {
     use ezchain_protocol::bundle::BundleError;
     use ezchain_protocol::state::EntryError;
     match error {
-        AdmissionError::Entry(EntryError::Bundle(BundleError::SelfTransfer { .. })) => "self_transfer",
-        AdmissionError::Entry(EntryError::Bundle(_)) => "invalid_bundle",
-        AdmissionError::Entry(EntryError::Expired { .. }) => "bundle_expired",
-        AdmissionError::Entry(EntryError::StaleSeq { .. }) => "stale_seq",
-        AdmissionError::Entry(EntryError::SeqGap { .. }) => "seq_gap",
-        AdmissionError::Entry(EntryError::DuplicateSender) => "duplicate_sender",
-        AdmissionError::ConflictingPending { .. } => "pending_bundle_exists",
-        AdmissionError::FeeNotHigher { .. } => "fee_not_higher",
-        AdmissionError::PoolFull { .. } => "mempool_full",
+        AdmissionError::Entry(EntryError::Bundle(BundleError::SelfTransfer { .. })) => ErrorCode::SelfTransfer,
+        AdmissionError::Entry(EntryError::Bundle(_)) => ErrorCode::InvalidBundle,
+        AdmissionError::Entry(EntryError::Expired { .. }) => ErrorCode::BundleExpired,
+        AdmissionError::Entry(EntryError::StaleSeq { .. }) => ErrorCode::StaleSeq,
+        AdmissionError::Entry(EntryError::SeqGap { .. }) => ErrorCode::SeqGap,
+        AdmissionError::Entry(EntryError::DuplicateSender) => ErrorCode::DuplicateSender,
+        AdmissionError::ConflictingPending { .. } => ErrorCode::PendingBundleExists,
+        AdmissionError::FeeNotHigher { .. } => ErrorCode::FeeNotHigher,
+        AdmissionError::PoolFull { .. } => ErrorCode::MempoolFull,
     }
 }
 
 async fn submit(State(state): State<Arc<RpcState>>, body: Result<Json<SubmitRequest>, JsonRejection>) -> Response {
     let Json(request) = match body {
         Ok(body) => body,
-        Err(rejection) => return fail(rejection.status(), "malformed_request", rejection.body_text()),
+        Err(rejection) => return fail(rejection.status(), ErrorCode::MalformedRequest, rejection.body_text()),
     };
     let Ok(bytes) = hex::decode(request.submission.trim_start_matches("0x")) else {
-        return fail(StatusCode::BAD_REQUEST, "malformed_request", "`submission` must be hex");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedRequest,
+            "`submission` must be hex",
+        );
     };
     let submission: Submission = match decode(&bytes, ezchain_protocol::bundle::MAX_SIDECAR_BYTES * 2) {
         Ok(submission) => submission,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, "malformed_submission", e),
+        Err(e) => return fail(StatusCode::BAD_REQUEST, ErrorCode::MalformedSubmission, e),
     };
     let chain = state.chain.state.read().unwrap_or_else(|p| p.into_inner()).clone();
     let mut mempool = state.mempool.lock().unwrap_or_else(|p| p.into_inner());
@@ -221,15 +232,15 @@ async fn submit(State(state): State<Arc<RpcState>>, body: Result<Json<SubmitRequ
         state.forwarder.forward(submission.clone());
     }
     match admitted {
-        Ok(admission) => ok(json!(SubmitResponse {
+        Ok(admission) => ok(SubmitAnswer {
             status: match admission {
-                Admission::New => "accepted",
-                Admission::Replace { .. } => "replaced",
-                Admission::Duplicate => "already_pending",
+                Admission::New => SubmitStatus::Accepted,
+                Admission::Replace { .. } => SubmitStatus::Replaced,
+                Admission::Duplicate => SubmitStatus::AlreadyPending,
             },
             bundle_hash: submission.envelope.bundle_hash,
             seq: submission.envelope.seq,
-        })),
+        }),
         Err(error) => {
             let status = if matches!(error, AdmissionError::PoolFull { .. }) {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -245,23 +256,23 @@ async fn block(State(state): State<Arc<RpcState>>, Path(height): Path<String>) -
     let Ok(height) = height.parse::<u64>() else {
         return fail(
             StatusCode::BAD_REQUEST,
-            "malformed_request",
+            ErrorCode::MalformedRequest,
             "height must be a whole number",
         );
     };
     match (state.chain.store.block(height), state.chain.store.certificate(height)) {
-        (Ok(Some(block)), Ok(Some(certificate))) => ok(json!({
-            "height": height,
-            "header_hash": block.hash(),
-            "block": hex::encode(encode(&block)),
-            "certificate": hex::encode(encode(&certificate)),
-        })),
+        (Ok(Some(block)), Ok(Some(certificate))) => ok(BlockAnswer {
+            height,
+            header_hash: block.hash(),
+            block: hex::encode(encode(&block)),
+            certificate: hex::encode(encode(&certificate)),
+        }),
         (Ok(None), _) | (_, Ok(None)) => fail(
             StatusCode::NOT_FOUND,
-            "block_not_found",
+            ErrorCode::BlockNotFound,
             format!("no finalized block at height {height}"),
         ),
-        (Err(e), _) | (_, Err(e)) => fail(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e),
+        (Err(e), _) | (_, Err(e)) => fail(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError, e),
     }
 }
 
@@ -283,7 +294,7 @@ async fn headers(
     let Ok(axum::extract::Query(range)) = query else {
         return fail(
             StatusCode::BAD_REQUEST,
-            "malformed_request",
+            ErrorCode::MalformedRequest,
             "use ?from=<height>[&to=<height>]",
         );
     };
@@ -295,17 +306,17 @@ async fn headers(
     let mut items = Vec::new();
     for height in from..=last {
         match (state.chain.store.header(height), state.chain.store.certificate(height)) {
-            (Ok(Some(header)), Ok(Some(certificate))) => items.push(json!({
-                "height": height,
-                "header_hash": header.hash(),
-                "header": hex::encode(encode(&header)),
-                "certificate": hex::encode(encode(&certificate)),
-            })),
-            (Err(e), _) | (_, Err(e)) => return fail(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e),
+            (Ok(Some(header)), Ok(Some(certificate))) => items.push(CertifiedHeaderItem {
+                height,
+                header_hash: header.hash(),
+                header: hex::encode(encode(&header)),
+                certificate: hex::encode(encode(&certificate)),
+            }),
+            (Err(e), _) | (_, Err(e)) => return fail(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError, e),
             _ => break,
         }
     }
-    ok(json!({ "headers": items }))
+    ok(HeadersAnswer { headers: items })
 }
 
 #[derive(Deserialize)]
@@ -326,7 +337,11 @@ async fn subscribe(
     use tokio::sync::broadcast::error::RecvError;
 
     let Ok(axum::extract::Query(query)) = query else {
-        return fail(StatusCode::BAD_REQUEST, "malformed_request", "use ?addresses=0x…,0x…");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedRequest,
+            "use ?addresses=0x…,0x…",
+        );
     };
     let mut addresses = std::collections::HashSet::new();
     for text in query
@@ -341,13 +356,19 @@ async fn subscribe(
             Ok(address) => {
                 addresses.insert(address);
             }
-            Err(e) => return fail(StatusCode::BAD_REQUEST, "malformed_address", format!("{text}: {e}")),
+            Err(e) => {
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::MalformedAddress,
+                    format!("{text}: {e}"),
+                );
+            }
         }
     }
     if addresses.len() > MAX_SUBSCRIBED_ADDRESSES {
         return fail(
             StatusCode::BAD_REQUEST,
-            "too_many_addresses",
+            ErrorCode::TooManyAddresses,
             format!("at most {MAX_SUBSCRIBED_ADDRESSES} addresses"),
         );
     }
@@ -362,26 +383,26 @@ async fn subscribe(
     let events = updates.flat_map(move |update| {
         let events: Vec<Result<Event, std::convert::Infallible>> = match update {
             Err(missed) => vec![Ok(Event::default()
-                .event("lagged")
-                .data(json!({ "missed": missed }).to_string()))],
+                .event(EVENT_LAGGED)
+                .data(json!(LaggedEvent { missed }).to_string()))],
             Ok(committed) => {
                 let header = &committed.header;
-                let mut events = vec![Ok(Event::default().event("header").data(
-                    json!({
-                        "height": header.height,
-                        "header_hash": header.hash(),
-                        "header": hex::encode(encode(header)),
-                        "certificate": hex::encode(encode(&committed.certificate)),
+                let mut events = vec![Ok(Event::default().event(EVENT_HEADER).data(
+                    json!(CertifiedHeaderItem {
+                        height: header.height,
+                        header_hash: header.hash(),
+                        header: hex::encode(encode(header)),
+                        certificate: hex::encode(encode(&committed.certificate)),
                     })
                     .to_string(),
                 ))];
                 for (owner, receipt) in committed.receipts.iter().filter(|(owner, _)| addresses.contains(owner)) {
-                    events.push(Ok(Event::default().event("receipt").data(
-                        json!({
-                            "address": owner,
-                            "seq": receipt.seq,
-                            "height": receipt.header.height,
-                            "receipt": hex::encode(encode(receipt)),
+                    events.push(Ok(Event::default().event(EVENT_RECEIPT).data(
+                        json!(ReceiptEvent {
+                            address: *owner,
+                            seq: receipt.seq,
+                            height: receipt.header.height,
+                            receipt: hex::encode(encode(receipt)),
                         })
                         .to_string(),
                     )));
@@ -398,36 +419,39 @@ async fn receipt(State(state): State<Arc<RpcState>>, Path((address, seq)): Path<
     let Ok(address) = address.parse::<Address>() else {
         return fail(
             StatusCode::BAD_REQUEST,
-            "malformed_address",
+            ErrorCode::MalformedAddress,
             "address must be 0x + 40 hex digits (EIP-55 checksum if mixed case)",
         );
     };
     let Ok(seq) = seq.parse::<u64>() else {
         return fail(
             StatusCode::BAD_REQUEST,
-            "malformed_request",
+            ErrorCode::MalformedRequest,
             "seq must be a whole number",
         );
     };
     match state.chain.store.receipt(&address, seq) {
-        Ok(Some(receipt)) => ok(json!({ "height": receipt.header.height, "receipt": hex::encode(encode(&receipt)) })),
+        Ok(Some(receipt)) => ok(ReceiptAnswer {
+            height: receipt.header.height,
+            receipt: hex::encode(encode(&receipt)),
+        }),
         Ok(None) => fail(
             StatusCode::NOT_FOUND,
-            "receipt_not_found",
+            ErrorCode::ReceiptNotFound,
             format!("no receipt for {address} seq {seq}"),
         ),
-        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e),
+        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError, e),
     }
 }
 
 /// A refused request: its status, stable code and message (small, so `?` stays cheap).
 struct Refusal {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
-fn refuse(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> Refusal {
+fn refuse(status: StatusCode, code: ErrorCode, message: impl std::fmt::Display) -> Refusal {
     Refusal {
         status,
         code,
@@ -447,7 +471,7 @@ fn parse_address(text: &str) -> Result<Address, Refusal> {
     text.parse::<Address>().map_err(|e| {
         refuse(
             StatusCode::BAD_REQUEST,
-            "malformed_address",
+            ErrorCode::MalformedAddress,
             format!("{text}: {e}; an address is 0x + 40 hex digits (EIP-55 checksum if mixed case)"),
         )
     })
@@ -455,34 +479,35 @@ fn parse_address(text: &str) -> Result<Address, Refusal> {
 
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Refusal> {
     body.map(|Json(value)| value)
-        .map_err(|rejection| refuse(rejection.status(), "malformed_request", rejection.body_text()))
+        .map_err(|rejection| refuse(rejection.status(), ErrorCode::MalformedRequest, rejection.body_text()))
 }
 
 fn mailbox_failure(error: MailboxError) -> Refusal {
     match error {
-        MailboxError::PackageTooLarge { .. } => refuse(StatusCode::PAYLOAD_TOO_LARGE, "package_too_large", error),
-        MailboxError::Full { .. } => refuse(StatusCode::INSUFFICIENT_STORAGE, "mailbox_full", error),
+        MailboxError::PackageTooLarge { .. } => {
+            refuse(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PackageTooLarge, error)
+        }
+        MailboxError::Full { .. } => refuse(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::MailboxFull, error),
         MailboxError::Database(_) | MailboxError::Corrupt(_) => {
-            refuse(StatusCode::INTERNAL_SERVER_ERROR, "store_error", error)
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError, error)
         }
     }
-}
-
-#[derive(Deserialize)]
-struct MailboxPut {
-    /// Hex of the borsh-encoded `TransferPackage`.
-    package: String,
 }
 
 async fn mailbox_put(
     State(state): State<Arc<RpcState>>,
     Path(address): Path<String>,
-    body: Result<Json<MailboxPut>, JsonRejection>,
+    body: Result<Json<MailboxPutRequest>, JsonRejection>,
 ) -> Answer {
     let recipient = parse_address(&address)?;
     let request = json_body(body)?;
-    let bytes = hex::decode(request.package.trim_start_matches("0x"))
-        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "malformed_request", "`package` must be hex"))?;
+    let bytes = hex::decode(request.package.trim_start_matches("0x")).map_err(|_| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedRequest,
+            "`package` must be hex",
+        )
+    })?;
     let max = state.mailbox.config().max_package_bytes;
     if bytes.len() > max {
         return Err(mailbox_failure(MailboxError::PackageTooLarge {
@@ -491,11 +516,11 @@ async fn mailbox_put(
         }));
     }
     let package: TransferPackage =
-        decode(&bytes, max).map_err(|e| refuse(StatusCode::BAD_REQUEST, "malformed_package", e))?;
+        decode(&bytes, max).map_err(|e| refuse(StatusCode::BAD_REQUEST, ErrorCode::MalformedPackage, e))?;
     if package.target_tx.recipient != recipient {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
-            "wrong_recipient",
+            ErrorCode::WrongRecipient,
             format!("the package pays {}, not {recipient}", package.target_tx.recipient),
         ));
     }
@@ -505,10 +530,14 @@ async fn mailbox_put(
         .mailbox
         .put(&recipient, &id, &bytes, now_ms())
         .map_err(mailbox_failure)?;
-    Ok(ok(json!({
-        "id": id,
-        "status": if outcome == PutOutcome::Stored { "stored" } else { "already_stored" },
-    })))
+    Ok(ok(MailboxPutAnswer {
+        id,
+        status: if outcome == PutOutcome::Stored {
+            PutStatus::Stored
+        } else {
+            PutStatus::AlreadyStored
+        },
+    }))
 }
 
 /// A package is kept only when it is backed by a payment this node holds as final: its newest
@@ -521,7 +550,7 @@ fn check_backed_by_chain(state: &RpcState, package: &TransferPackage) -> Result<
     let unbacked = |why: String| {
         refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "package_not_backed",
+            ErrorCode::PackageNotBacked,
             format!("{why}; a package must carry the finalized payment it delivers"),
         )
     };
@@ -537,14 +566,14 @@ fn check_backed_by_chain(state: &RpcState, package: &TransferPackage) -> Result<
         .chain
         .store
         .receipt(&owner, seq)
-        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e))?;
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError, e))?;
     let Some(stored) = stored else {
         let tip = state.chain.state.read().unwrap_or_else(|p| p.into_inner()).height;
         if height > tip {
             // This node is behind: another node may have the block already.
             return Err(refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "package_block_unknown",
+                ErrorCode::PackageBlockUnknown,
                 format!("height {height} is not finalized on this node yet (tip {tip}); retry or use another node"),
             ));
         }
@@ -582,7 +611,16 @@ async fn mailbox_list(State(state): State<Arc<RpcState>>, Path(address): Path<St
         .mailbox
         .items(&recipient, now_ms(), false, 0)
         .map_err(mailbox_failure)?;
-    Ok(ok(json!({ "packages": items })))
+    Ok(ok(MailboxListAnswer {
+        packages: items
+            .into_iter()
+            .map(|item| MailboxListItem {
+                id: item.id,
+                stored_at_ms: item.stored_at_ms,
+                size: item.size as u64,
+            })
+            .collect(),
+    }))
 }
 
 async fn mailbox_challenge(State(state): State<Arc<RpcState>>, Path(address): Path<String>) -> Answer {
@@ -590,22 +628,12 @@ async fn mailbox_challenge(State(state): State<Arc<RpcState>>, Path(address): Pa
     let challenge = state
         .mailbox
         .issue_challenge(&recipient, now_ms())
-        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, "randomness_unavailable", e))?;
-    Ok(ok(json!({
-        "challenge": challenge,
-        "genesis_hash": state.genesis_hash,
-        "expires_in_ms": crate::mailbox::CHALLENGE_TTL_MS,
-    })))
-}
-
-#[derive(Deserialize)]
-struct SignedMailboxRequest {
-    challenge: Hash32,
-    /// Hex of the 65-byte recoverable signature.
-    signature: String,
-    /// Package ids acknowledged (ack only).
-    #[serde(default)]
-    ids: Vec<Hash32>,
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::RandomnessUnavailable, e))?;
+    Ok(ok(ChallengeAnswer {
+        challenge,
+        genesis_hash: state.genesis_hash,
+        expires_in_ms: crate::mailbox::CHALLENGE_TTL_MS,
+    }))
 }
 
 /// Most packages acknowledged by one request.
@@ -624,7 +652,7 @@ fn authorize(
     if request.ids.len() > MAX_ACK_IDS {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
-            "too_many_ids",
+            ErrorCode::TooManyIds,
             format!("acknowledge at most {MAX_ACK_IDS} packages per request"),
         ));
     }
@@ -635,14 +663,14 @@ fn authorize(
         .ok_or_else(|| {
             refuse(
                 StatusCode::BAD_REQUEST,
-                "malformed_signature",
+                ErrorCode::MalformedSignature,
                 "`signature` must be 65 bytes of hex",
             )
         })?;
     if !state.mailbox.take_challenge(&recipient, &request.challenge, now_ms()) {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
-            "challenge_invalid",
+            ErrorCode::ChallengeInvalid,
             "unknown, used or expired challenge; ask for a new one at /v1/mailbox/{address}/challenge",
         ));
     }
@@ -657,7 +685,7 @@ fn authorize(
         Ok(true) => Ok(recipient),
         _ => Err(refuse(
             StatusCode::UNAUTHORIZED,
-            "signature_invalid",
+            ErrorCode::SignatureInvalid,
             format!("the signature is not {recipient}'s over this request"),
         )),
     }
@@ -674,11 +702,15 @@ async fn mailbox_fetch(
         .mailbox
         .items(&recipient, now_ms(), true, MAX_FETCH_BYTES)
         .map_err(mailbox_failure)?;
-    let packages: Vec<Value> = items
+    let packages = items
         .iter()
-        .map(|item| json!({ "id": item.id, "stored_at_ms": item.stored_at_ms, "package": hex::encode(&item.bytes) }))
+        .map(|item| FetchedPackage {
+            id: item.id,
+            stored_at_ms: item.stored_at_ms,
+            package: hex::encode(&item.bytes),
+        })
         .collect();
-    Ok(ok(json!({ "packages": packages })))
+    Ok(ok(FetchAnswer { packages }))
 }
 
 async fn mailbox_ack(
@@ -689,20 +721,16 @@ async fn mailbox_ack(
     let request = json_body(body)?;
     let recipient = authorize(&state, &address, MailboxAction::Ack, &request)?;
     let removed = state.mailbox.ack(&recipient, &request.ids).map_err(mailbox_failure)?;
-    Ok(ok(json!({ "removed": removed })))
-}
-
-#[derive(Deserialize)]
-struct FaucetRequest {
-    address: String,
-    amount: u64,
+    Ok(ok(AckAnswer {
+        removed: removed as u64,
+    }))
 }
 
 async fn faucet(State(state): State<Arc<RpcState>>, body: Result<Json<FaucetRequest>, JsonRejection>) -> Answer {
     let Some((service, limiter)) = &state.faucet else {
         return Err(refuse(
             StatusCode::NOT_FOUND,
-            "faucet_unavailable",
+            ErrorCode::FaucetUnavailable,
             "this node hosts no faucet; ask the testnet's bootstrap node",
         ));
     };
@@ -713,7 +741,7 @@ async fn faucet(State(state): State<Arc<RpcState>>, body: Result<Json<FaucetRequ
         .reserve(recipient, request.amount, reserved_at)
         .map_err(faucet_refusal)?;
     match service.pay(recipient, request.amount).await {
-        Ok(grant) => Ok(ok(json!(grant))),
+        Ok(grant) => Ok(ok(grant)),
         Err(refusal) => {
             if !refusal.charged {
                 limiter.release(recipient, request.amount, reserved_at);
@@ -728,28 +756,20 @@ fn faucet_refusal(refusal: crate::faucet::FaucetRefusal) -> Refusal {
     refuse(status, refusal.code, refusal.message)
 }
 
-#[derive(Deserialize)]
-struct ExportRequest {
-    /// `chain`, `mailbox` or `faucet_wallet`.
-    database: String,
-    /// Absolute path of the new file; it must not exist.
-    out_file: std::path::PathBuf,
-}
-
 /// Writes an online copy of one of the node's databases (for `ezchain ops backup`).
 async fn admin_export(
     State(state): State<Arc<RpcState>>,
     headers: HeaderMap,
-    body: Result<Json<ExportRequest>, JsonRejection>,
+    body: Result<Json<AdminExportRequest>, JsonRejection>,
 ) -> Answer {
     let given = headers
-        .get("x-ez-admin-token")
+        .get(paths::ADMIN_TOKEN_HEADER)
         .map(|value| value.as_bytes())
         .unwrap_or_default();
     if !ezchain_host::secret::token_matches(given, state.admin_token.as_bytes()) {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "X-EZ-Admin-Token is missing or wrong; it is in the node's data folder (admin.token)",
         ));
     }
@@ -757,7 +777,7 @@ async fn admin_export(
     if !request.out_file.is_absolute() {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
-            "malformed_request",
+            ErrorCode::MalformedRequest,
             "out_file must be an absolute path",
         ));
     }
@@ -765,44 +785,61 @@ async fn admin_export(
         let Some((faucet, _)) = &state.faucet else {
             return Err(refuse(
                 StatusCode::BAD_REQUEST,
-                "unknown_database",
+                ErrorCode::UnknownDatabase,
                 "this node hosts no faucet wallet",
             ));
         };
         return match faucet.export_wallet(request.out_file.clone()).await {
-            Ok(bytes) => Ok(ok(json!({ "database": "faucet_wallet", "bytes": bytes }))),
+            Ok(bytes) => Ok(ok(AdminExportAnswer {
+                database: "faucet_wallet".into(),
+                height: None,
+                tip_hash: None,
+                bytes,
+            })),
             Err(error @ ezchain_host::export::ExportError::Exists(_)) => {
-                Err(refuse(StatusCode::CONFLICT, "already_exists", error))
+                Err(refuse(StatusCode::CONFLICT, ErrorCode::AlreadyExists, error))
             }
-            Err(error) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", error)),
+            Err(error) => Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::ExportFailed,
+                error,
+            )),
         };
     }
     let chain = state.chain.clone();
     let mailbox = state.mailbox.clone();
     let out_file = request.out_file.clone();
     let exported = tokio::task::spawn_blocking(move || match request.database.as_str() {
-        "chain" => Some(chain.store.export(&out_file).map(
-            |(tip, bytes)| json!({ "database": "chain", "height": tip.height, "tip_hash": tip.hash, "bytes": bytes }),
-        )),
-        "mailbox" => Some(
-            mailbox
-                .export(&out_file)
-                .map(|bytes| json!({ "database": "mailbox", "bytes": bytes })),
-        ),
+        "chain" => Some(chain.store.export(&out_file).map(|(tip, bytes)| AdminExportAnswer {
+            database: "chain".into(),
+            height: Some(tip.height),
+            tip_hash: Some(tip.hash),
+            bytes,
+        })),
+        "mailbox" => Some(mailbox.export(&out_file).map(|bytes| AdminExportAnswer {
+            database: "mailbox".into(),
+            height: None,
+            tip_hash: None,
+            bytes,
+        })),
         _ => None,
     })
     .await
-    .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?;
+    .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, e))?;
     match exported {
         None => Err(refuse(
             StatusCode::BAD_REQUEST,
-            "unknown_database",
+            ErrorCode::UnknownDatabase,
             "database must be `chain`, `mailbox` or `faucet_wallet`",
         )),
         Some(Ok(answer)) => Ok(ok(answer)),
         Some(Err(error @ ezchain_host::export::ExportError::Exists(_))) => {
-            Err(refuse(StatusCode::CONFLICT, "already_exists", error))
+            Err(refuse(StatusCode::CONFLICT, ErrorCode::AlreadyExists, error))
         }
-        Some(Err(error)) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", error)),
+        Some(Err(error)) => Err(refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ExportFailed,
+            error,
+        )),
     }
 }

@@ -23,6 +23,8 @@ use ezchain_host::genesis_file::load_genesis;
 use ezchain_protocol::codec::decode;
 use ezchain_protocol::finality::{CommitCertificate, ValidatorAddress};
 use ezchain_protocol::mempool::PendingPool;
+use ezchain_rpc::paths;
+use ezchain_rpc::types::{Envelope, HeadersAnswer, StatusAnswer};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -129,25 +131,29 @@ async fn key_signed_elsewhere(
         .build()
         .ok()?;
     for peer in &config.mempool.forward_to {
-        let status: Option<serde_json::Value> = match http.get(format!("http://{peer}/status")).send().await {
-            Ok(answer) => answer.json().await.ok(),
-            Err(_) => None,
-        };
-        let Some(peer_tip) = status.and_then(|s| s["data"]["height"].as_u64()) else {
+        let status: Option<Envelope<StatusAnswer>> =
+            match http.get(format!("http://{peer}{}", paths::STATUS)).send().await {
+                Ok(answer) => answer.json().await.ok(),
+                Err(_) => None,
+            };
+        let Some(peer_tip) = status.and_then(|s| s.into_result().ok()).map(|s| s.height) else {
             continue;
         };
         let from = peer_tip.saturating_sub(heights - 1).max(1);
-        let url = format!("http://{peer}/v1/headers?from={from}");
+        let url = format!("http://{peer}{}", paths::headers(from, None));
         let Ok(answer) = http.get(url).send().await else {
             continue;
         };
-        let Ok(body) = answer.json::<serde_json::Value>().await else {
+        let Ok(Ok(headers)) = answer
+            .json::<Envelope<HeadersAnswer>>()
+            .await
+            .map(Envelope::into_result)
+        else {
             continue;
         };
-        for item in body["data"]["headers"].as_array().into_iter().flatten() {
-            let certificate = item["certificate"]
-                .as_str()
-                .and_then(|text| hex::decode(text).ok())
+        for item in &headers.headers {
+            let certificate = hex::decode(&item.certificate)
+                .ok()
                 .and_then(|bytes| decode::<CommitCertificate>(&bytes, 1 << 20).ok());
             if let Some(certificate) = certificate
                 && foreign(&certificate)

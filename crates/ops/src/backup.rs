@@ -24,6 +24,8 @@ use ezchain_host::export::{ExportError, open_unheld};
 use ezchain_node::config::NodeConfig;
 use ezchain_node::mailbox::Mailbox;
 use ezchain_node::store::ChainStore;
+use ezchain_rpc::paths;
+use ezchain_rpc::types::{AdminExportAnswer, AdminExportRequest};
 use ezchain_wallet::AppConfig;
 use ezchain_wallet::store::export_wallet;
 use serde::{Deserialize, Serialize};
@@ -322,13 +324,21 @@ fn export_node_db(source: &Path, target: &Path) -> Result<Option<u64>, BackupErr
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
+    let request = AdminExportRequest {
+        database: database.to_string(),
+        out_file: target.to_path_buf(),
+    };
     let data = post_export(
-        &format!("http://{addr}/v1/admin/export"),
-        &[("x-ez-admin-token", token)],
-        &json!({ "database": database, "out_file": target }),
+        &format!("http://{addr}{}", paths::ADMIN_EXPORT),
+        &[(paths::ADMIN_TOKEN_HEADER, token)],
+        &json!(request),
         source,
     )?;
-    Ok(data["height"].as_u64())
+    let answer: AdminExportAnswer = serde_json::from_value(data).map_err(|e| BackupError::Export {
+        path: source.to_path_buf(),
+        reason: format!("the node's export answer: {e}"),
+    })?;
+    Ok(answer.height)
 }
 
 /// Exports a wallet service's `service.redb` or `wallet.redb`: here when no process holds it,

@@ -22,6 +22,8 @@ use ezchain_protocol::{
     Address, Block, BundleSidecar, ConfirmedBundleUnit, Genesis, HeaderLite, OffChainTx, Receipt, SigningKey,
     Submission, TransferPackage, ValueRange, WitnessAnchor, WitnessV2,
 };
+use ezchain_rpc::paths;
+use ezchain_rpc::types::{BlockAnswer, Envelope, ReceiptAnswer, StatusAnswer, SubmitRequest};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -359,7 +361,10 @@ fn sign_all(
                     &params,
                 );
                 bodies.push(Arc::new(
-                    serde_json::json!({ "submission": hex::encode(encode(&submission)) }).to_string(),
+                    serde_json::json!(SubmitRequest {
+                        submission: hex::encode(encode(&submission)),
+                    })
+                    .to_string(),
                 ));
             }
             Ok(Account {
@@ -587,7 +592,7 @@ fn submit_loop(
             .unwrap_or_else(|p| p.into_inner())
             .insert((account, seq), at);
         let answer = http
-            .post(format!("http://{}/v1/submit", targets[turn]))
+            .post(format!("http://{}{}", targets[turn], paths::SUBMIT))
             .header("content-type", "application/json")
             .body(body.as_str().to_owned())
             .send();
@@ -597,9 +602,9 @@ fn submit_loop(
             Ok(response) if response.status().is_success() => None,
             Ok(response) => Some(
                 response
-                    .json::<serde_json::Value>()
+                    .json::<Envelope<serde_json::Value>>()
                     .ok()
-                    .and_then(|v| v["error"]["code"].as_str().map(String::from))
+                    .and_then(|answer| answer.error.map(|refusal| refusal.code))
                     .unwrap_or_else(|| "http_error".into()),
             ),
             Err(_) => Some("unreachable".into()),
@@ -627,29 +632,34 @@ fn submit_loop(
 }
 
 fn tip(http: &reqwest::blocking::Client, node: SocketAddr) -> Option<u64> {
-    let value: serde_json::Value = http.get(format!("http://{node}/status")).send().ok()?.json().ok()?;
-    value["data"]["height"].as_u64()
-}
-
-fn fetch_block(http: &reqwest::blocking::Client, node: SocketAddr, height: u64) -> Option<Block> {
-    let value: serde_json::Value = http
-        .get(format!("http://{node}/v1/blocks/{height}"))
+    let answer: Envelope<StatusAnswer> = http
+        .get(format!("http://{node}{}", paths::STATUS))
         .send()
         .ok()?
         .json()
         .ok()?;
-    let bytes = hex::decode(value["data"]["block"].as_str()?).ok()?;
+    answer.into_result().ok().map(|status| status.height)
+}
+
+fn fetch_block(http: &reqwest::blocking::Client, node: SocketAddr, height: u64) -> Option<Block> {
+    let answer: Envelope<BlockAnswer> = http
+        .get(format!("http://{node}{}", paths::block(height)))
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    let bytes = hex::decode(answer.into_result().ok()?.block).ok()?;
     decode(&bytes, 256 * 1024 * 1024).ok()
 }
 
 fn fetch_receipt(http: &reqwest::blocking::Client, node: SocketAddr, owner: &Address, seq: u64) -> Option<Receipt> {
-    let value: serde_json::Value = http
-        .get(format!("http://{node}/v1/receipts/{owner}/{seq}"))
+    let answer: Envelope<ReceiptAnswer> = http
+        .get(format!("http://{node}{}", paths::receipt(owner, seq)))
         .send()
         .ok()?
         .json()
         .ok()?;
-    let bytes = hex::decode(value["data"]["receipt"].as_str()?).ok()?;
+    let bytes = hex::decode(answer.into_result().ok()?.receipt).ok()?;
     decode(&bytes, 1 << 20).ok()
 }
 

@@ -190,13 +190,17 @@ pub(crate) fn wallet_error_ref(e: &WalletError) -> ApiError {
         // The faucet's refusal of this request (amount out of range, hourly limits) is the
         // caller's to change: the node's 4xx status passes through. A faucet that failed is a
         // gateway error.
-        WalletError::Node(ClientError::Refused { status, code, .. }) if code.starts_with("faucet") => (
-            StatusCode::from_u16(*status)
-                .ok()
-                .filter(StatusCode::is_client_error)
-                .unwrap_or(StatusCode::BAD_GATEWAY),
-            "faucet_refused",
-        ),
+        WalletError::Node(refused @ ClientError::Refused { status, .. })
+            if refused.known_code().is_some_and(ezchain_rpc::ErrorCode::is_faucet) =>
+        {
+            (
+                StatusCode::from_u16(*status)
+                    .ok()
+                    .filter(StatusCode::is_client_error)
+                    .unwrap_or(StatusCode::BAD_GATEWAY),
+                "faucet_refused",
+            )
+        }
         WalletError::Node(_) | WalletError::WrongChain { .. } | WalletError::BadHeader { .. } => {
             (StatusCode::BAD_GATEWAY, "node_error")
         }

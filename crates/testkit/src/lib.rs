@@ -11,6 +11,10 @@ use ezchain_node::testnet::{FAUCET_KEY_FILE, GENESIS_FILE};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::CommitCertificate;
 use ezchain_protocol::{Address, Block, Genesis, Hash32, Receipt, SigningKey, Submission};
+use ezchain_rpc::paths;
+use ezchain_rpc::types::{
+    BlockAnswer, Envelope, HeadersAnswer, ReceiptAnswer, StatusAnswer, SubmitAnswer, SubmitRequest,
+};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -218,15 +222,13 @@ impl LocalTestnet {
     }
 
     pub fn status(&self, index: usize) -> Option<NodeStatus> {
-        let (code, body) = self.get(index, "/status")?;
-        if code != 200 {
-            return None;
-        }
-        let data = &body["data"];
+        let (_, body) = self.get(index, paths::STATUS)?;
+        let answer: Envelope<StatusAnswer> = serde_json::from_value(body).ok()?;
+        let status = answer.into_result().ok()?;
         Some(NodeStatus {
-            height: data["height"].as_u64()?,
-            tip_hash: Hash32::from_hex(data["tip_hash"].as_str()?).ok()?,
-            mempool_size: data["mempool_size"].as_u64()?,
+            height: status.height,
+            tip_hash: status.tip_hash,
+            mempool_size: status.mempool_size,
         })
     }
 
@@ -235,7 +237,7 @@ impl LocalTestnet {
         let deadline = Instant::now() + timeout;
         let mut last = None;
         while Instant::now() < deadline {
-            match self.get(index, "/readyz") {
+            match self.get(index, paths::READYZ) {
                 Some((200, _)) => return Ok(()),
                 other => last = other,
             }
@@ -249,7 +251,7 @@ impl LocalTestnet {
 
     /// The Prometheus text of node `index`.
     pub fn metrics(&self, index: usize) -> Option<String> {
-        let url = format!("http://{}/metrics", self.nodes[index].rpc);
+        let url = format!("http://{}{}", self.nodes[index].rpc, paths::METRICS);
         self.http.get(url).send().ok()?.text().ok()
     }
 
@@ -274,23 +276,24 @@ impl LocalTestnet {
 
     /// Submits a bundle to node `index`: Ok(status word) or Err((HTTP status, error code)).
     pub fn submit(&self, index: usize, submission: &Submission) -> Result<String, (u16, String)> {
-        let body = serde_json::json!({ "submission": hex::encode(encode(submission)) });
+        let body = serde_json::json!(SubmitRequest {
+            submission: hex::encode(encode(submission)),
+        });
         let (code, reply) = self
-            .post_raw(index, "/v1/submit", "application/json", body.to_string().into_bytes())
+            .post_raw(index, paths::SUBMIT, "application/json", body.to_string().into_bytes())
             .ok_or((0, "unreachable".to_string()))?;
-        if code == 200 {
-            Ok(reply["data"]["status"].as_str().unwrap_or_default().to_string())
-        } else {
-            Err((code, reply["error"]["code"].as_str().unwrap_or_default().to_string()))
+        let answer: Envelope<SubmitAnswer> =
+            serde_json::from_value(reply).map_err(|e| (code, format!("unreadable answer: {e}")))?;
+        match answer.into_result() {
+            Ok(submitted) => Ok(submitted.status.as_str().to_string()),
+            Err(refusal) => Err((code, refusal.code)),
         }
     }
 
     pub fn receipt(&self, index: usize, owner: &Address, seq: u64) -> Option<Receipt> {
-        let (code, body) = self.get(index, &format!("/v1/receipts/{owner}/{seq}"))?;
-        if code != 200 {
-            return None;
-        }
-        decode(&hex::decode(body["data"]["receipt"].as_str()?).ok()?, 1 << 20).ok()
+        let (_, body) = self.get(index, &paths::receipt(owner, seq))?;
+        let answer: Envelope<ReceiptAnswer> = serde_json::from_value(body).ok()?;
+        decode(&hex::decode(answer.into_result().ok()?.receipt).ok()?, 1 << 20).ok()
     }
 
     /// Waits for a receipt on node `index`.
@@ -315,16 +318,15 @@ impl LocalTestnet {
     }
 
     pub fn block(&self, index: usize, height: u64) -> Result<(Block, CommitCertificate), String> {
-        let (code, body) = self.get_or_reason(index, &format!("/v1/blocks/{height}"))?;
-        let field = |name: &str| -> Option<Vec<u8>> { hex::decode(body["data"][name].as_str()?).ok() };
-        let decoded = (code == 200)
-            .then(|| {
-                Some((
-                    decode(&field("block")?, 64 << 20).ok()?,
-                    decode(&field("certificate")?, 1 << 20).ok()?,
-                ))
-            })
-            .flatten();
+        let (code, body) = self.get_or_reason(index, &paths::block(height))?;
+        let answer = serde_json::from_value::<Envelope<BlockAnswer>>(body.clone())
+            .ok()
+            .and_then(|answer| answer.into_result().ok());
+        let decoded = answer.and_then(|answer| {
+            let block = decode(&hex::decode(&answer.block).ok()?, 64 << 20).ok()?;
+            let certificate = decode(&hex::decode(&answer.certificate).ok()?, 1 << 20).ok()?;
+            Some((block, certificate))
+        });
         decoded.ok_or_else(|| format!("{}: block {height}: {code} {body}", self.nodes[index].name))
     }
 
@@ -335,16 +337,16 @@ impl LocalTestnet {
         from: u64,
         to: u64,
     ) -> Option<Vec<(ezchain_protocol::BlockHeader, CommitCertificate)>> {
-        let (code, body) = self.get(index, &format!("/v1/headers?from={from}&to={to}"))?;
-        if code != 200 {
-            return None;
-        }
-        body["data"]["headers"]
-            .as_array()?
+        let (_, body) = self.get(index, &paths::headers(from, Some(to)))?;
+        let answer: Envelope<HeadersAnswer> = serde_json::from_value(body).ok()?;
+        answer
+            .into_result()
+            .ok()?
+            .headers
             .iter()
             .map(|item| {
-                let header = decode(&hex::decode(item["header"].as_str()?).ok()?, 1 << 16).ok()?;
-                let certificate = decode(&hex::decode(item["certificate"].as_str()?).ok()?, 1 << 20).ok()?;
+                let header = decode(&hex::decode(&item.header).ok()?, 1 << 16).ok()?;
+                let certificate = decode(&hex::decode(&item.certificate).ok()?, 1 << 20).ok()?;
                 Some((header, certificate))
             })
             .collect()
@@ -354,12 +356,7 @@ impl LocalTestnet {
     /// channel as (event name, JSON data). The reader thread ends with the connection.
     pub fn subscribe(&self, index: usize, addresses: &[Address]) -> std::sync::mpsc::Receiver<(String, Value)> {
         use std::io::BufRead;
-        let list: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
-        let url = format!(
-            "http://{}/v1/subscribe?addresses={}",
-            self.nodes[index].rpc,
-            list.join(",")
-        );
+        let url = format!("http://{}{}", self.nodes[index].rpc, paths::subscribe(addresses));
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let client = reqwest::blocking::Client::builder()

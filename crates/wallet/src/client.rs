@@ -9,6 +9,11 @@ use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::CommitCertificate;
 use ezchain_protocol::mailbox::{MailboxAction, sign_mailbox_request};
 use ezchain_protocol::{Address, BlockHeader, Hash32, Receipt, SigningKey, Submission, TransferPackage};
+use ezchain_rpc::types::{
+    AckAnswer, ChallengeAnswer, FaucetGrant, FaucetRequest, FetchAnswer, HeadersAnswer, MailboxPutAnswer,
+    MailboxPutRequest, ReceiptAnswer, SignedMailboxRequest, StatusAnswer, SubmitAnswer, SubmitRequest,
+};
+use ezchain_rpc::{ErrorCode, paths};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -40,6 +45,11 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The node's error code, when it answered with one this client knows.
+    pub fn known_code(&self) -> Option<ErrorCode> {
+        self.code().and_then(ErrorCode::parse)
+    }
 }
 
 pub struct NodeClient {
@@ -62,33 +72,8 @@ pub struct MailboxPackage {
     pub held_by: Vec<usize>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-pub struct NodeStatus {
-    pub chain_id: u64,
-    pub genesis_hash: Hash32,
-    pub height: u64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct SubmitAnswer {
-    pub status: String,
-    pub bundle_hash: Hash32,
-    pub seq: u64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct FaucetAnswer {
-    pub amount: u64,
-    pub height: u64,
-    pub bundle_hash: String,
-    pub packages: usize,
-}
-
-fn hex_object<T: BorshDeserialize>(value: &Value, field: &str) -> Result<T, ClientError> {
-    let text = value
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ClientError::BadAnswer(format!("missing `{field}`")))?;
+/// Decodes a hex field of an answer (the borsh bytes of a protocol object).
+fn hex_object<T: BorshDeserialize>(text: &str, field: &str) -> Result<T, ClientError> {
     let bytes = hex::decode(text).map_err(|_| ClientError::BadAnswer(format!("`{field}` is not hex")))?;
     decode(&bytes, MAX_OBJECT_BYTES).map_err(|e| ClientError::BadAnswer(format!("`{field}`: {e}")))
 }
@@ -166,7 +151,10 @@ impl NodeClient {
                 .unwrap_or("unknown")
                 .to_string();
             let message = error.get("message").and_then(Value::as_str).unwrap_or("").to_string();
-            if status.is_server_error() && code != "mempool_full" && !code.starts_with("faucet") {
+            // A node's own trouble: the next node may serve. A full mempool and the faucet's
+            // refusals are answers (the faucet runs on one node only).
+            let answer_code = ErrorCode::parse(&code);
+            if status.is_server_error() && !answer_code.is_some_and(|c| c == ErrorCode::MempoolFull || c.is_faucet()) {
                 last = format!("{node}: {code}: {message}");
                 continue;
             }
@@ -190,36 +178,39 @@ impl NodeClient {
         self.call(reqwest::Method::POST, path, Some(&body))
     }
 
-    pub fn status(&self) -> Result<NodeStatus, ClientError> {
-        field(self.get("/status")?)
+    pub fn status(&self) -> Result<StatusAnswer, ClientError> {
+        field(self.get(paths::STATUS)?)
     }
 
     pub fn submit(&self, submission: &Submission) -> Result<SubmitAnswer, ClientError> {
-        field(self.post("/v1/submit", json!({ "submission": hex::encode(encode(submission)) }))?)
+        let request = SubmitRequest {
+            submission: hex::encode(encode(submission)),
+        };
+        field(self.post(paths::SUBMIT, json!(request))?)
     }
 
     /// The receipt of `owner`'s bundle `seq`, once finalized.
     pub fn receipt(&self, owner: &Address, seq: u64) -> Result<Option<Receipt>, ClientError> {
-        match self.get(&format!("/v1/receipts/{owner}/{seq}")) {
-            Ok(data) => Ok(Some(hex_object(&data, "receipt")?)),
-            Err(ClientError::Refused { code, .. }) if code == "receipt_not_found" => Ok(None),
+        match self.get(&paths::receipt(owner, seq)) {
+            Ok(data) => {
+                let answer: ReceiptAnswer = field(data)?;
+                Ok(Some(hex_object(&answer.receipt, "receipt")?))
+            }
+            Err(e) if e.known_code() == Some(ErrorCode::ReceiptNotFound) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Finalized headers from `from` on (the node caps how many per call).
     pub fn headers(&self, from: u64) -> Result<Vec<CertifiedHeader>, ClientError> {
-        let data = self.get(&format!("/v1/headers?from={from}"))?;
-        let items = data
-            .get("headers")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ClientError::BadAnswer("missing `headers`".into()))?;
-        items
+        let answer: HeadersAnswer = field(self.get(&paths::headers(from, None))?)?;
+        answer
+            .headers
             .iter()
             .map(|item| {
                 Ok(CertifiedHeader {
-                    header: hex_object(item, "header")?,
-                    certificate: hex_object(item, "certificate")?,
+                    header: hex_object(&item.header, "header")?,
+                    certificate: hex_object(&item.certificate, "certificate")?,
                 })
             })
             .collect()
@@ -227,16 +218,16 @@ impl NodeClient {
 
     pub fn mailbox_put(&self, package: &TransferPackage) -> Result<Hash32, ClientError> {
         let recipient = package.target_tx.recipient;
-        let data = self.post(
-            &format!("/v1/mailbox/{recipient}"),
-            json!({ "package": hex::encode(encode(package)) }),
-        )?;
-        field(data.get("id").cloned().unwrap_or(Value::Null))
+        let request = MailboxPutRequest {
+            package: hex::encode(encode(package)),
+        };
+        let answer: MailboxPutAnswer = field(self.post(&paths::mailbox(recipient), json!(request))?)?;
+        Ok(answer.id)
     }
 
     fn challenge(&self, owner: &Address) -> Result<Hash32, ClientError> {
-        let data = self.post(&format!("/v1/mailbox/{owner}/challenge"), json!({}))?;
-        field(data.get("challenge").cloned().unwrap_or(Value::Null))
+        let answer: ChallengeAnswer = field(self.post(&paths::mailbox_challenge(owner), json!({}))?)?;
+        Ok(answer.challenge)
     }
 
     /// The packages waiting for `key`'s address on every configured node (a payer leaves them
@@ -249,27 +240,26 @@ impl NodeClient {
         for (index, node) in self.single_nodes().enumerate() {
             let result = node.challenge(&owner).and_then(|challenge| {
                 let signature = sign_mailbox_request(key, genesis_hash, MailboxAction::Fetch, &challenge, &[]);
-                node.post(
-                    &format!("/v1/mailbox/{owner}/fetch"),
-                    json!({ "challenge": challenge, "signature": hex::encode(signature.0) }),
-                )
+                let request = SignedMailboxRequest {
+                    challenge,
+                    signature: hex::encode(signature.0),
+                    ids: Vec::new(),
+                };
+                node.post(&paths::mailbox_fetch(owner), json!(request))
+                    .and_then(field::<FetchAnswer>)
             });
-            let data = match result {
-                Ok(data) => data,
+            let answer = match result {
+                Ok(answer) => answer,
                 Err(e) => {
                     last_error = Some(e);
                     continue;
                 }
             };
             answered = true;
-            let items = data
-                .get("packages")
-                .and_then(Value::as_array)
-                .ok_or_else(|| ClientError::BadAnswer("missing `packages`".into()))?;
-            for item in items {
-                let id: Hash32 = field(item.get("id").cloned().unwrap_or(Value::Null))?;
-                let text = item.get("package").and_then(Value::as_str).unwrap_or("");
-                let bytes = hex::decode(text).map_err(|_| ClientError::BadAnswer("package is not hex".into()))?;
+            for item in answer.packages {
+                let id = item.id;
+                let bytes =
+                    hex::decode(&item.package).map_err(|_| ClientError::BadAnswer("package is not hex".into()))?;
                 match packages.iter_mut().find(|p| p.id == id) {
                     Some(known) => known.held_by.push(index),
                     None => packages.push(MailboxPackage {
@@ -309,15 +299,18 @@ impl NodeClient {
             for chunk in ids.chunks(ACK_IDS_PER_REQUEST) {
                 let result = node.challenge(&owner).and_then(|challenge| {
                     let signature = sign_mailbox_request(key, genesis_hash, MailboxAction::Ack, &challenge, chunk);
-                    node.post(
-                        &format!("/v1/mailbox/{owner}/ack"),
-                        json!({ "challenge": challenge, "signature": hex::encode(signature.0), "ids": chunk }),
-                    )
+                    let request = SignedMailboxRequest {
+                        challenge,
+                        signature: hex::encode(signature.0),
+                        ids: chunk.to_vec(),
+                    };
+                    node.post(&paths::mailbox_ack(owner), json!(request))
+                        .and_then(field::<AckAnswer>)
                 });
                 match result {
-                    Ok(data) => {
+                    Ok(answer) => {
                         acknowledged = true;
-                        removed += data.get("removed").and_then(Value::as_u64).unwrap_or(0) as usize;
+                        removed += answer.removed as usize;
                     }
                     Err(e) => last_error = Some(e),
                 }
@@ -330,9 +323,12 @@ impl NodeClient {
     }
 
     /// The faucet answers once its payment is final and in the mailbox: allow it the time.
-    pub fn faucet(&self, address: &Address, amount: u64) -> Result<FaucetAnswer, ClientError> {
-        let body = json!({ "address": address, "amount": amount });
-        field(self.call_with(reqwest::Method::POST, "/v1/faucet", Some(&body), Some(FAUCET_TIMEOUT))?)
+    pub fn faucet(&self, address: &Address, amount: u64) -> Result<FaucetGrant, ClientError> {
+        let body = json!(FaucetRequest {
+            address: address.to_string(),
+            amount,
+        });
+        field(self.call_with(reqwest::Method::POST, paths::FAUCET, Some(&body), Some(FAUCET_TIMEOUT))?)
     }
 
     fn single_nodes(&self) -> impl Iterator<Item = NodeClient> + '_ {

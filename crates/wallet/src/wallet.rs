@@ -22,6 +22,7 @@ use ezchain_protocol::ownership::{AcceptOutcome, Holdings, OwnershipError, Recor
 use ezchain_protocol::value::total_len;
 use ezchain_protocol::witness::VerifyError;
 use ezchain_protocol::{Address, Checkpoint, Genesis, Hash32, HeaderLite, Receipt, SigningKey, TransferPackage};
+use ezchain_rpc::ErrorCode;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,14 +32,6 @@ use tracing::{info, warn};
 
 pub const HISTORY_FILE: &str = "tx_history.json";
 pub const STATE_DIR: &str = "wallet_state";
-/// Node codes after which a bundle can never be included: its values are released.
-const FATAL_SUBMIT_CODES: &[&str] = &[
-    "invalid_bundle",
-    "self_transfer",
-    "bundle_expired",
-    "malformed_submission",
-    "seq_gap",
-];
 /// How often a pending bundle is offered to the nodes again (a restarted node forgets its
 /// mempool).
 const RESUBMIT_EVERY: Duration = Duration::from_secs(5);
@@ -569,7 +562,11 @@ impl Wallet {
                             })?;
                         }
                     }
-                    Err(ClientError::Refused { code, message, .. }) if FATAL_SUBMIT_CODES.contains(&code.as_str()) => {
+                    // A refusal after which the bundle can never be included: its values are
+                    // released.
+                    Err(ClientError::Refused { code, message, .. })
+                        if ErrorCode::parse(&code).is_some_and(ErrorCode::is_fatal_for_submission) =>
+                    {
                         // A receipt may have appeared since we asked (seq_gap/expired races).
                         if let Ok(Some(receipt)) = self.client.receipt(&self.address(), seq) {
                             return self.finalize(receipt);

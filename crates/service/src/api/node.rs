@@ -19,7 +19,7 @@ use std::time::Duration;
 /// Probes every configured node; updates the node gauges. Returns (node, height or error).
 pub(crate) async fn probe_nodes(
     state: &ServiceState,
-) -> Vec<(String, Result<ezchain_wallet::client::NodeStatus, String>)> {
+) -> Vec<(String, Result<ezchain_rpc::types::StatusAnswer, String>)> {
     let nodes = state.config.network.bootstrap_nodes.clone();
     let results = state
         .worker
