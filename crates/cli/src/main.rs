@@ -21,9 +21,10 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
-    /// The wallet's settings file; relative paths in it are resolved against its folder.
-    #[arg(long, global = true, default_value = "ezchain.yaml")]
-    config: std::path::PathBuf,
+    /// The wallet's settings file; relative paths in it are resolved against its folder. Without
+    /// it, `./ezchain.yaml` is used (defaults when absent); a file named here must exist.
+    #[arg(long, global = true)]
+    config: Option<std::path::PathBuf>,
     /// Print the protocol versions this build speaks and exit.
     #[arg(long)]
     protocol_info: bool,
@@ -97,9 +98,37 @@ fn end_quietly_on_closed_pipe(command: Option<&Command>) {
     }
 }
 
+/// The default settings file: it may be absent (every setting then has its default).
+const DEFAULT_CONFIG: &str = "ezchain.yaml";
+
+/// The settings file for `command`. A file named with `--config` must exist — a typo must not
+/// run on defaults somewhere else (it once started a whole testnet in another folder); only the
+/// default name may be absent.
+fn config_path(given: Option<&std::path::Path>, command: Option<&Command>) -> Result<std::path::PathBuf, CliError> {
+    let reads_config = !matches!(
+        command,
+        None | Some(Command::Testnet(_)) | Some(Command::Bench(_)) | Some(Command::Node(node::NodeCommand::Run(_)))
+    );
+    match given {
+        None => Ok(std::path::PathBuf::from(DEFAULT_CONFIG)),
+        Some(path) if reads_config && !path.exists() => Err(CliError {
+            code: "config_not_found",
+            message: format!("{} does not exist", path.display()),
+            hint: Some(
+                "check the path; to start from the defaults, create it empty (`touch FILE`) or leave --config out to use ./ezchain.yaml",
+            ),
+        }),
+        Some(path) => Ok(path.to_path_buf()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     end_quietly_on_closed_pipe(cli.command.as_ref());
+    let config = match config_path(cli.config.as_deref(), cli.command.as_ref()) {
+        Ok(path) => path,
+        Err(error) => return report(error),
+    };
     let result = match cli.command {
         None => {
             if cli.protocol_info {
@@ -110,31 +139,33 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Testnet(command)) => testnet::run(command, cli.json),
-        Some(Command::Node(command)) => node::run_command(command, &cli.config, cli.json),
+        Some(Command::Node(command)) => node::run_command(command, &config, cli.json),
         Some(Command::Wallet(command)) => {
             init_cli_logging();
-            wallet::run_wallet(command, &cli.config, cli.json)
+            wallet::run_wallet(command, &config, cli.json)
         }
         Some(Command::Tx(command)) => {
             init_cli_logging();
-            wallet::run_tx(command, &cli.config, cli.json)
+            wallet::run_tx(command, &config, cli.json)
         }
         Some(Command::Serve) => {
             init_service_logging();
-            service::serve(&cli.config)
+            service::serve(&config)
         }
-        Some(Command::Auth(command)) => service::run_auth(command, &cli.config, cli.json),
-        Some(Command::Ops(command)) => service::run_ops(command, &cli.config, cli.json),
+        Some(Command::Auth(command)) => service::run_auth(command, &config, cli.json),
+        Some(Command::Ops(command)) => service::run_ops(command, &config, cli.json),
         Some(Command::Bench(args)) => bench::run_bench(args, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error[{}]: {}", error.code, error.message);
-            if let Some(hint) = error.hint {
-                eprintln!("  hint: {hint}");
-            }
-            ExitCode::FAILURE
-        }
+        Err(error) => report(error),
     }
+}
+
+fn report(error: CliError) -> ExitCode {
+    eprintln!("error[{}]: {}", error.code, error.message);
+    if let Some(hint) = error.hint {
+        eprintln!("  hint: {hint}");
+    }
+    ExitCode::FAILURE
 }

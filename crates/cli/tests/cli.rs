@@ -138,3 +138,40 @@ fn a_one_shot_command_whose_reader_has_gone_ends_quietly() {
     assert_ne!(output.status.code(), Some(101), "no panic exit");
     assert_eq!(output.status.signal(), Some(13), "ended by SIGPIPE, as `head` expects");
 }
+
+#[test]
+fn an_explicit_config_that_does_not_exist_is_refused_and_only_the_default_may_be_absent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let typo = dir.path().join("ezchian.yaml");
+    let typo_str = typo.to_str().expect("utf-8 path");
+    // A typo in --config: refused before anything runs — no testnet, no data folder.
+    for args in [
+        vec!["--config", typo_str, "node", "start"],
+        vec!["--config", typo_str, "wallet", "show"],
+        vec!["--config", typo_str, "--json", "tx", "history"],
+    ] {
+        let refused = ezchain(&args);
+        assert!(!refused.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("error[config_not_found]"), "{args:?}: {stderr}");
+        assert!(stderr.contains("ezchian.yaml"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0, "nothing was created");
+    // An empty file named with --config is a config that sets nothing.
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").expect("empty config");
+    let shown = Command::new(env!("CARGO_BIN_EXE_ezchain"))
+        .args(["--config", empty.to_str().expect("utf-8"), "wallet", "show"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&shown.stderr);
+    assert!(!stderr.contains("config_not_found") && !stderr.contains("bad_config"), "{stderr}");
+    // Without --config the default ./ezchain.yaml may be absent.
+    let default = Command::new(env!("CARGO_BIN_EXE_ezchain"))
+        .current_dir(dir.path())
+        .args(["wallet", "show"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&default.stderr);
+    assert!(!stderr.contains("config_not_found") && !stderr.contains("bad_config"), "{stderr}");
+}

@@ -180,6 +180,8 @@ impl AppConfig {
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let mut config = match std::fs::read_to_string(path) {
+            // An empty file is a config that sets nothing (what `touch ezchain.yaml` makes).
+            Ok(text) if text.trim().is_empty() => AppConfig::default(),
             Ok(text) => serde_norway::from_str::<AppConfig>(&text).map_err(|e| AppConfigError::Parse {
                 path: path.to_path_buf(),
                 message: e.to_string(),
