@@ -7,6 +7,7 @@ mod bench;
 mod faucet;
 mod node;
 mod ops;
+mod password;
 mod service;
 mod testnet;
 mod wallet;

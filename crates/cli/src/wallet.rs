@@ -1,6 +1,7 @@
 //! `ezchain wallet …` and `ezchain tx …`: the account node from the command line.
 
 use crate::CliError;
+use crate::password::{PasswordArgs, Purpose};
 use clap::{ArgGroup, Args, Subcommand};
 use ezchain_host::genesis_file::load_genesis;
 use ezchain_protocol::Address;
@@ -16,8 +17,8 @@ use std::time::Duration;
 pub enum WalletCommand {
     /// Create a wallet: prints its address and its 12-word mnemonic, once.
     Create {
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
         #[arg(long, default_value = "default")]
         name: String,
         /// Replace an existing wallet (its mnemonic is the only way back to it).
@@ -31,8 +32,8 @@ pub enum WalletCommand {
         mnemonic: Option<String>,
         #[arg(long)]
         keystore: Option<PathBuf>,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
         #[arg(long, default_value = "default")]
         name: String,
         #[arg(long)]
@@ -42,8 +43,8 @@ pub enum WalletCommand {
     Show,
     /// Balance; with --password also receives incoming payments and finishes pending sends.
     Balance {
-        #[arg(long)]
-        password: Option<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// The exact-range checkpoints this wallet holds.
     Checkpoints,
@@ -55,15 +56,15 @@ pub enum TxCommand {
     Faucet {
         #[arg(long)]
         amount: u64,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Pay an address and wait for finality and delivery.
     Send(SendArgs),
     /// Fetch, verify and store incoming payments from the mailbox.
     Receive {
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Every send, receipt and rejected package.
     History,
@@ -79,8 +80,8 @@ pub struct SendArgs {
     recipient: String,
     #[arg(long)]
     amount: u64,
-    #[arg(long)]
-    password: String,
+    #[command(flatten)]
+    password: PasswordArgs,
     /// Your id for this payment: repeating a send with the same id never pays twice.
     #[arg(long)]
     client_tx_id: Option<String>,
@@ -113,13 +114,17 @@ fn wallet_error(error: WalletError) -> CliError {
 fn file_error(error: WalletFileError) -> CliError {
     let (code, hint) = match &error {
         WalletFileError::Exists(_) => ("wallet_exists", Some("pass --force to replace it")),
-        WalletFileError::Missing(_) => ("wallet_not_found", Some("run `ezchain wallet create --password …`")),
+        WalletFileError::Missing(_) => (
+            "wallet_not_found",
+            Some("run `ezchain wallet create` (it asks for a password)"),
+        ),
         WalletFileError::Keystore(KeystoreError::WrongPassword) => ("wrong_password", None),
         WalletFileError::Keystore(KeystoreError::BadMnemonic(_)) => (
             "invalid_mnemonic",
             Some("check the words and their order; the last word carries a checksum"),
         ),
         WalletFileError::Keystore(_) => ("bad_keystore", None),
+        WalletFileError::PasswordTooShort { .. } => ("password_too_short", Some("choose a longer password")),
         WalletFileError::Io { .. } => ("io_error", None),
     };
     CliError {
@@ -192,6 +197,7 @@ pub fn run_wallet(command: WalletCommand, config_path: &Path, json_output: bool)
     let log_n = context.config.wallet.scrypt_log_n;
     match command {
         WalletCommand::Create { password, name, force } => {
+            let password = password.required(Purpose::NewWallet)?;
             let (address, mnemonic) =
                 wallet_file::create(&context.data_dir, &name, &password, log_n, force).map_err(file_error)?;
             print(json_output, json!({ "address": address, "mnemonic": mnemonic }), || {
@@ -208,6 +214,13 @@ pub fn run_wallet(command: WalletCommand, config_path: &Path, json_output: bool)
             name,
             force,
         } => {
+            // A mnemonic makes a new keystore (asked twice); a keystore is opened with its own.
+            let purpose = if mnemonic.is_some() {
+                Purpose::NewWallet
+            } else {
+                Purpose::Unlock
+            };
+            let password = password.required(purpose)?;
             let address = match (mnemonic, keystore) {
                 (Some(words), _) => {
                     wallet_file::import_mnemonic(&context.data_dir, &name, &words, &password, log_n, force)
@@ -238,6 +251,7 @@ pub fn run_wallet(command: WalletCommand, config_path: &Path, json_output: bool)
             });
         }
         WalletCommand::Balance { password } => {
+            let password = password.given()?;
             let mut wallet = context.open(password.as_deref())?;
             let mut received = None;
             if password.is_some() {
@@ -356,6 +370,7 @@ pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Resu
     let context = Context::load(config_path)?;
     match command {
         TxCommand::Faucet { amount, password } => {
+            let password = password.required(Purpose::Unlock)?;
             let mut wallet = context.open(Some(&password))?;
             let address = wallet.address();
             let grant = wallet
@@ -388,7 +403,8 @@ pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Resu
                 message: format!("{}: {e}", args.recipient),
                 hint: Some("an address is 0x + 40 hex digits (EIP-55 checksum if mixed case)"),
             })?;
-            let mut wallet = context.open(Some(&args.password))?;
+            let password = args.password.required(Purpose::Unlock)?;
+            let mut wallet = context.open(Some(&password))?;
             let wait = Duration::from_secs(args.wait.unwrap_or(context.config.wallet.send_wait_seconds));
             // Incoming values may be needed to pay; pick them up first (best effort).
             if let Err(e) = wallet.receive() {
@@ -429,6 +445,7 @@ pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Resu
             });
         }
         TxCommand::Receive { password } => {
+            let password = password.required(Purpose::Unlock)?;
             let mut wallet = context.open(Some(&password))?;
             wallet.resume(Duration::from_secs(0)).map_err(wallet_error)?;
             let report = wallet.receive().map_err(wallet_error)?;

@@ -156,7 +156,11 @@ fn an_explicit_config_that_does_not_exist_is_refused_and_only_the_default_may_be
         assert!(stderr.contains("error[config_not_found]"), "{args:?}: {stderr}");
         assert!(stderr.contains("ezchian.yaml"), "{stderr}");
     }
-    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0, "nothing was created");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "nothing was created"
+    );
     // An empty file named with --config is a config that sets nothing.
     let empty = dir.path().join("empty.yaml");
     std::fs::write(&empty, "").expect("empty config");
@@ -165,7 +169,10 @@ fn an_explicit_config_that_does_not_exist_is_refused_and_only_the_default_may_be
         .output()
         .expect("runs");
     let stderr = String::from_utf8_lossy(&shown.stderr);
-    assert!(!stderr.contains("config_not_found") && !stderr.contains("bad_config"), "{stderr}");
+    assert!(
+        !stderr.contains("config_not_found") && !stderr.contains("bad_config"),
+        "{stderr}"
+    );
     // Without --config the default ./ezchain.yaml may be absent.
     let default = Command::new(env!("CARGO_BIN_EXE_ezchain"))
         .current_dir(dir.path())
@@ -173,5 +180,121 @@ fn an_explicit_config_that_does_not_exist_is_refused_and_only_the_default_may_be
         .output()
         .expect("runs");
     let stderr = String::from_utf8_lossy(&default.stderr);
-    assert!(!stderr.contains("config_not_found") && !stderr.contains("bad_config"), "{stderr}");
+    assert!(
+        !stderr.contains("config_not_found") && !stderr.contains("bad_config"),
+        "{stderr}"
+    );
+}
+
+/// Runs the binary in `dir` with `env` set (and EZCHAIN_PASSWORD cleared unless given).
+fn ezchain_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ezchain"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("EZCHAIN_PASSWORD")
+        .stdin(std::process::Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("runs")
+}
+
+fn error_code(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    stderr
+        .split("error[")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn passwords_come_from_a_file_or_the_environment_never_only_the_command_line_and_are_long_enough() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path();
+    std::fs::write(path.join("ezchain.yaml"), "wallet:\n  scrypt_log_n: 4\n").expect("config");
+    // No password and no terminal: asked for, not guessed.
+    let none = ezchain_in(path, &["wallet", "create"], &[]);
+    assert_eq!(
+        error_code(&none),
+        "password_required",
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+    // Too short for a new wallet, however it is given; nothing is written.
+    let short = ezchain_in(path, &["wallet", "create", "--password", "seven77"], &[]);
+    assert_eq!(error_code(&short), "password_too_short");
+    assert!(!path.join(".ezchain").join("wallet.json").exists());
+    // From a file (its first line).
+    std::fs::write(path.join("pass.txt"), "correct-horse\n").expect("password file");
+    let created = ezchain_in(
+        path,
+        &["--json", "wallet", "create", "--password-file", "pass.txt"],
+        &[],
+    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    // From the environment: the wrong one is refused as such, the right one opens the wallet
+    // (the command then stops at the missing genesis, past the key).
+    let wrong = ezchain_in(path, &["tx", "receive"], &[("EZCHAIN_PASSWORD", "not-the-password")]);
+    assert_eq!(error_code(&wrong), "wrong_password");
+    let right = ezchain_in(path, &["tx", "receive"], &[("EZCHAIN_PASSWORD", "correct-horse")]);
+    assert_eq!(
+        error_code(&right),
+        "bad_genesis",
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    let from_file = ezchain_in(path, &["tx", "receive", "--password-file", "pass.txt"], &[]);
+    assert_eq!(error_code(&from_file), "bad_genesis");
+    // A file named on the command line wins over the environment.
+    let both = ezchain_in(
+        path,
+        &["tx", "receive", "--password-file", "pass.txt"],
+        &[("EZCHAIN_PASSWORD", "not-the-password")],
+    );
+    assert_eq!(
+        error_code(&both),
+        "bad_genesis",
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+    let missing_file = ezchain_in(path, &["tx", "receive", "--password-file", "absent.txt"], &[]);
+    assert_eq!(error_code(&missing_file), "password_file_unreadable");
+}
+
+#[test]
+fn on_a_terminal_the_password_is_asked_twice_for_a_new_wallet() {
+    // `script` (util-linux) gives the command a terminal; without it there is nothing to test.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script(1) not installed: the prompt was not tried");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("ezchain.yaml"), "wallet:\n  scrypt_log_n: 4\n").expect("config");
+    let typed = |first: &str, second: &str| {
+        let line = format!(
+            "(sleep 1; printf '{first}\\n'; sleep 1; printf '{second}\\n'; sleep 3) | script -qec '{} --json wallet create' /dev/null",
+            env!("CARGO_BIN_EXE_ezchain")
+        );
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .current_dir(dir.path())
+            .env_remove("EZCHAIN_PASSWORD")
+            .output()
+            .expect("sh runs");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let differ = typed("correct-horse", "correct-hose");
+    assert!(differ.contains("passwords_differ"), "{differ}");
+    assert!(!dir.path().join(".ezchain").join("wallet.json").exists());
+    let created = typed("correct-horse", "correct-horse");
+    assert!(created.contains("\"mnemonic\""), "{created}");
+    assert!(
+        !created.contains("correct-horse"),
+        "the password is not echoed: {created}"
+    );
+    assert!(dir.path().join(".ezchain").join("wallet.json").exists());
 }

@@ -53,9 +53,12 @@ fn start_status_stop_and_restart_resume_the_same_chain() {
     assert_eq!(again["status"], "already_running");
 
     // The wallet config now points at the local bootstrap node: a faucet payment works.
-    let (ok, _, stderr) = ezchain(dir.path(), &["wallet", "create", "--password", "pw"]);
+    let (ok, _, stderr) = ezchain(dir.path(), &["wallet", "create", "--password", "password-1"]);
     assert!(ok, "{stderr}");
-    let (ok, paid, stderr) = ezchain(dir.path(), &["tx", "faucet", "--amount", "25", "--password", "pw"]);
+    let (ok, paid, stderr) = ezchain(
+        dir.path(),
+        &["tx", "faucet", "--amount", "25", "--password", "password-1"],
+    );
     assert!(ok, "{stderr}");
     assert_eq!(paid["available_balance"], 25);
 
@@ -114,7 +117,7 @@ fn start_status_stop_and_restart_resume_the_same_chain() {
         "resumed at {} after {before}",
         height(&status)
     );
-    let (ok, balance, _) = ezchain(dir.path(), &["wallet", "balance", "--password", "pw"]);
+    let (ok, balance, _) = ezchain(dir.path(), &["wallet", "balance", "--password", "password-1"]);
     assert!(ok);
     assert_eq!(
         balance["available_balance"], 25,

@@ -223,9 +223,12 @@ fn start(port: u16) -> LocalTestnet {
 }
 
 fn funded(service: &mut Service, amount: u64) {
-    let created = service.post("/wallet/create", json!({ "password": "pw" }));
+    let created = service.post("/wallet/create", json!({ "password": "password-1" }));
     assert_eq!(created.0, 200, "{}", created.1);
-    assert_eq!(service.post("/wallet/unlock", json!({ "password": "pw" })).0, 200);
+    assert_eq!(
+        service.post("/wallet/unlock", json!({ "password": "password-1" })).0,
+        200
+    );
     let paid = service.post("/tx/faucet", json!({ "amount": amount }));
     assert_eq!(paid.1["data"]["available_balance"], amount, "{}", paid.1);
 }
@@ -236,7 +239,7 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     let net = start(24800);
     let mut alice = Service::new(&net, "alice", 24810);
     let bob = net.cli_wallet("bob");
-    let bob_addr = bob.ok(&["wallet", "create", "--password", "pw"])["address"]
+    let bob_addr = bob.ok(&["wallet", "create", "--password", "password-1"])["address"]
         .as_str()
         .expect("address")
         .to_string();
@@ -265,7 +268,7 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
         (403, "wrong_password")
     );
     assert_eq!(
-        code(&alice.post("/wallet/create", json!({ "password": "pw" }))),
+        code(&alice.post("/wallet/create", json!({ "password": "password-1" }))),
         (409, "wallet_exists")
     );
     // curl -d sends a form content type: the body is read as JSON all the same.
@@ -277,7 +280,7 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
             .header("X-EZ-Token", &alice.token)
             .header("X-EZ-Nonce", nonce)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(r#"{"password": "pw"}"#)
+            .body(r#"{"password": "password-1"}"#)
             .send()
             .expect("POST"),
     );
@@ -357,7 +360,7 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
 
     // Exactly one payment arrived.
     assert_eq!(
-        bob.ok(&["wallet", "balance", "--password", "pw"])["available_balance"],
+        bob.ok(&["wallet", "balance", "--password", "password-1"])["available_balance"],
         30
     );
     assert_eq!(alice.get("/wallet/balance").1["data"]["available_balance"], 70);
@@ -513,7 +516,7 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     );
     let log = alice.dir.join("data/logs/service_audit.log");
     let text = std::fs::read_to_string(&log).expect("audit log");
-    assert!(!text.contains("\"pw\""), "no password in the audit log");
+    assert!(!text.contains("password-1"), "no password in the audit log");
     let edited: Vec<String> = text
         .lines()
         .enumerate()
@@ -560,7 +563,7 @@ fn a_service_killed_during_a_send_pays_exactly_once_after_restart() {
     let mut net = start(24820);
     let mut alice = Service::new(&net, "alice", 24830);
     let bob = net.cli_wallet("bob");
-    let bob_addr = bob.ok(&["wallet", "create", "--password", "pw"])["address"]
+    let bob_addr = bob.ok(&["wallet", "create", "--password", "password-1"])["address"]
         .as_str()
         .expect("address")
         .to_string();
@@ -605,12 +608,12 @@ fn a_service_killed_during_a_send_pays_exactly_once_after_restart() {
 
     net.start_node(0);
     alice.start();
-    assert_eq!(alice.post("/wallet/unlock", json!({ "password": "pw" })).0, 200);
+    assert_eq!(alice.post("/wallet/unlock", json!({ "password": "password-1" })).0, 200);
     let retried = alice.post("/tx/send", pay);
     assert_eq!(retried.0, 200, "{}", retried.1);
     assert_eq!(retried.1["data"]["status"], "delivered");
     assert_eq!(
-        bob.ok(&["wallet", "balance", "--password", "pw"])["available_balance"],
+        bob.ok(&["wallet", "balance", "--password", "password-1"])["available_balance"],
         30
     );
     let history = alice.get("/tx/history").1;
@@ -643,7 +646,7 @@ fn a_client_tx_id_is_bound_to_its_bundle_and_transient_errors_are_never_its_answ
     let proxy = ezchain_testkit::proxy::FaultProxy::start("127.0.0.1:24859".parse().expect("address"), bootstrap);
     let mut alice = Service::with_node(&net, "alice", 24850, &proxy.addr.to_string());
     let bob = net.cli_wallet("bob");
-    let bob_addr = bob.ok(&["wallet", "create", "--password", "pw"])["address"]
+    let bob_addr = bob.ok(&["wallet", "create", "--password", "password-1"])["address"]
         .as_str()
         .expect("address")
         .to_string();
@@ -705,7 +708,7 @@ fn a_client_tx_id_is_bound_to_its_bundle_and_transient_errors_are_never_its_answ
     assert_eq!(code(&to_self), (400, "self_transfer"));
 
     assert_eq!(
-        bob.ok(&["wallet", "balance", "--password", "pw"])["available_balance"],
+        bob.ok(&["wallet", "balance", "--password", "password-1"])["available_balance"],
         40,
         "each id paid exactly once"
     );

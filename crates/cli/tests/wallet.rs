@@ -34,7 +34,7 @@ fn start(port: u16) -> LocalTestnet {
 /// Creates a wallet; returns it with its address and key (from the printed mnemonic).
 fn create(net: &LocalTestnet, name: &str) -> (CliWallet, Address, SigningKey) {
     let wallet = net.cli_wallet(name);
-    let created = wallet.ok(&["wallet", "create", "--password", "pw"]);
+    let created = wallet.ok(&["wallet", "create", "--password", "password-1"]);
     let address: Address = created["address"]
         .as_str()
         .expect("address")
@@ -50,7 +50,7 @@ fn create(net: &LocalTestnet, name: &str) -> (CliWallet, Address, SigningKey) {
 }
 
 fn balance(wallet: &CliWallet) -> u64 {
-    wallet.ok(&["wallet", "balance", "--password", "pw"])["available_balance"]
+    wallet.ok(&["wallet", "balance", "--password", "password-1"])["available_balance"]
         .as_u64()
         .expect("balance")
 }
@@ -64,7 +64,7 @@ fn send(wallet: &CliWallet, to: &Address, amount: u64) -> Value {
         "--amount",
         &amount.to_string(),
         "--password",
-        "pw",
+        "password-1",
     ]);
     assert_eq!(sent["status"], "delivered", "{sent}");
     sent
@@ -90,7 +90,7 @@ fn faucet_then_a_pays_b_pays_c_pays_a_back_through_a_checkpoint() {
     let (bob, bob_addr, _) = create(&net, "bob");
     let (carol, carol_addr, _) = create(&net, "carol");
 
-    let faucet = alice.ok(&["tx", "faucet", "--amount", "1000", "--password", "pw"]);
+    let faucet = alice.ok(&["tx", "faucet", "--amount", "1000", "--password", "password-1"]);
     assert_eq!(faucet["faucet_amount"], 1000);
     assert_eq!(faucet["available_balance"], 1000, "{faucet}");
 
@@ -153,7 +153,7 @@ fn an_offline_recipient_collects_its_payments_from_the_mailbox() {
     let net = start(24610);
     let (alice, _, _) = create(&net, "alice");
     let (bob, bob_addr, _) = create(&net, "bob");
-    alice.ok(&["tx", "faucet", "--amount", "500", "--password", "pw"]);
+    alice.ok(&["tx", "faucet", "--amount", "500", "--password", "password-1"]);
     // Bob runs nothing while Alice pays him twice.
     send(&alice, &bob_addr, 120);
     send(&alice, &bob_addr, 80);
@@ -163,11 +163,11 @@ fn an_offline_recipient_collects_its_payments_from_the_mailbox() {
     // Without the password Bob sees only what he already stored.
     let offline = bob.ok(&["wallet", "balance"]);
     assert_eq!(offline["available_balance"], 0);
-    let received = bob.ok(&["tx", "receive", "--password", "pw"]);
+    let received = bob.ok(&["tx", "receive", "--password", "password-1"]);
     assert_eq!(received["accepted"].as_array().map(Vec::len), Some(2), "{received}");
     assert_eq!(received["available_balance"], 200);
     // Acknowledged: a second pass finds nothing and changes nothing.
-    let again = bob.ok(&["tx", "receive", "--password", "pw"]);
+    let again = bob.ok(&["tx", "receive", "--password", "password-1"]);
     assert_eq!(again["accepted"].as_array().map(Vec::len), Some(0));
     assert_eq!(balance(&bob), 200);
     assert_eq!(balance(&alice), 300);
@@ -237,7 +237,7 @@ fn a_malicious_sender_cannot_pay_with_double_spent_forged_or_minted_values() {
     let net = start(24620);
     let chain_id = net.genesis.chain_id;
     let (bob, bob_addr, _) = create(&net, "bob");
-    bob.ok(&["tx", "faucet", "--amount", "50", "--password", "pw"]);
+    bob.ok(&["tx", "faucet", "--amount", "50", "--password", "password-1"]);
     let eve = Address([0xee; 20]);
 
     // Mallory is a client built on the protocol crate alone. She gets 100 real coins.
@@ -304,7 +304,7 @@ fn a_malicious_sender_cannot_pay_with_double_spent_forged_or_minted_values() {
         "the bundle does not pay that value"
     );
 
-    let report = bob.ok(&["tx", "receive", "--password", "pw"]);
+    let report = bob.ok(&["tx", "receive", "--password", "password-1"]);
     assert_eq!(report["accepted"].as_array().map(Vec::len), Some(0), "{report}");
     let rejected = report["rejected"].as_array().expect("rejected");
     assert_eq!(rejected.len(), 3, "{report}");
@@ -317,7 +317,7 @@ fn a_malicious_sender_cannot_pay_with_double_spent_forged_or_minted_values() {
     }
     assert_eq!(report["available_balance"], 50, "Bob's balance is unchanged");
     // Rejections are recorded once and the packages are acknowledged.
-    let again = bob.ok(&["tx", "receive", "--password", "pw"]);
+    let again = bob.ok(&["tx", "receive", "--password", "password-1"]);
     assert_eq!(again["rejected"].as_array().map(Vec::len), Some(0));
     let history = bob.ok(&["tx", "history"]);
     let rejected_records = history
@@ -336,7 +336,7 @@ fn a_wallet_killed_between_submit_and_receipt_pays_exactly_once() {
     let mut net = start(24630);
     let (alice, _, _) = create(&net, "alice");
     let (bob, bob_addr, _) = create(&net, "bob");
-    alice.ok(&["tx", "faucet", "--amount", "500", "--password", "pw"]);
+    alice.ok(&["tx", "faucet", "--amount", "500", "--password", "password-1"]);
 
     // With the validator down nothing finalizes, so the send is caught between submit and
     // receipt for certain.
@@ -350,7 +350,7 @@ fn a_wallet_killed_between_submit_and_receipt_pays_exactly_once() {
             "--amount",
             "100",
             "--password",
-            "pw",
+            "password-1",
             "--client-tx-id",
             "order-17",
             "--wait",
@@ -393,7 +393,7 @@ fn a_wallet_killed_between_submit_and_receipt_pays_exactly_once() {
         "--amount",
         "100",
         "--password",
-        "pw",
+        "password-1",
         "--client-tx-id",
         "order-17",
     ]);
@@ -420,7 +420,7 @@ fn bad_input_gets_stable_error_codes() {
     let net = start(24640);
     let (alice, alice_addr, _) = create(&net, "alice");
     let code = |args: &[&str]| alice.run(args).expect_err("the command fails").0;
-    assert_eq!(code(&["wallet", "create", "--password", "pw"]), "wallet_exists");
+    assert_eq!(code(&["wallet", "create", "--password", "password-1"]), "wallet_exists");
     assert_eq!(code(&["wallet", "balance", "--password", "wrong"]), "wrong_password");
     assert_eq!(
         code(&[
@@ -429,7 +429,7 @@ fn bad_input_gets_stable_error_codes() {
             "--mnemonic",
             "test test test test test test test test test test test test",
             "--password",
-            "pw",
+            "password-1",
             "--force"
         ]),
         "invalid_mnemonic"
@@ -443,7 +443,7 @@ fn bad_input_gets_stable_error_codes() {
             "--amount",
             "1",
             "--password",
-            "pw"
+            "password-1"
         ]),
         "invalid_recipient"
     );
@@ -457,18 +457,18 @@ fn bad_input_gets_stable_error_codes() {
             "--amount",
             "5",
             "--password",
-            "pw"
+            "password-1"
         ]),
         "insufficient_funds"
     );
     assert_eq!(
-        code(&["tx", "faucet", "--amount", "100000000", "--password", "pw"]),
+        code(&["tx", "faucet", "--amount", "100000000", "--password", "password-1"]),
         "faucet_refused"
     );
 
     // A used --client-tx-id: the same payment again prints it (no second payment), another
     // amount is refused with the API's code and a non-zero exit.
-    alice.ok(&["tx", "faucet", "--amount", "300", "--password", "pw"]);
+    alice.ok(&["tx", "faucet", "--amount", "300", "--password", "password-1"]);
     let pay = |amount: &str| {
         alice.run(&[
             "tx",
@@ -480,7 +480,7 @@ fn bad_input_gets_stable_error_codes() {
             "--client-tx-id",
             "order-7",
             "--password",
-            "pw",
+            "password-1",
         ])
     };
     let first = pay("120").expect("first payment");
@@ -499,7 +499,7 @@ fn bad_input_gets_stable_error_codes() {
             "--amount",
             "5",
             "--password",
-            "pw"
+            "password-1"
         ]),
         "self_transfer"
     );
@@ -519,7 +519,7 @@ fn the_mailbox_serves_only_its_recipient_and_refuses_bad_input() {
     let boot = net.bootstrap_index();
     let (alice, _, _) = create(&net, "alice");
     let (_bob, bob_addr, bob_key) = create(&net, "bob");
-    alice.ok(&["tx", "faucet", "--amount", "10", "--password", "pw"]);
+    alice.ok(&["tx", "faucet", "--amount", "10", "--password", "password-1"]);
     send(&alice, &bob_addr, 5);
     let post = |path: &str, body: serde_json::Value| {
         net.post_raw(boot, path, "application/json", body.to_string().into_bytes())
@@ -633,7 +633,7 @@ fn a_wallet_restored_from_before_its_last_send_says_it_is_behind_and_signs_nothi
     let net = start(24660);
     let (alice, _, _) = create(&net, "alice");
     let (_bob, bob_address, _) = create(&net, "bob");
-    alice.ok(&["tx", "faucet", "--amount", "100", "--password", "pw"]);
+    alice.ok(&["tx", "faucet", "--amount", "100", "--password", "password-1"]);
     // An old copy of the wallet, taken between two commands (nothing holds it).
     let old = alice.data_dir.with_extension("old");
     copy_dir(&alice.data_dir, &old);
@@ -650,7 +650,7 @@ fn a_wallet_restored_from_before_its_last_send_says_it_is_behind_and_signs_nothi
             "--amount",
             "5",
             "--password",
-            "pw",
+            "password-1",
         ])
         .expect_err("a wallet behind its account cannot send");
     assert_eq!(code, "wallet_behind_chain", "{stderr}");
@@ -710,7 +710,7 @@ fn junk_on_two_nodes_neither_locks_a_wallet_out_nor_grows_its_history() {
 
     // One pass: every package is judged, acknowledged on the node that holds it (in requests
     // within the node's limit), and only the newest rejections stay in the history.
-    let report = bob.ok(&["tx", "receive", "--password", "pw"]);
+    let report = bob.ok(&["tx", "receive", "--password", "password-1"]);
     assert_eq!(report["accepted"].as_array().map(Vec::len), Some(0), "{report}");
     assert_eq!(report["rejected"].as_array().map(Vec::len), Some(1200));
     let history = bob.ok(&["tx", "history"]);
@@ -723,8 +723,8 @@ fn junk_on_two_nodes_neither_locks_a_wallet_out_nor_grows_its_history() {
     assert_eq!(rejected, ezchain_wallet::wallet::REJECTED_RECORDS_KEPT);
     assert_eq!(bob.history_file().as_array().map(Vec::len), Some(rejected));
     // The mailboxes are empty, and Bob's real payments come through.
-    let again = bob.ok(&["tx", "receive", "--password", "pw"]);
+    let again = bob.ok(&["tx", "receive", "--password", "password-1"]);
     assert_eq!(again["rejected"].as_array().map(Vec::len), Some(0), "{again}");
-    bob.ok(&["tx", "faucet", "--amount", "50", "--password", "pw"]);
+    bob.ok(&["tx", "faucet", "--amount", "50", "--password", "password-1"]);
     assert_eq!(balance(&bob), 50);
 }

@@ -252,6 +252,7 @@ pub(crate) fn file_error(e: WalletFileError) -> ApiError {
             "wrong password for this keystore",
         ),
         WalletFileError::Keystore(KeystoreError::Malformed(m)) => error(StatusCode::BAD_REQUEST, "invalid_keystore", m),
+        e @ WalletFileError::PasswordTooShort { .. } => error(StatusCode::BAD_REQUEST, "password_too_short", e),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, "wallet_file_error", other),
     }
 }

@@ -13,6 +13,8 @@ pub enum WalletFileError {
     Exists(PathBuf),
     #[error("no wallet at {0}; create one with `ezchain wallet create` or `wallet import`")]
     Missing(PathBuf),
+    #[error("a new wallet's password needs at least {min} characters")]
+    PasswordTooShort { min: usize },
     #[error(transparent)]
     Keystore(#[from] KeystoreError),
     #[error("{path}: {source}")]
@@ -27,6 +29,10 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> WalletFileError + '_ {
 }
 
 /// A new wallet: returns its address and the mnemonic, which is shown once and stored nowhere.
+/// Characters a new wallet's password needs at least (a keystore another tool wrote is opened
+/// with whatever password it has).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
 pub fn create(
     data_dir: &Path,
     name: &str,
@@ -47,6 +53,11 @@ pub fn import_mnemonic(
     log_n: u8,
     force: bool,
 ) -> Result<Address, WalletFileError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(WalletFileError::PasswordTooShort {
+            min: MIN_PASSWORD_CHARS,
+        });
+    }
     let key = key_from_mnemonic(mnemonic)?;
     write(data_dir, name, &key, password, log_n, force)
 }
@@ -139,12 +150,12 @@ mod tests {
     #[test]
     fn create_refuses_to_overwrite_without_force() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (address, mnemonic) = create(dir.path(), "main", "pw", 4, false).expect("create");
+        let (address, mnemonic) = create(dir.path(), "main", "password-1", 4, false).expect("create");
         assert!(matches!(
-            create(dir.path(), "main", "pw", 4, false),
+            create(dir.path(), "main", "password-1", 4, false),
             Err(WalletFileError::Exists(_))
         ));
-        assert_eq!(unlock(dir.path(), "pw").expect("unlock").address(), address);
+        assert_eq!(unlock(dir.path(), "password-1").expect("unlock").address(), address);
         let text = std::fs::read_to_string(dir.path().join(WALLET_FILE)).expect("read");
         assert!(!text.contains(mnemonic.split(' ').next().expect("a word")) || !text.contains(&mnemonic));
         assert!(!text.contains(&mnemonic), "the mnemonic is never stored");
@@ -158,20 +169,35 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         // The mnemonic restores the same address; --force replaces.
-        let other = create(dir.path(), "other", "pw2", 4, true).expect("force").0;
+        let other = create(dir.path(), "other", "password-2", 4, true).expect("force").0;
         assert_ne!(other, address);
-        let restored = import_mnemonic(dir.path(), "main", &mnemonic, "pw3", 4, true).expect("import");
+        let restored = import_mnemonic(dir.path(), "main", &mnemonic, "password-3", 4, true).expect("import");
         assert_eq!(restored, address);
         assert!(matches!(
-            unlock(dir.path(), "pw"),
+            unlock(dir.path(), "password-1"),
             Err(WalletFileError::Keystore(KeystoreError::WrongPassword))
         ));
     }
 
     #[test]
+    fn a_new_wallet_needs_a_password_of_eight_characters() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(matches!(
+            create(dir.path(), "main", "seven77", 4, false),
+            Err(WalletFileError::PasswordTooShort { min: 8 })
+        ));
+        assert!(
+            matches!(load(dir.path()), Err(WalletFileError::Missing(_))),
+            "nothing written"
+        );
+        // Characters, not bytes: eight non-ASCII characters are enough.
+        create(dir.path(), "main", "éééééééé", 4, false).expect("eight characters");
+    }
+
+    #[test]
     fn keystore_import_checks_the_password() {
         let source = tempfile::tempdir().expect("temp dir");
-        let (address, _) = create(source.path(), "a", "pw", 4, false).expect("create");
+        let (address, _) = create(source.path(), "a", "password-1", 4, false).expect("create");
         let target = tempfile::tempdir().expect("temp dir");
         let file = source.path().join(WALLET_FILE);
         assert!(matches!(
@@ -180,7 +206,7 @@ mod tests {
         ));
         assert!(matches!(load(target.path()), Err(WalletFileError::Missing(_))));
         assert_eq!(
-            import_keystore(target.path(), "b", &file, "pw", false).expect("import"),
+            import_keystore(target.path(), "b", &file, "password-1", false).expect("import"),
             address
         );
     }

@@ -100,7 +100,7 @@ pub(crate) async fn wallet_checkpoints(State(state): State<Arc<ServiceState>>) -
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateRequest {
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 8))]
     password: String,
     #[serde(default = "default_name")]
     name: String,
