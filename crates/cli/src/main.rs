@@ -15,9 +15,28 @@ mod wallet;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// `ezchain --version`: the version, the git commit and its date (from build.rs).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EZCHAIN_BUILD_COMMIT"),
+    ", ",
+    env!("EZCHAIN_BUILD_DATE"),
+    ")"
+);
+
+/// What this binary is, for the node's and the service's `/status` and `ezchain_build_info`.
+pub fn build_info() -> ezchain_host::build::BuildInfo {
+    ezchain_host::build::BuildInfo::new(
+        env!("CARGO_PKG_VERSION"),
+        env!("EZCHAIN_BUILD_COMMIT"),
+        env!("EZCHAIN_BUILD_DATE"),
+    )
+}
+
 /// EZchain: a payment blockchain where recipients verify the value they receive.
 #[derive(Parser, Debug)]
-#[command(name = "ezchain", version, about, long_about = None, arg_required_else_help = true)]
+#[command(name = "ezchain", version = LONG_VERSION, about, long_about = None, arg_required_else_help = true)]
 struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]

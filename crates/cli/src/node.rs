@@ -91,7 +91,7 @@ pub fn run_command(command: NodeCommand, config_path: &Path, json: bool) -> Resu
                     hint: None,
                 })?;
             runtime
-                .block_on(run(&args.home, shutdown_signal(), faucet))
+                .block_on(run(&args.home, crate::build_info(), shutdown_signal(), faucet))
                 .map_err(node_error)
         }
     }

@@ -102,9 +102,11 @@ pub struct ReleaseGateArgs {
     /// Run no tests (CI already ran them).
     #[arg(long)]
     skip_tests: bool,
-    /// The source tree: its tests run, its docs/SECURITY.md and files are checked.
-    #[arg(long, default_value = ".")]
-    source_dir: PathBuf,
+    /// The candidate's source tree: its tests run (`cargo test`) and its files and
+    /// docs/SECURITY.md are checked. Without it the gate checks this installation only
+    /// (smoke, security gate, stability): no cargo, no checkout needed.
+    #[arg(long, value_name = "DIR")]
+    source_dir: Option<PathBuf>,
     /// First port of the smoke testnet (the stability gate uses this + 100).
     #[arg(long, default_value_t = 29500)]
     start_port: u16,
@@ -209,7 +211,8 @@ pub fn release_gate(args: ReleaseGateArgs, config_path: &Path, json: bool) -> Re
         stability_cycles: args.stability_cycles.max(1),
         stability_restart_every: args.stability_restart_every,
     };
-    let expected = 2 + usize::from(!args.skip_tests) + usize::from(args.with_stability);
+    let runs_tests = !args.skip_tests && options.source_dir.is_some();
+    let expected = 2 + usize::from(runs_tests) + usize::from(args.with_stability);
     let outcomes = ezchain_ops::gates::release_gate(&options, &mut |step| print_step("release-gate", step));
     finish("release-gate", &outcomes, expected, json)
 }

@@ -57,11 +57,12 @@ pub enum OpsCommand {
         #[arg(long)]
         require_traffic: bool,
     },
-    /// Security checks of this installation and the source tree, one line each.
+    /// Security checks of this installation, one line each (with --source-dir, of a source tree too).
     SecurityGate {
-        /// The source tree to scan and to find docs/SECURITY.md in.
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
+        /// A source tree to check as well: its files scanned for secrets, its docs/SECURITY.md
+        /// for the threat model. An installation has none, so the default checks none.
+        #[arg(long, visible_alias = "repo", value_name = "DIR")]
+        source_dir: Option<PathBuf>,
         /// A backups folder to scan as well.
         #[arg(long)]
         backups: Option<PathBuf>,
@@ -137,6 +138,7 @@ pub fn serve(config_path: &Path) -> Result<(), CliError> {
         .block_on(ezchain_service::serve(
             config_path,
             devnet,
+            crate::build_info(),
             crate::node::shutdown_signal(),
         ))
         .map_err(|e| {
@@ -174,12 +176,17 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
     match command {
         OpsCommand::MetricsProbe { url, min_success_rate } => metrics_probe(&url, min_success_rate, json),
         OpsCommand::SecurityGate {
-            repo,
+            source_dir,
             backups,
             allow_test_kdf,
         } => {
             let config = load(config_path)?;
-            let checks = ezchain_ops::security::security_gate(&config, Some(&repo), backups.as_deref(), allow_test_kdf);
+            let checks = ezchain_ops::security::security_gate(
+                &config,
+                source_dir.as_deref(),
+                backups.as_deref(),
+                allow_test_kdf,
+            );
             let passed = checks.iter().all(|c| c.passed);
             let rows: Vec<(bool, String, String)> = checks
                 .iter()

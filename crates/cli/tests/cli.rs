@@ -14,7 +14,10 @@ fn ezchain(args: &[&str]) -> std::process::Output {
 fn version_and_help() {
     let version = ezchain(&["--version"]);
     assert!(version.status.success());
-    assert!(String::from_utf8_lossy(&version.stdout).starts_with("ezchain "));
+    let text = String::from_utf8_lossy(&version.stdout);
+    assert!(text.starts_with("ezchain "), "{text}");
+    // The version, the git commit and its date (build.rs), as docs/RUNBOOK.md §2 reads them.
+    assert!(text.contains(" (commit ") && text.trim_end().ends_with(')'), "{text}");
     let help = ezchain(&["--help"]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: ezchain"));
@@ -297,4 +300,53 @@ fn on_a_terminal_the_password_is_asked_twice_for_a_new_wallet() {
         "the password is not echoed: {created}"
     );
     assert!(dir.path().join(".ezchain").join("wallet.json").exists());
+}
+
+#[test]
+fn the_runbooks_gates_pass_in_an_installation_folder_without_a_source_checkout() {
+    // An operator's installation: a config and nothing of the source tree.
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("ezchain.yaml"), "wallet:\n  scrypt_log_n: 18\n").expect("config");
+    let security = ezchain_in(dir.path(), &["ops", "security-gate"], &[]);
+    let stdout = String::from_utf8_lossy(&security.stdout);
+    assert!(
+        security.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&security.stderr)
+    );
+    assert!(
+        !stdout.contains("threat_model"),
+        "no source checks without a source tree: {stdout}"
+    );
+    // The release gate checks the installation: smoke and security gate, no cargo.
+    let release = ezchain_in(
+        dir.path(),
+        &["ops", "release-gate", "--skip-slow", "--start-port", "25700"],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&release.stdout);
+    let stderr = String::from_utf8_lossy(&release.stderr);
+    assert!(release.status.success(), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains("[release-gate] tests"),
+        "no tests without --source-dir: {stdout}"
+    );
+    assert!(stdout.contains("PASSED"), "{stdout}");
+    // Naming a folder that is not a checkout as the source tree fails the tests step, clearly.
+    let named = ezchain_in(
+        dir.path(),
+        &[
+            "ops",
+            "release-gate",
+            "--skip-slow",
+            "--source-dir",
+            ".",
+            "--start-port",
+            "25700",
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&named.stdout);
+    assert!(!named.status.success());
+    assert!(stdout.contains("not the source tree"), "{stdout}");
 }

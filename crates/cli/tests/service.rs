@@ -380,6 +380,14 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
         "{metrics}"
     );
     assert!(alice.get("/openapi.json").1["paths"]["/tx/send"]["post"].is_object());
+    // What this binary is: /status and ezchain_build_info (docs/RUNBOOK.md §2).
+    let status = alice.get("/status").1;
+    assert_eq!(status["data"]["version"], env!("CARGO_PKG_VERSION"), "{status}");
+    assert!(
+        status["data"]["commit"].as_str().is_some_and(|c| !c.is_empty()),
+        "{status}"
+    );
+    assert!(metrics.contains("ezchain_build_info{version=\""), "{metrics}");
     // Every route the OpenAPI document lists is served with its method (bodies here are
     // malformed on purpose, so no POST acts).
     for route in ezchain_service::ROUTES {

@@ -418,6 +418,10 @@ fn the_alert_rules_pass_promtool_and_use_only_metrics_a_node_exports() {
     let net = LocalTestnet::start(binary(), 1, 24540);
     net.wait_for_height(0, 1, LONG).unwrap();
     let exported = net.metrics(0).expect("metrics");
+    assert!(
+        exported.contains("ezchain_build_info{"),
+        "the node names its build: {exported}"
+    );
     let text = std::fs::read_to_string(&rules).expect("rules");
     let used: Vec<&str> = text
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))

@@ -4,6 +4,7 @@
 //! genesis file ([`genesis_file`]) and the Prometheus text that `/metrics` answers
 //! ([`exposition`]).
 
+pub mod build;
 pub mod export;
 pub mod exposition;
 pub mod files;

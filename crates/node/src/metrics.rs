@@ -3,8 +3,10 @@
 //!
 //! Names: `ezchain_node_<what>[_<unit>]`; counters end in `_total`; no addresses as labels.
 
+use ezchain_host::build::BuildInfo;
 use malachitebft_metrics::SharedRegistry;
 use malachitebft_metrics::prometheus::metrics::counter::Counter;
+use malachitebft_metrics::prometheus::metrics::family::Family;
 use malachitebft_metrics::prometheus::metrics::gauge::Gauge;
 use malachitebft_metrics::prometheus::metrics::histogram::Histogram;
 use std::sync::atomic::AtomicU64;
@@ -25,8 +27,9 @@ pub struct NodeMetrics {
 }
 
 impl NodeMetrics {
-    /// Registers the node metrics in the global registry (call once per process).
-    pub fn register() -> Self {
+    /// Registers the node metrics in the global registry (call once per process), with
+    /// `ezchain_build_info{version, commit, date} 1` naming this binary.
+    pub fn register(build: &BuildInfo) -> Self {
         let metrics = NodeMetrics {
             height: Gauge::default(),
             decided_round: Gauge::default(),
@@ -40,6 +43,21 @@ impl NodeMetrics {
             own_key_foreign_signatures: Counter::default(),
             signing_paused: Gauge::default(),
         };
+        let build_info = Family::<Vec<(String, String)>, Gauge>::default();
+        build_info
+            .get_or_create(&vec![
+                ("version".to_string(), build.version.clone()),
+                ("commit".to_string(), build.commit.clone()),
+                ("date".to_string(), build.date.clone()),
+            ])
+            .set(1);
+        SharedRegistry::global().with_prefix("ezchain", |registry| {
+            registry.register(
+                "build_info",
+                "1, labelled with the version, git commit and commit date of this binary",
+                build_info,
+            );
+        });
         SharedRegistry::global().with_prefix("ezchain_node", |registry| {
             registry.register("height", "Height of the last committed block", metrics.height.clone());
             registry.register(

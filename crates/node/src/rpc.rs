@@ -59,6 +59,8 @@ pub struct RpcState {
     pub faucet: Option<(Arc<dyn FaucetService>, FaucetLimiter)>,
     /// The token `/v1/admin/*` requires (`<data_dir>/admin.token`).
     pub admin_token: String,
+    /// What this binary is (`/status`).
+    pub build: ezchain_host::build::BuildInfo,
 }
 
 pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
@@ -186,6 +188,9 @@ async fn status(State(state): State<Arc<RpcState>>) -> Response {
         state_root: chain.state_root(),
         accounts: chain.account_count() as u64,
         mempool_size: mempool as u64,
+        version: state.build.version.clone(),
+        commit: state.build.commit.clone(),
+        build_date: state.build.date.clone(),
     })
 }
 

@@ -19,6 +19,7 @@ use crate::metrics::NodeMetrics;
 use crate::rpc::{RpcState, router};
 use crate::sign_guard::{SIGN_STATE_FILE, SignGuard, SigningAlarm};
 use crate::store::{ChainStore, StoreError};
+use ezchain_host::build::BuildInfo;
 use ezchain_host::genesis_file::load_genesis;
 use ezchain_protocol::codec::decode;
 use ezchain_protocol::finality::{CommitCertificate, ValidatorAddress};
@@ -169,6 +170,7 @@ async fn key_signed_elsewhere(
 /// served at `/v1/faucet` with the limits of `node.yaml`'s `faucet` section.
 pub async fn run(
     home: &Path,
+    build: BuildInfo,
     shutdown: impl Future<Output = ()>,
     faucet: Option<Arc<dyn FaucetService>>,
 ) -> Result<(), NodeError> {
@@ -233,7 +235,7 @@ pub async fn run(
             addr: config.rpc.listen_addr,
             source,
         })?;
-    let metrics = NodeMetrics::register();
+    let metrics = NodeMetrics::register(&build);
     let (forwarder, forward_task) = Forwarder::start(config.mempool.forward_to.clone());
     let rpc_state = Arc::new(RpcState {
         chain_id: genesis.chain_id,
@@ -247,6 +249,7 @@ pub async fn run(
         mailbox,
         faucet,
         admin_token,
+        build,
     });
     let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(rpc_state, config.rpc.max_body_bytes);

@@ -89,8 +89,9 @@ pub struct ReleaseGateOptions {
     pub binary: PathBuf,
     /// The operator's config, checked by the security gate.
     pub config_path: PathBuf,
-    /// The source tree whose tests run and whose docs/SECURITY.md is checked.
-    pub source_dir: PathBuf,
+    /// The candidate's source tree: its tests run and its files and docs/SECURITY.md are
+    /// checked. `None` checks the installation only.
+    pub source_dir: Option<PathBuf>,
     pub skip_slow: bool,
     pub skip_tests: bool,
     pub with_stability: bool,
@@ -123,22 +124,22 @@ type Step<'a> = Box<dyn FnOnce() -> Result<String, StepError> + 'a>;
 /// Runs the release gate, reporting each step as it ends; stops at the first failure.
 pub fn release_gate(options: &ReleaseGateOptions, report: &mut dyn FnMut(&StepOutcome)) -> Vec<StepOutcome> {
     let mut steps: Vec<(&str, Step<'_>)> = Vec::new();
-    if !options.skip_tests {
+    if let Some(source_dir) = options.source_dir.as_deref().filter(|_| !options.skip_tests) {
         steps.push((
             "tests",
-            Box::new(|| {
-                if !options.source_dir.join("Cargo.toml").is_file() {
+            Box::new(move || {
+                if !source_dir.join("Cargo.toml").is_file() {
                     return Err(step_error(
                         "tests",
                         format!(
-                            "{} is not the source tree (no Cargo.toml); pass --source-dir or --skip-tests",
-                            options.source_dir.display()
+                            "{} is not the source tree (no Cargo.toml); name the checkout with --source-dir, or pass --skip-tests",
+                            source_dir.display()
                         ),
                     ));
                 }
                 let mut command = Command::new("cargo");
                 command
-                    .current_dir(&options.source_dir)
+                    .current_dir(source_dir)
                     .args(["test", "--workspace", "--locked"]);
                 if options.skip_slow {
                     // Unit and property tests only: the process-level suites are the slow part.
@@ -170,7 +171,7 @@ pub fn release_gate(options: &ReleaseGateOptions, report: &mut dyn FnMut(&StepOu
         Box::new(|| {
             let config = AppConfig::load(&options.config_path).map_err(|e| step_error("security-gate", e))?;
             let checks =
-                crate::security::security_gate(&config, Some(&options.source_dir), None, options.allow_test_kdf);
+                crate::security::security_gate(&config, options.source_dir.as_deref(), None, options.allow_test_kdf);
             let failed: Vec<String> = checks
                 .iter()
                 .filter(|c| !c.passed)

@@ -123,8 +123,11 @@ fn group_or_world_readable(_: &Path) -> bool {
     false
 }
 
-/// Runs every check. `repo` is the source tree to scan and find `docs/SECURITY.md` in;
-/// `allow_test_kdf` accepts a keystore cost below the production floor (test setups).
+/// Runs every check of this installation (config, data folder, token, keystore, backups); with
+/// `repo`, a source tree, also the source checks (its files scanned for secrets, the threat
+/// model in its `docs/SECURITY.md`). An operator's installation has no source tree, so those
+/// run only when one is named. `allow_test_kdf` accepts a keystore cost below the production
+/// floor (test setups).
 pub fn security_gate(
     config: &AppConfig,
     repo: Option<&Path>,
@@ -275,24 +278,27 @@ pub fn security_gate(
         "keystore scrypt cost at or above the production floor",
     ));
 
-    let threat_model = repo.map(|r| r.join("docs").join("SECURITY.md"));
-    let model_problems = match threat_model.as_deref().map(std::fs::read_to_string) {
-        Some(Ok(text)) => {
-            let lower = text.to_lowercase();
-            THREAT_TOPICS
-                .iter()
-                .filter(|topic| !lower.contains(*topic))
-                .map(|topic| format!("docs/SECURITY.md does not cover {topic}"))
-                .collect()
-        }
-        Some(Err(_)) => vec!["docs/SECURITY.md is missing".to_string()],
-        None => vec!["no source tree given (--repo) to find docs/SECURITY.md in".to_string()],
-    };
-    checks.push(check(
-        "threat_model",
-        model_problems,
-        "docs/SECURITY.md covers every required topic",
-    ));
+    if let Some(repo) = repo {
+        let model_problems = match std::fs::read_to_string(repo.join("docs").join("SECURITY.md")) {
+            Ok(text) => {
+                let lower = text.to_lowercase();
+                THREAT_TOPICS
+                    .iter()
+                    .filter(|topic| !lower.contains(*topic))
+                    .map(|topic| format!("docs/SECURITY.md does not cover {topic}"))
+                    .collect()
+            }
+            Err(_) => vec![format!(
+                "{} has no docs/SECURITY.md: is it the source tree?",
+                repo.display()
+            )],
+        };
+        checks.push(check(
+            "threat_model",
+            model_problems,
+            "docs/SECURITY.md covers every required topic",
+        ));
+    }
     checks
 }
 
@@ -313,6 +319,30 @@ mod tests {
         assert!(find_secrets("The wallet keeps every value with the history that proves it.").is_empty());
         // Code that merely names the markers is not a key.
         assert!(find_secrets(r#"text.contains("-----BEGIN") && text.contains("PRIVATE KEY-----")"#).is_empty());
+    }
+
+    #[test]
+    fn an_installation_without_a_source_tree_passes_on_its_own_checks() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("ezchain.yaml");
+        std::fs::write(&config_path, "wallet:\n  scrypt_log_n: 18\n").expect("config");
+        let config = AppConfig::load(&config_path).expect("config");
+        let checks = security_gate(&config, None, None, false);
+        assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+        assert!(
+            !checks.iter().any(|c| c.name == "threat_model"),
+            "the source checks run only with a source tree"
+        );
+        // A folder named as the source tree that is not one says so.
+        let named = security_gate(&config, Some(dir.path()), None, false);
+        let model = named
+            .iter()
+            .find(|c| c.name == "threat_model")
+            .expect("threat model check");
+        assert!(
+            !model.passed && model.detail.contains("is it the source tree"),
+            "{model:?}"
+        );
     }
 
     #[test]

@@ -62,6 +62,13 @@ pub struct StatusAnswer {
     pub state_root: Hash32,
     pub accounts: u64,
     pub mempool_size: u64,
+    /// The node binary's version, git commit and commit date.
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub commit: String,
+    #[serde(default)]
+    pub build_date: String,
 }
 
 /// `POST /v1/submit`.

@@ -32,7 +32,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 use worker::{Slot, WalletWorker};
 
@@ -62,6 +62,8 @@ pub struct ServiceState {
     in_flight: Mutex<HashSet<String>>,
     rate: RateLimiter,
     devnet: Arc<dyn LocalDevnet>,
+    build: ezchain_host::build::BuildInfo,
+    started: Instant,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -74,6 +76,7 @@ pub(crate) fn now_ms() -> u64 {
 pub async fn serve(
     config_path: &Path,
     devnet: Arc<dyn LocalDevnet>,
+    build: ezchain_host::build::BuildInfo,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     let config = AppConfig::load(config_path).map_err(|e| ServiceError::Config(e.to_string()))?;
@@ -112,11 +115,13 @@ pub async fn serve(
         token_file,
         guard,
         audit,
-        metrics: metrics::ServiceMetrics::new(),
+        metrics: metrics::ServiceMetrics::with_build(&build),
         worker: worker.clone(),
         in_flight: Mutex::new(HashSet::new()),
         rate: RateLimiter::new(config_rate),
         devnet,
+        build,
+        started: Instant::now(),
     });
     tracing::info!(addr = %local, config = %state.config_path.display(), "wallet service listening");
     let receiver = tokio::spawn(maintain(state.clone(), worker));

@@ -44,9 +44,35 @@ pub struct ServiceMetrics {
     started: Instant,
 }
 
+/// `ezchain_build_info`'s labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    commit: String,
+    date: String,
+}
+
 impl ServiceMetrics {
     pub fn new() -> Self {
+        Self::with_build(&ezchain_host::build::BuildInfo::unknown())
+    }
+
+    /// The metrics, with `ezchain_build_info{version, commit, date} 1` naming this binary.
+    pub fn with_build(build: &ezchain_host::build::BuildInfo) -> Self {
         let mut registry = Registry::with_prefix("ezchain");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: build.version.clone(),
+                commit: build.commit.clone(),
+                date: build.date.clone(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "1, labelled with the version, git commit and commit date of this binary",
+            build_info,
+        );
         let requests = Family::<RouteLabels, Counter>::default();
         registry.register(
             "http_requests",

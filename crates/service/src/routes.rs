@@ -5,7 +5,7 @@ use crate::answer::{AnyObject, HealthData, Items, Refusal};
 use crate::api::{health::*, node::*, ops::*, tx::*, wallet::*};
 use crate::middleware::{observe, protect};
 use crate::{ServiceState, now_ms};
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
@@ -61,6 +61,15 @@ pub static ROUTES: &[Route] = &[
         request: None,
         data: Some(schema::<HealthData>),
         handler: || get(health),
+    },
+    Route {
+        method: Method::Get,
+        path: "/status",
+        needs_token: false,
+        summary: "Version, git commit and build date of this service, and its uptime",
+        request: None,
+        data: Some(schema::<ServiceStatus>),
+        handler: || get(service_status),
     },
     Route {
         method: Method::Get,
@@ -262,6 +271,26 @@ async fn health() -> Answer {
     Ok(ok(HealthData {
         status: "ok".into(),
         time_ms: now_ms(),
+    }))
+}
+
+/// `/status`: what this service binary is and how long it has run.
+#[derive(serde::Serialize, JsonSchema)]
+struct ServiceStatus {
+    version: String,
+    /// The git commit it was built from (`unknown` outside a checkout).
+    commit: String,
+    /// That commit's date.
+    build_date: String,
+    uptime_seconds: u64,
+}
+
+async fn service_status(State(state): State<Arc<ServiceState>>) -> Answer {
+    Ok(ok(ServiceStatus {
+        version: state.build.version.clone(),
+        commit: state.build.commit.clone(),
+        build_date: state.build.date.clone(),
+        uptime_seconds: state.started.elapsed().as_secs(),
     }))
 }
 

@@ -793,7 +793,7 @@ mod tests {
             chain,
             Arc::new(Mutex::new(PendingPool::new(10))),
             None,
-            NodeMetrics::register(),
+            NodeMetrics::register(&ezchain_host::build::BuildInfo::unknown()),
         );
         Fixture {
             app,
