@@ -58,7 +58,7 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         let allocations = ezchain_ops::bench::allocations(args.accounts);
         if json {
             let list: Vec<String> = allocations.iter().map(|(a, n)| format!("{a}={n}")).collect();
-            println!("{}", serde_json::json!({ "alloc": list }));
+            crate::print_json(serde_json::json!({ "alloc": list }));
         } else {
             for (address, amount) in allocations {
                 println!("--alloc {address}={amount}");
@@ -102,7 +102,7 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
             .map_err(|e| fail("io_error", e.to_string()))?;
     }
     if json {
-        println!("{text}");
+        crate::print_json(&text);
     } else {
         println!(
             "{} validators, {} accounts, {} transfers/bundle, {:.0} s",

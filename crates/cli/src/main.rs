@@ -147,8 +147,9 @@ fn main() -> ExitCode {
     end_quietly_on_closed_pipe(cli.command.as_ref());
     let config = match config_path(cli.config.as_deref(), cli.command.as_ref()) {
         Ok(path) => path,
-        Err(error) => return report(error),
+        Err(error) => return report(error, cli.json),
     };
+    let json = cli.json;
     let result = match cli.command {
         None => {
             if cli.protocol_info {
@@ -178,14 +179,34 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => report(error),
+        Err(error) => report(error, json),
     }
 }
 
-fn report(error: CliError) -> ExitCode {
+/// Set once a command has printed its JSON document (a failing gate or `node status` prints
+/// its report before it fails): a failure then adds no second document to stdout.
+static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints a command's JSON document on stdout.
+pub fn print_json(document: impl std::fmt::Display) {
+    JSON_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
+    println!("{document}");
+}
+
+/// A failure: `error[code]: message` and the hint on stderr; with `--json`, when the command
+/// printed no report of its own, also `{"ok": false, "error": {"code", "message", "hint"}}` on
+/// stdout, where scripts read. Exit 1.
+fn report(error: CliError, json: bool) -> ExitCode {
     eprintln!("error[{}]: {}", error.code, error.message);
     if let Some(hint) = error.hint {
         eprintln!("  hint: {hint}");
+    }
+    if json && !JSON_PRINTED.load(std::sync::atomic::Ordering::Relaxed) {
+        let object = serde_json::json!({
+            "ok": false,
+            "error": { "code": error.code, "message": error.message, "hint": error.hint },
+        });
+        println!("{object}");
     }
     ExitCode::FAILURE
 }

@@ -244,12 +244,11 @@ fn start(args: StartArgs, config_path: &Path, json_output: bool) -> Result<(), C
     let states = net.status().map_err(localnet_error)?;
     let status = if started { "started" } else { "already_running" };
     if json_output {
-        println!(
-            "{}",
+        crate::print_json(
             serde_json::to_string_pretty(
-                &json!({ "status": status, "created": created, "testnet": net.root(), "nodes": states })
+                &json!({ "status": status, "created": created, "testnet": net.root(), "nodes": states }),
             )
-            .unwrap_or_default()
+            .unwrap_or_default(),
         );
     } else {
         println!("{status}: {} nodes ready in {}", states.len(), net.root().display());
@@ -284,11 +283,8 @@ fn status(config_path: &Path, json_output: bool) -> Result<(), CliError> {
     let up = states.iter().filter(|s| s.alive && s.ready).count();
     let all_up = up == states.len();
     if json_output {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "status": if all_up { "running" } else { "degraded" }, "up": up, "total": states.len(), "nodes": states }))
-                .unwrap_or_default()
-        );
+        crate::print_json(serde_json::to_string_pretty(&json!({ "status": if all_up { "running" } else { "degraded" }, "up": up, "total": states.len(), "nodes": states }))
+                .unwrap_or_default());
     } else {
         for state in &states {
             println!(
@@ -333,7 +329,7 @@ fn stop(config_path: &Path, nodes: &[String], json_output: bool) -> Result<(), C
     };
     let status = if stopped.is_empty() { "not_running" } else { "stopped" };
     if json_output {
-        println!("{}", json!({ "status": status, "stopped": stopped }));
+        crate::print_json(json!({ "status": status, "stopped": stopped }));
     } else if stopped.is_empty() {
         println!("not running");
     } else {

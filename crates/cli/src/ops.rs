@@ -42,7 +42,7 @@ pub fn backup(config_path: &Path, out_dir: &Path, label: Option<&str>, json: boo
     })
     .map_err(backup_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        crate::print_json(serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
         println!("snapshot  {}", report.backup_dir.display());
         println!("manifest  {}", report.manifest.display());
@@ -69,7 +69,7 @@ pub fn restore(
     })
     .map_err(backup_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        crate::print_json(serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
         println!("restored  {} ({} files)", report.restored_from.display(), report.files);
         println!("config    {}", report.config_path.display());

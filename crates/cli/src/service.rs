@@ -165,7 +165,7 @@ pub fn run_auth(command: AuthCommand, config_path: &Path, json: bool) -> Result<
     }
     .map_err(io_error)?;
     if json {
-        println!("{}", serde_json::json!({ "token": token, "file": path }));
+        crate::print_json(serde_json::json!({ "token": token, "file": path }));
     } else {
         println!("{token}");
     }
@@ -281,7 +281,7 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
             match result {
                 Ok(report) if !report.mismatches.is_empty() => {
                     if json {
-                        println!("{}", serde_json::json!({ "ok": false, "report": report, "file": path }));
+                        crate::print_json(serde_json::json!({ "ok": false, "report": report, "file": path }));
                     }
                     Err(CliError {
                         code: "audit_tampered",
@@ -297,9 +297,8 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
                 }
                 Ok(report) => {
                     if json {
-                        println!(
-                            "{}",
-                            serde_json::json!({ "ok": true, "lines": report.lines, "report": report, "file": path })
+                        crate::print_json(
+                            serde_json::json!({ "ok": true, "lines": report.lines, "report": report, "file": path }),
                         );
                     } else {
                         let mut text = format!("{}: {} lines, chain intact", path.display(), report.lines);
@@ -329,9 +328,8 @@ pub fn run_ops(command: OpsCommand, config_path: &Path, json: bool) -> Result<()
                 }
                 Err((line, reason)) => {
                     if json {
-                        println!(
-                            "{}",
-                            serde_json::json!({ "ok": false, "broken_line": line, "reason": reason, "file": path })
+                        crate::print_json(
+                            serde_json::json!({ "ok": false, "broken_line": line, "reason": reason, "file": path }),
                         );
                     }
                     Err(broken(line, reason))
@@ -376,7 +374,7 @@ fn metrics_probe(url: &str, min_success_rate: f64, json: bool) -> Result<(), Cli
     if json {
         let mut value = serde_json::json!(report);
         value["passed"] = serde_json::json!(!failed);
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        crate::print_json(serde_json::to_string_pretty(&value).unwrap_or_default());
     } else {
         let fmt = |v: Option<f64>, unit: &str| v.map_or("no data".to_string(), |v| format!("{v:.2}{unit}"));
         let up = report.nodes.values().filter(|up| **up).count();
@@ -465,7 +463,7 @@ fn canary_monitor(
     std::fs::write(out_json, &text).map_err(io_error)?;
     std::fs::write(out_json.with_extension("html"), html_report(&report)).map_err(io_error)?;
     if json {
-        println!("{text}");
+        crate::print_json(&text);
     } else {
         println!(
             "{} probes ({} failed), {} sends, success {}, p95 confirmation {}, node online {}",
@@ -531,7 +529,7 @@ pub fn report_verdicts(
 ) -> Result<(), CliError> {
     let all = rows.iter().all(|(passed, _, _)| *passed);
     if json {
-        println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+        crate::print_json(serde_json::to_string_pretty(&document).unwrap_or_default());
     } else {
         for (passed, rule, detail) in rows {
             println!("{:<4} {rule:<width$} {detail}", if *passed { "ok" } else { "FAIL" });

@@ -66,7 +66,7 @@ pub fn run(command: TestnetCommand, json: bool) -> Result<(), CliError> {
             };
             let layout = init(&options).map_err(testnet_error)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&layout).expect("layout serializes"));
+                crate::print_json(serde_json::to_string_pretty(&layout).expect("layout serializes"));
             } else {
                 println!("testnet written to {}", options.out.display());
                 println!("  chain id      {}", layout.chain_id);

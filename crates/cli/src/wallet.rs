@@ -100,12 +100,8 @@ fn wallet_error(error: WalletError) -> CliError {
         WalletError::DuplicateTransaction { .. } => Some("`ezchain tx history` shows what the id paid"),
         _ => None,
     };
-    let code = match &error {
-        WalletError::Node(e) if e.known_code().is_some_and(ezchain_rpc::ErrorCode::is_faucet) => "faucet_refused",
-        _ => error.code(),
-    };
     CliError {
-        code,
+        code: error.code(),
         message: error.to_string(),
         hint,
     }
@@ -186,7 +182,7 @@ impl Context {
 
 fn print(json_output: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
     if json_output {
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        crate::print_json(serde_json::to_string_pretty(&value).unwrap_or_default());
     } else {
         println!("{}", text());
     }

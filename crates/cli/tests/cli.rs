@@ -164,6 +164,18 @@ fn an_explicit_config_that_does_not_exist_is_refused_and_only_the_default_may_be
         0,
         "nothing was created"
     );
+    // With --json the failure is also a JSON object on stdout, where scripts read.
+    let json = ezchain(&["--config", typo_str, "--json", "wallet", "show"]);
+    assert!(!json.status.success());
+    let object: serde_json::Value = serde_json::from_slice(&json.stdout).expect("a JSON error on stdout");
+    assert_eq!(object["ok"], false);
+    assert_eq!(object["error"]["code"], "config_not_found");
+    assert!(
+        object["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ezchian.yaml"))
+    );
+    assert!(object["error"]["hint"].is_string());
     // An empty file named with --config is a config that sets nothing.
     let empty = dir.path().join("empty.yaml");
     std::fs::write(&empty, "").expect("empty config");

@@ -504,6 +504,20 @@ fn bad_input_gets_stable_error_codes() {
         "self_transfer"
     );
     assert_eq!(balance(&alice), 180);
+    // The amount check has the API's code (one list of codes for the CLI and the service).
+    assert_eq!(
+        code(&[
+            "tx",
+            "send",
+            "--recipient",
+            &someone,
+            "--amount",
+            "0",
+            "--password",
+            "password-1"
+        ]),
+        "invalid_amount"
+    );
     let nobody = net.cli_wallet("nobody");
     assert_eq!(
         nobody.run(&["wallet", "show"]).expect_err("no wallet").0,

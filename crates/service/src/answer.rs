@@ -177,39 +177,38 @@ pub(crate) fn wallet_error_ref(e: &WalletError) -> ApiError {
             "this needs the wallet's key: give \"password\" (or X-EZ-Password) or POST /wallet/unlock first",
         );
     }
-    let (status, code) = match e {
-        WalletError::Locked => (StatusCode::BAD_REQUEST, "password_required"),
-        WalletError::SelfTransfer => (StatusCode::BAD_REQUEST, "self_transfer"),
-        WalletError::DuplicateTransaction { .. } => (StatusCode::CONFLICT, "duplicate_transaction"),
-        WalletError::InsufficientFunds { .. } => (StatusCode::BAD_REQUEST, "insufficient_funds"),
-        WalletError::AmountInvalid { .. } => (StatusCode::BAD_REQUEST, "invalid_amount"),
-        WalletError::Ownership(ezchain_protocol::ownership::OwnershipError::PendingBundleExists) => {
-            (StatusCode::CONFLICT, "pending_bundle_exists")
+    // The code is the wallet's own (`WalletError::code`, the list the CLI answers with too);
+    // only the HTTP status is chosen here.
+    let status = match e {
+        WalletError::Locked
+        | WalletError::SelfTransfer
+        | WalletError::InsufficientFunds { .. }
+        | WalletError::AmountInvalid { .. } => StatusCode::BAD_REQUEST,
+        WalletError::DuplicateTransaction { .. }
+        | WalletError::BehindChain { .. }
+        | WalletError::Ownership(ezchain_protocol::ownership::OwnershipError::PendingBundleExists) => {
+            StatusCode::CONFLICT
         }
-        WalletError::Node(ClientError::Unreachable { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "node_unreachable"),
+        WalletError::Node(ClientError::Unreachable { .. })
+        | WalletError::Store(ezchain_wallet::store::StoreError::Busy) => StatusCode::SERVICE_UNAVAILABLE,
         // The faucet's refusal of this request (amount out of range, hourly limits) is the
         // caller's to change: the node's 4xx status passes through. A faucet that failed is a
         // gateway error.
         WalletError::Node(refused @ ClientError::Refused { status, .. })
             if refused.known_code().is_some_and(ezchain_rpc::ErrorCode::is_faucet) =>
         {
-            (
-                StatusCode::from_u16(*status)
-                    .ok()
-                    .filter(StatusCode::is_client_error)
-                    .unwrap_or(StatusCode::BAD_GATEWAY),
-                "faucet_refused",
-            )
+            StatusCode::from_u16(*status)
+                .ok()
+                .filter(StatusCode::is_client_error)
+                .unwrap_or(StatusCode::BAD_GATEWAY)
         }
         WalletError::Node(_) | WalletError::WrongChain { .. } | WalletError::BadHeader { .. } => {
-            (StatusCode::BAD_GATEWAY, "node_error")
+            StatusCode::BAD_GATEWAY
         }
-        WalletError::SendFailed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "send_failed"),
-        WalletError::BehindChain { .. } => (StatusCode::CONFLICT, "wallet_behind_chain"),
-        WalletError::Store(ezchain_wallet::store::StoreError::Busy) => (StatusCode::SERVICE_UNAVAILABLE, "wallet_busy"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        WalletError::SendFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    error(status, code, e)
+    error(status, e.code(), e)
 }
 
 /// Runs `job` on the wallet thread with the wallet opened (with the key when `password` is

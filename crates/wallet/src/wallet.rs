@@ -95,16 +95,23 @@ impl From<OwnershipError> for WalletError {
 }
 
 impl WalletError {
-    /// Stable code for scripts and API clients.
+    /// Stable code for scripts and API clients: the one list the CLI and the wallet service
+    /// both answer with.
     pub fn code(&self) -> &'static str {
         match self {
             WalletError::Store(StoreError::Busy) => "wallet_busy",
             WalletError::Store(_) => "wallet_store_error",
             WalletError::Node(ClientError::Unreachable { .. }) => "node_unreachable",
+            // The faucet's refusals are one kind for a user (the message says which).
+            WalletError::Node(refused @ ClientError::Refused { .. })
+                if refused.known_code().is_some_and(ErrorCode::is_faucet) =>
+            {
+                "faucet_refused"
+            }
             WalletError::Node(ClientError::Refused { .. }) => "node_refused",
             WalletError::Node(ClientError::BadAnswer(_)) => "node_bad_answer",
             WalletError::InsufficientFunds { .. } => "insufficient_funds",
-            WalletError::AmountInvalid { .. } => "amount_invalid",
+            WalletError::AmountInvalid { .. } => "invalid_amount",
             WalletError::Ownership(OwnershipError::PendingBundleExists) => "pending_bundle_exists",
             WalletError::Ownership(_) => "wallet_rule_violated",
             WalletError::WrongChain { .. } => "wrong_chain",
