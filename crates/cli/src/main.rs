@@ -45,6 +45,10 @@ struct Cli {
     /// it, `./ezchain.yaml` is used (defaults when absent); a file named here must exist.
     #[arg(long, global = true)]
     config: Option<std::path::PathBuf>,
+    /// How logs are written: `text` (coloured only on a terminal) or `json` (one object per
+    /// line). Default: `EZCHAIN_LOG_FORMAT`, else text.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     /// Print the protocol versions this build speaks and exit.
     #[arg(long)]
     protocol_info: bool,
@@ -85,23 +89,57 @@ pub struct CliError {
     pub hint: Option<&'static str>,
 }
 
-/// Warnings to stderr for one-shot commands (`EZCHAIN_LOG` overrides the level).
-fn init_cli_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EZCHAIN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; colours only when the output is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
 }
 
-/// Info-level logs to stderr for the long-running service.
-fn init_service_logging() {
+impl LogFormat {
+    /// `--log-format`, else `EZCHAIN_LOG_FORMAT` (`json` or `text`), else text.
+    fn resolve(given: Option<LogFormat>) -> LogFormat {
+        given.unwrap_or_else(|| match std::env::var("EZCHAIN_LOG_FORMAT").ok().as_deref() {
+            Some(format) if format.eq_ignore_ascii_case("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        })
+    }
+}
+
+/// A log layer writing to `writer` in `format`; `terminal` allows colours (never in a file or a
+/// pipe: a log file full of escape codes is unreadable).
+pub fn log_layer<S, W>(
+    format: LogFormat,
+    writer: W,
+    terminal: bool,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer;
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(terminal)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(writer).boxed(),
+    }
+}
+
+/// Logs to stderr at `default_level` (`EZCHAIN_LOG` overrides it).
+fn init_stderr_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("EZCHAIN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(log_layer(format, std::io::stderr, std::io::stderr().is_terminal()))
         .try_init();
 }
 
@@ -150,6 +188,7 @@ fn main() -> ExitCode {
         Err(error) => return report(error, cli.json),
     };
     let json = cli.json;
+    let log_format = LogFormat::resolve(cli.log_format);
     let result = match cli.command {
         None => {
             if cli.protocol_info {
@@ -160,17 +199,17 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Testnet(command)) => testnet::run(command, cli.json),
-        Some(Command::Node(command)) => node::run_command(command, &config, cli.json),
+        Some(Command::Node(command)) => node::run_command(command, &config, cli.json, log_format),
         Some(Command::Wallet(command)) => {
-            init_cli_logging();
+            init_stderr_logging(log_format, "warn");
             wallet::run_wallet(command, &config, cli.json)
         }
         Some(Command::Tx(command)) => {
-            init_cli_logging();
+            init_stderr_logging(log_format, "warn");
             wallet::run_tx(command, &config, cli.json)
         }
         Some(Command::Serve) => {
-            init_service_logging();
+            init_stderr_logging(log_format, "info");
             service::serve(&config)
         }
         Some(Command::Auth(command)) => service::run_auth(command, &config, cli.json),

@@ -56,7 +56,12 @@ pub struct RunArgs {
     home: PathBuf,
 }
 
-pub fn run_command(command: NodeCommand, config_path: &Path, json: bool) -> Result<(), CliError> {
+pub fn run_command(
+    command: NodeCommand,
+    config_path: &Path,
+    json: bool,
+    log_format: crate::LogFormat,
+) -> Result<(), CliError> {
     match command {
         NodeCommand::Start(args) => start(args, config_path, json),
         NodeCommand::Status => status(config_path, json),
@@ -72,14 +77,15 @@ pub fn run_command(command: NodeCommand, config_path: &Path, json: bool) -> Resu
             let file = tracing_appender::rolling::never(&log_dir, "node.log");
             let (file_writer, _guard) = tracing_appender::non_blocking(file);
             let filter = EnvFilter::try_from_env("EZCHAIN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+            use std::io::IsTerminal;
             tracing_subscriber::registry()
                 .with(filter)
-                .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(false)
-                        .with_writer(file_writer),
-                )
+                .with(crate::log_layer(
+                    log_format,
+                    std::io::stderr,
+                    std::io::stderr().is_terminal(),
+                ))
+                .with(crate::log_layer(log_format, file_writer, false))
                 .init();
             let faucet = crate::faucet::start(&args.home, &config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -362,3 +362,43 @@ fn the_runbooks_gates_pass_in_an_installation_folder_without_a_source_checkout()
     assert!(!named.status.success());
     assert!(stdout.contains("not the source tree"), "{stdout}");
 }
+
+#[test]
+fn logs_have_no_colour_codes_off_a_terminal_and_json_is_one_object_a_line() {
+    for (format, port) in [("text", "24710"), ("json", "24711")] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("ezchain.yaml"), format!("app:\n  api_port: {port}\n")).expect("config");
+        let log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
+        let mut serve = Command::new(env!("CARGO_BIN_EXE_ezchain"))
+            .current_dir(dir.path())
+            .args(["--log-format", format, "serve"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("serve starts");
+        // The listening line is logged at start; wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let text = loop {
+            let text = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+            if text.contains("listening") || std::time::Instant::now() > deadline {
+                break text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let _ = serve.kill();
+        let _ = serve.wait();
+        assert!(text.contains("listening"), "{format}: {text}");
+        assert!(
+            !text.contains('\u{1b}'),
+            "{format}: escape codes in a log file: {text:?}"
+        );
+        if format == "json" {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let object: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                assert!(object["level"].is_string() && object["fields"].is_object(), "{line}");
+            }
+        }
+    }
+}
