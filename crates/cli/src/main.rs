@@ -156,6 +156,36 @@ fn end_quietly_on_closed_pipe(command: Option<&Command>) {
     }
 }
 
+/// Commands that start testnets and services of their own (the bench, the gates, the drill)
+/// stop them when this process is told to stop: SIGINT (Ctrl-C) or SIGTERM run the pending
+/// clean-up actions (`ezchain_ops::cleanup`), then the process exits 130 or 143 as a killed one
+/// would. Without this, the signal ended the process and left its node processes running.
+fn stop_what_it_started_on_signal(command: Option<&Command>) {
+    let starts_processes = matches!(
+        command,
+        Some(Command::Bench(_))
+            | Some(Command::Ops(
+                service::OpsCommand::ReleaseGate(_)
+                    | service::OpsCommand::StabilityGate(_)
+                    | service::OpsCommand::Drill(_)
+            ))
+    );
+    if !starts_processes {
+        return;
+    }
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            eprintln!("stopping what this command started (signal {signal})");
+            ezchain_ops::cleanup::run_all();
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
 /// The default settings file: it may be absent (every setting then has its default).
 const DEFAULT_CONFIG: &str = "ezchain.yaml";
 
@@ -183,6 +213,7 @@ fn config_path(given: Option<&std::path::Path>, command: Option<&Command>) -> Re
 fn main() -> ExitCode {
     let cli = Cli::parse();
     end_quietly_on_closed_pipe(cli.command.as_ref());
+    stop_what_it_started_on_signal(cli.command.as_ref());
     let config = match config_path(cli.config.as_deref(), cli.command.as_ref()) {
         Ok(path) => path,
         Err(error) => return report(error, cli.json),

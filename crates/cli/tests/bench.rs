@@ -102,3 +102,72 @@ fn short_bench_runs_on_a_fresh_and_on_a_running_testnet() {
         "{text}"
     );
 }
+
+/// The pids in the `node.pid` files under `dir` (one per node home).
+fn node_pids(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("node.pid")).ok())
+        .filter_map(|text| text.trim().parse().ok())
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| stat.contains(") Z "))
+}
+
+#[test]
+fn a_bench_stopped_with_sigterm_stops_the_testnet_it_started() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keep = dir.path().join("net");
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_ezchain"))
+        .args([
+            "bench",
+            "--validators",
+            "1",
+            "--accounts",
+            "4",
+            "--duration-sec",
+            "300",
+            "--start-port",
+            "24920",
+            "--keep-dir",
+        ])
+        .arg(&keep)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the bench");
+    // Wait until both nodes of its testnet run.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let pids = loop {
+        let pids = node_pids(&keep);
+        if pids.len() == 2 && pids.iter().all(|pid| alive(*pid)) {
+            break pids;
+        }
+        if Instant::now() > deadline || bench.try_wait().expect("wait").is_some() {
+            let _ = bench.kill();
+            panic!("the bench's testnet did not come up: {pids:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = Command::new("kill").args(["-TERM", &bench.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = bench.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the bench did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(143), "exits as a terminated process: {status}");
+    let survivors: Vec<u32> = pids.into_iter().filter(|pid| alive(*pid)).collect();
+    for pid in &survivors {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+    assert!(survivors.is_empty(), "node processes left running: {survivors:?}");
+}

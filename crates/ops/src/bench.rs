@@ -261,6 +261,15 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
     let accounts = sign_all(&genesis, &keys, &vec![0; keys.len()], max_seq, options.bundle_txs)?;
 
     let net = Localnet::new(&options.dir)?;
+    // Stopped however the bench ends: an error, a panic, or Ctrl-C/SIGTERM of this process.
+    let _stop_testnet = {
+        let root = options.dir.clone();
+        crate::cleanup::on_exit(move || {
+            if let Ok(net) = Localnet::new(&root) {
+                let _ = net.stop(Duration::from_secs(20));
+            }
+        })
+    };
     progress("starting the testnet");
     net.start(binary, Duration::from_secs(120))?;
     let result = drive(

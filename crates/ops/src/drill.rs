@@ -571,7 +571,7 @@ pub fn drill(options: &DrillOptions, report: &mut dyn FnMut(&StepOutcome)) -> Re
         snapshot: None,
         balance_at_backup: 0,
     };
-    let _testnet = TestnetGuard(&sandbox.exe);
+    let _testnet = TestnetGuard::new(&sandbox.exe);
     let mut outcomes = Vec::new();
     for name in STEPS {
         let started = Instant::now();

@@ -24,12 +24,18 @@ pub struct StepOutcome {
     pub seconds: f64,
 }
 
-/// Stops a sandbox testnet however the step ends.
-pub struct TestnetGuard<'a>(pub &'a Ezchain);
+/// Stops a sandbox testnet however the step ends, a SIGINT or SIGTERM of this process included.
+pub struct TestnetGuard {
+    /// Runs `node stop` for the sandbox when dropped or on a signal.
+    _stop: crate::cleanup::Cleanup,
+}
 
-impl Drop for TestnetGuard<'_> {
-    fn drop(&mut self) {
-        stop_testnet(self.0);
+impl TestnetGuard {
+    pub fn new(exe: &Ezchain) -> Self {
+        let exe = exe.clone();
+        TestnetGuard {
+            _stop: crate::cleanup::on_exit(move || stop_testnet(&exe)),
+        }
     }
 }
 
@@ -54,7 +60,7 @@ pub fn smoke(binary: &Path, dir: &Path, start_port: u16) -> Result<String, StepE
     let started = Instant::now();
     let sandbox = Sandbox::create(binary, dir, start_port, start_port.saturating_add(90), 1)?;
     let payer = &sandbox.exe;
-    let _testnet = TestnetGuard(payer);
+    let _testnet = TestnetGuard::new(payer);
     start_testnet(payer, 1, 0, start_port)?;
     payer.json(&["wallet", "create", "--password", SANDBOX_PASSWORD])?;
     let payee = sandbox.second_wallet("payee", start_port.saturating_add(91))?;
@@ -293,7 +299,7 @@ pub fn stability_gate(
         options.consensus,
     )?;
     let exe = &sandbox.exe;
-    let _testnet = TestnetGuard(exe);
+    let _testnet = TestnetGuard::new(exe);
     start_testnet(exe, options.consensus, 0, options.start_port)?;
     exe.json(&["wallet", "create", "--password", SANDBOX_PASSWORD])?;
     let payee = sandbox.second_wallet("payee", api_port.saturating_add(1))?;

@@ -7,6 +7,7 @@
 pub mod backup;
 pub mod bench;
 pub mod canary;
+pub mod cleanup;
 pub mod drill;
 pub mod gates;
 pub mod html;

@@ -156,6 +156,8 @@ impl Sandbox {
 pub struct Service {
     exe: Ezchain,
     child: Option<Child>,
+    /// Stops the child on a SIGINT/SIGTERM of this process (drops do not run then).
+    exit_guard: Option<crate::cleanup::Cleanup>,
     pub base: String,
     http: reqwest::blocking::Client,
 }
@@ -171,6 +173,7 @@ impl Service {
         Ok(Service {
             exe: exe.clone(),
             child: None,
+            exit_guard: None,
             base: format!("http://{}:{}", config.app.api_host, config.app.api_port),
             http,
         })
@@ -186,6 +189,7 @@ impl Service {
         let mut service = Service {
             exe: exe.clone(),
             child: None,
+            exit_guard: None,
             base: format!("http://{}:{}", config.app.api_host, config.app.api_port),
             http,
         };
@@ -214,6 +218,11 @@ impl Service {
             .stderr(log_file)
             .spawn()
             .map_err(|e| step_error("serve", e))?;
+        if let Ok(pid) = i32::try_from(child.id()) {
+            self.exit_guard = Some(crate::cleanup::on_exit(move || {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            }));
+        }
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -238,6 +247,9 @@ impl Service {
 
     /// SIGTERM, then SIGKILL after 8 s.
     pub fn stop(&mut self) {
+        if let Some(guard) = self.exit_guard.take() {
+            guard.disarm();
+        }
         if let Some(mut child) = self.child.take() {
             if let Ok(pid) = i32::try_from(child.id()) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
