@@ -383,12 +383,18 @@ fn metrics_probe(url: &str, min_success_rate: f64, json: bool) -> Result<(), Cli
             fmt(report.node_online_rate, ""),
             report.nodes.len()
         );
-        println!(
-            "tx success ratio   {} ({} of {} sends)",
-            fmt(report.transaction_success_rate, ""),
-            report.sends_delivered,
-            report.sends_total
-        );
+        if report.sends_total > 0.0 {
+            println!(
+                "tx success ratio   {} ({} of {} sends)",
+                fmt(report.transaction_success_rate, ""),
+                report.sends_delivered,
+                report.sends_total
+            );
+        } else {
+            println!(
+                "tx success ratio   no sends since the service started (it counts payments made through its API, not the CLI's)"
+            );
+        }
         println!(
             "confirmation delay median {}  p95 {}",
             fmt(report.median_confirmation_delay_ms, " ms"),

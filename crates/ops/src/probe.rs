@@ -65,7 +65,8 @@ fn sum(samples: &[Sample], name: &str, filter: impl Fn(&Sample) -> bool) -> f64 
         .iter()
         .filter(|s| s.name == name && filter(s))
         .map(|s| s.value)
-        .sum()
+        // Not `.sum()`: an empty f64 sum is -0.0, which printed as "-0 of -0 sends".
+        .fold(0.0, |total, value| total + value)
 }
 
 /// The quantile `q` of a histogram, interpolated inside its bucket (as PromQL's
@@ -203,5 +204,16 @@ ezchain_node_online_ratio 0.5
         let top: Vec<&str> = report.top_error_codes.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(top, ["unauthorized", "replay_detected", "duplicate_transaction"]);
         assert_eq!(histogram_quantile(&parse(""), "x", 0.5), None);
+    }
+
+    #[test]
+    fn a_service_that_sent_nothing_counts_zero_not_minus_zero() {
+        let report = report(&parse("ezchain_node_online_ratio 1\n"));
+        assert_eq!(report.transaction_success_rate, None);
+        assert!(report.sends_total.is_sign_positive() && report.sends_total == 0.0);
+        assert_eq!(
+            format!("{} of {}", report.sends_delivered, report.sends_total),
+            "0 of 0"
+        );
     }
 }
