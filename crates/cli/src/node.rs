@@ -4,7 +4,7 @@ use crate::CliError;
 use clap::{Args, Subcommand};
 use ezchain_node::config::NodeConfig;
 use ezchain_node::runner::{NodeError, run};
-use ezchain_ops::localnet::{Localnet, LocalnetError};
+use ezchain_ops::localnet::{Localnet, LocalnetError, Role};
 use ezchain_wallet::AppConfig;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,8 @@ pub enum NodeCommand {
 
 #[derive(Args, Debug)]
 pub struct StartArgs {
-    /// Validators (default: network.consensus_nodes). Only used when the testnet is created.
+    /// Validators (default: network.consensus_nodes). Used when the testnet is created; against
+    /// an existing one of another layout it is refused (`testnet_differs`).
     #[arg(long)]
     consensus: Option<usize>,
     /// Funded account nodes, each an `ezchain serve` with its own wallet (default:
@@ -215,11 +216,54 @@ fn localnet(config: &AppConfig) -> Result<Localnet, CliError> {
     Localnet::new(&config.data_dir().join("testnet")).map_err(localnet_error)
 }
 
+/// `node start` with layout flags against an existing testnet of another layout: the flags would
+/// be ignored (it used to answer `already_running` and start nothing new), so say what exists
+/// and how to get the asked-for one.
+fn refuse_other_layout(net: &Localnet, args: &StartArgs) -> Result<(), CliError> {
+    let nodes = net.nodes().map_err(localnet_error)?;
+    let count = |role: Role| nodes.iter().filter(|node| node.role == role).count();
+    let (validators, accounts) = (count(Role::Validator), count(Role::Account));
+    // Node i has p2p start + 2i and RPC start + 2i + 1 (testnet init).
+    let start_port = nodes
+        .iter()
+        .filter(|node| node.role != Role::Account)
+        .map(|node| node.rpc.port().saturating_sub(1))
+        .min();
+    let mut differs = Vec::new();
+    if let Some(asked) = args.consensus.filter(|asked| *asked != validators) {
+        differs.push(format!("--consensus {asked} (it has {validators} validators)"));
+    }
+    if let Some(asked) = args.start_port.filter(|asked| Some(*asked) != start_port) {
+        let has = start_port.map_or("other ports".to_string(), |p| format!("ports from {p}"));
+        differs.push(format!("--start-port {asked} (it uses {has})"));
+    }
+    if let Some(asked) = args.accounts.filter(|asked| *asked as usize != accounts) {
+        differs.push(format!("--accounts {asked} (it has {accounts} account nodes)"));
+    }
+    if differs.is_empty() {
+        return Ok(());
+    }
+    Err(CliError {
+        code: "testnet_differs",
+        message: format!(
+            "a testnet already exists in {} and differs from what was asked: {}",
+            net.root().display(),
+            differs.join(", ")
+        ),
+        hint: Some(
+            "leave the flags out to start the existing testnet; for a new one, `ezchain node stop`, then move or remove that folder (or use another app.data_dir)",
+        ),
+    })
+}
+
 fn start(args: StartArgs, config_path: &Path, json_output: bool) -> Result<(), CliError> {
     let mut config = load_config(config_path)?;
     let accounts = args.accounts.unwrap_or(config.network.account_nodes);
     let net = localnet(&config)?;
     let created = !net.exists();
+    if !created {
+        refuse_other_layout(&net, &args)?;
+    }
     if created {
         let validators = args.consensus.unwrap_or(config.network.consensus_nodes as usize);
         let start_port = args.start_port.unwrap_or(config.network.start_port);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 fn backup_error(error: BackupError) -> CliError {
     let hint = match &error {
-        BackupError::Running(_) => Some("`ezchain node stop`, then stop `ezchain serve` (Ctrl-C or SIGTERM)"),
+        BackupError::Running { .. } => Some("the message names the process and how to stop it"),
         BackupError::TargetExists(_) => Some("add --force; the replaced state is renamed, not deleted"),
         BackupError::Corrupt(_) => Some("use another snapshot; never edit one by hand"),
         BackupError::Export { .. } => Some("check that the node or service owning it runs, or stop it"),

@@ -51,6 +51,32 @@ fn start_status_stop_and_restart_resume_the_same_chain() {
     let (ok, again, _) = ezchain(dir.path(), &["node", "start"]);
     assert!(ok);
     assert_eq!(again["status"], "already_running");
+    // The same layout again is the running testnet; another layout is refused, not ignored.
+    let (ok, same, stderr) = ezchain(
+        dir.path(),
+        &[
+            "node",
+            "start",
+            "--consensus",
+            "1",
+            "--accounts",
+            "1",
+            "--start-port",
+            "24700",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(same["status"], "already_running");
+    let (ok, _, stderr) = ezchain(
+        dir.path(),
+        &["node", "start", "--consensus", "3", "--start-port", "42000"],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("error[testnet_differs]"), "{stderr}");
+    assert!(
+        stderr.contains("--consensus 3 (it has 1 validators)") && stderr.contains("ports from 24700"),
+        "{stderr}"
+    );
 
     // The wallet config now points at the local bootstrap node: a faucet payment works.
     let (ok, _, stderr) = ezchain(dir.path(), &["wallet", "create", "--password", "password-1"]);

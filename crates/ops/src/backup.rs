@@ -57,8 +57,8 @@ pub enum BackupError {
     Export { path: PathBuf, reason: String },
     #[error("the backup is damaged: {0}")]
     Corrupt(String),
-    #[error("{0} is running; stop it first (`ezchain node stop`, and stop `ezchain serve`)")]
-    Running(String),
+    #[error("{what} is running; stop it first: {stop}")]
+    Running { what: String, stop: String },
     #[error("{0} exists; rerun with --force to replace it (the current state is kept beside it)")]
     TargetExists(PathBuf),
     #[error("{0}")]
@@ -76,7 +76,7 @@ impl BackupError {
             BackupError::Io { .. } => "io_error",
             BackupError::Export { .. } => "export_failed",
             BackupError::Corrupt(_) => "backup_corrupt",
-            BackupError::Running(_) => "still_running",
+            BackupError::Running { .. } => "still_running",
             BackupError::TargetExists(_) => "target_exists",
             BackupError::Config(_) => "bad_config",
             BackupError::WalletAhead(_) => "wallet_ahead",
@@ -787,7 +787,38 @@ fn newer_payments(snapshot: &Path, current: &Path) -> Result<Vec<String>, Backup
 
 /// Why restore must not touch `data_dir` now: a local node runs, or a process holds one of its
 /// databases (a running `ezchain serve` holds `service.redb`).
-fn running_in(data_dir: &Path) -> Result<Option<String>, BackupError> {
+/// The process holding `path` open, with its command line (Linux: its `/proc/<pid>/fd`).
+fn holder_of(path: &Path) -> Option<(u32, String)> {
+    let target = std::fs::canonicalize(path).ok()?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|link| link == target))
+        {
+            let command = std::fs::read(entry.path().join("cmdline"))
+                .map(|bytes| {
+                    String::from_utf8_lossy(&bytes)
+                        .split('\0')
+                        .filter(|word| !word.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            return Some((pid, command));
+        }
+    }
+    None
+}
+
+/// What runs on `data_dir` (a local node, or the process holding one of its databases), and how
+/// to stop it.
+fn running_in(data_dir: &Path) -> Result<Option<BackupError>, BackupError> {
     if !data_dir.is_dir() {
         return Ok(None);
     }
@@ -798,7 +829,10 @@ fn running_in(data_dir: &Path) -> Result<Option<String>, BackupError> {
     {
         for node in &nodes {
             if let Some(pid) = net.running_pid(node) {
-                return Ok(Some(format!("local node {} (pid {pid})", node.name)));
+                return Ok(Some(BackupError::Running {
+                    what: format!("local node {} (pid {pid})", node.name),
+                    stop: "`ezchain node stop` (it stops every local node)".into(),
+                }));
             }
         }
     }
@@ -806,7 +840,19 @@ fn running_in(data_dir: &Path) -> Result<Option<String>, BackupError> {
         if relative.extension().is_some_and(|e| e == "redb") {
             let path = data_dir.join(&relative);
             if let Err(ExportError::Busy(_)) = open_unheld(&path) {
-                return Ok(Some(format!("the process holding {}", path.display())));
+                let running = match holder_of(&path) {
+                    Some((pid, command)) => BackupError::Running {
+                        what: format!("pid {pid} (`{command}`), which holds {}", path.display()),
+                        stop: format!(
+                            "`kill {pid}` (SIGTERM; an ezchain process stops cleanly on it) or Ctrl-C where it runs"
+                        ),
+                    },
+                    None => BackupError::Running {
+                        what: format!("the process holding {}", path.display()),
+                        stop: "`ezchain node stop`, then stop `ezchain serve` (Ctrl-C or SIGTERM)".into(),
+                    },
+                };
+                return Ok(Some(running));
             }
         }
     }
@@ -873,7 +919,7 @@ pub fn restore(request: &RestoreRequest) -> Result<RestoreReport, BackupError> {
     }
     for dir in &watched {
         if let Some(what) = running_in(dir)? {
-            return Err(BackupError::Running(what));
+            return Err(what);
         }
     }
     if !request.force {
@@ -1302,7 +1348,13 @@ mod tests {
             force: true,
             wallet: WalletChoice::Refuse,
         });
-        assert!(matches!(refused, Err(BackupError::Running(_))), "{refused:?}");
+        let Err(BackupError::Running { what, stop }) = refused else {
+            panic!("{refused:?}");
+        };
+        // The holder is named by pid (here: this test process) with the command to stop it.
+        let me = std::process::id();
+        assert!(what.contains(&format!("pid {me}")), "{what}");
+        assert!(stop.contains(&format!("kill {me}")), "{stop}");
         assert_eq!(
             std::fs::read_to_string(data.join("tx_history.json")).expect("read"),
             "[\"held\"]"
