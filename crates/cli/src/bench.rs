@@ -8,11 +8,13 @@ use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// Validators of the bench's own testnet (plus one bootstrap node).
     #[arg(long, default_value_t = 1)]
     validators: usize,
     /// Bench accounts funded at genesis (each has at most one bundle in flight).
     #[arg(long, default_value_t = 200)]
     accounts: usize,
+    /// Seconds of load after the testnet is ready.
     #[arg(long, default_value_t = 30)]
     duration_sec: u64,
     /// Transfers per bundle.
@@ -24,6 +26,7 @@ pub struct BenchArgs {
     /// Kill the last validator this many seconds into the run.
     #[arg(long)]
     kill_one_at_sec: Option<u64>,
+    /// First port of the bench's testnet (two per node).
     #[arg(long, default_value_t = 29500)]
     start_port: u16,
     /// Submitting threads.

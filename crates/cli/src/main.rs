@@ -4,6 +4,7 @@
 //! command, 2 for a usage error (clap's own).
 
 mod bench;
+mod config_cmd;
 mod faucet;
 mod node;
 mod ops;
@@ -80,6 +81,17 @@ enum Command {
     Ops(service::OpsCommand),
     /// Measure throughput and finality latency on a fresh local testnet.
     Bench(bench::BenchArgs),
+    /// Show or check the settings file.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Print a shell completion script (e.g. `ezchain completions bash > /etc/bash_completion.d/ezchain`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; e.g. `ezchain man > ezchain.1 && man ./ezchain.1`).
+    Man,
 }
 
 /// A failed command: a stable code for scripts, a message, and what to do about it.
@@ -195,7 +207,11 @@ const DEFAULT_CONFIG: &str = "ezchain.yaml";
 fn config_path(given: Option<&std::path::Path>, command: Option<&Command>) -> Result<std::path::PathBuf, CliError> {
     let reads_config = !matches!(
         command,
-        None | Some(Command::Testnet(_)) | Some(Command::Bench(_)) | Some(Command::Node(node::NodeCommand::Run(_)))
+        None | Some(Command::Testnet(_))
+            | Some(Command::Bench(_))
+            | Some(Command::Completions { .. })
+            | Some(Command::Man)
+            | Some(Command::Node(node::NodeCommand::Run(_)))
     );
     match given {
         None => Ok(std::path::PathBuf::from(DEFAULT_CONFIG)),
@@ -246,6 +262,22 @@ fn main() -> ExitCode {
         Some(Command::Auth(command)) => service::run_auth(command, &config, cli.json),
         Some(Command::Ops(command)) => service::run_ops(command, &config, cli.json),
         Some(Command::Bench(args)) => bench::run_bench(args, cli.json),
+        Some(Command::Config(command)) => config_cmd::run(command, &config, cli.json),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "ezchain", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError {
+                    code: "io_error",
+                    message: e.to_string(),
+                    hint: None,
+                })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -279,4 +311,36 @@ fn report(error: CliError, json: bool) -> ExitCode {
         println!("{object}");
     }
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand and every flag says what it is for (`--help` is the first manual).
+    #[test]
+    fn every_command_and_flag_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "ezchain", &mut missing);
+        assert!(missing.is_empty(), "no description: {missing:#?}");
+    }
 }

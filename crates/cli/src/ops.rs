@@ -219,6 +219,7 @@ pub fn release_gate(args: ReleaseGateArgs, config_path: &Path, json: bool) -> Re
 
 #[derive(Args, Debug)]
 pub struct StabilityArgs {
+    /// Probe-and-send cycles to run.
     #[arg(long, default_value_t = 30)]
     cycles: u32,
     /// Seconds between cycles.
@@ -227,8 +228,10 @@ pub struct StabilityArgs {
     /// Restart the service, then a validator, in turn every N cycles (0: never).
     #[arg(long, default_value_t = 10)]
     restart_every: u32,
+    /// Failed probes or sends allowed before the gate fails.
     #[arg(long, default_value_t = 0)]
     max_failures: u64,
+    /// Highest share of failed cycles that passes.
     #[arg(long, default_value_t = 0.0)]
     max_failure_rate: f64,
     /// Validators of the sandbox testnet.

@@ -19,6 +19,7 @@ pub enum OpsCommand {
     /// The runbook's post-release checks from the service's /metrics: node online status,
     /// transaction success ratio, median confirmation delay, top 3 error codes.
     MetricsProbe {
+        /// The service's metrics URL (e.g. http://127.0.0.1:8787/metrics).
         #[arg(long, default_value = "http://127.0.0.1:8787/metrics")]
         url: String,
         /// Fail (exit 1) when the success ratio is below this.
@@ -27,27 +28,37 @@ pub enum OpsCommand {
     },
     /// Sample the service's metrics over a window; write a JSON report (and an HTML page).
     CanaryMonitor {
+        /// The service's metrics URL (e.g. http://127.0.0.1:8787/metrics).
         #[arg(long, default_value = "http://127.0.0.1:8787/metrics")]
         url: String,
+        /// How long to sample, in seconds.
         #[arg(long, default_value_t = 300)]
         duration_sec: u64,
+        /// Seconds between two samples.
         #[arg(long, default_value_t = 10.0)]
         interval_sec: f64,
+        /// Seconds to wait for one sample before counting it failed.
         #[arg(long, default_value_t = 5.0)]
         timeout_sec: f64,
+        /// Where to write the JSON report (an .html page is written beside it).
         #[arg(long, default_value = "dist/canary_report.json")]
         out_json: PathBuf,
     },
     /// Judge a canary report: exit 0 pass, 1 fail, 2 unreadable report.
     CanaryGate {
+        /// The canary report to judge (written by `ops canary-monitor`).
         #[arg(long, default_value = "dist/canary_report.json")]
         report: PathBuf,
+        /// Highest share of failed samples (the service or its nodes not answering) that passes.
         #[arg(long, default_value_t = 0.05)]
         max_crash_rate: f64,
+        /// Lowest delivered / sent ratio that passes.
         #[arg(long, default_value_t = 0.95)]
         min_tx_success_rate: f64,
+        /// Highest p95 confirmation delay, in milliseconds, that passes.
         #[arg(long, default_value_t = 30000.0)]
         max_sync_latency_ms_p95: f64,
+        /// Lowest share of configured nodes up that passes.
         #[arg(long, default_value_t = 0.95)]
         min_node_online_rate: f64,
         /// Pass when the window has no latency data.
@@ -73,6 +84,7 @@ pub enum OpsCommand {
     /// Consistent snapshot of the config, wallet, service state, logs, token and local node
     /// homes (databases exported online, never copied raw), with a SHA-256 manifest.
     Backup {
+        /// The folder the snapshot is written under (a new subfolder per snapshot).
         #[arg(long, default_value = "backups")]
         out_dir: PathBuf,
         /// Appended to the snapshot's folder name (letters, digits, `-`, `_`, `.`).

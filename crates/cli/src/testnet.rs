@@ -21,6 +21,7 @@ pub struct InitArgs {
     /// Folder to create; must not exist or be empty.
     #[arg(long)]
     out: PathBuf,
+    /// Chain id written into the genesis (signed into every bundle: wallets of another chain are refused).
     #[arg(long, default_value_t = 821)]
     chain_id: u64,
     /// First port; each node takes two (p2p, RPC) in node order.

@@ -19,6 +19,7 @@ pub enum WalletCommand {
     Create {
         #[command(flatten)]
         password: PasswordArgs,
+        /// A label for the wallet, kept in its keystore file.
         #[arg(long, default_value = "default")]
         name: String,
         /// Replace an existing wallet (its mnemonic is the only way back to it).
@@ -28,14 +29,18 @@ pub enum WalletCommand {
     /// Restore a wallet from its mnemonic or import a Web3 v3 keystore file.
     #[command(group(ArgGroup::new("source").required(true).args(["mnemonic", "keystore"])))]
     Import {
+        /// The 12 recovery words, in order, in one quoted argument.
         #[arg(long)]
         mnemonic: Option<String>,
+        /// A Web3 v3 keystore file (another wallet's export) to import as is.
         #[arg(long)]
         keystore: Option<PathBuf>,
         #[command(flatten)]
         password: PasswordArgs,
+        /// A label for the wallet, kept in its keystore file.
         #[arg(long, default_value = "default")]
         name: String,
+        /// Replace an existing wallet (back up its mnemonic first: it is the only way back).
         #[arg(long)]
         force: bool,
     },
@@ -54,6 +59,7 @@ pub enum WalletCommand {
 pub enum TxCommand {
     /// Ask the testnet faucet for coins; they arrive as a verified transfer.
     Faucet {
+        /// Units to move (at most security.max_tx_amount).
         #[arg(long)]
         amount: u64,
         #[command(flatten)]
@@ -76,8 +82,10 @@ pub enum TxCommand {
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
+    /// The address paid: 0x + 40 hex digits (mixed case must match its EIP-55 checksum).
     #[arg(long)]
     recipient: String,
+    /// Units to move (at most security.max_tx_amount).
     #[arg(long)]
     amount: u64,
     #[command(flatten)]

@@ -402,3 +402,45 @@ fn logs_have_no_colour_codes_off_a_terminal_and_json_is_one_object_a_line() {
         }
     }
 }
+
+#[test]
+fn config_show_names_where_each_setting_came_from_and_validate_refuses_a_bad_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("ezchain.yaml"), "app:\n  api_port: 9999\n").expect("config");
+    let shown = ezchain_in(dir.path(), &["--json", "config", "show"], &[]);
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    let setting = |key: &str| {
+        shown["settings"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|row| row["key"] == key))
+            .cloned()
+            .unwrap_or_else(|| panic!("{key} in {shown}"))
+    };
+    assert_eq!(setting("app.api_port")["value"], 9999);
+    assert_eq!(setting("app.api_port")["from"], "file");
+    assert_eq!(setting("app.api_host")["from"], "default");
+    assert!(ezchain_in(dir.path(), &["config", "validate"], &[]).status.success());
+    std::fs::write(dir.path().join("bad.yaml"), "app:\n  bogus: 1\n").expect("bad config");
+    let refused = ezchain_in(dir.path(), &["--config", "bad.yaml", "config", "validate"], &[]);
+    assert_eq!(error_code(&refused), "bad_config");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("bogus"));
+}
+
+#[test]
+fn completions_and_the_manual_page_are_generated_from_the_commands() {
+    let bash = ezchain(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(
+        script.contains("_ezchain") && script.contains("--recipient"),
+        "{script}"
+    );
+    let man = ezchain(&["man"]);
+    assert!(man.status.success());
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.contains(".TH ezchain 1") && page.contains("recipients verify"),
+        "{page}"
+    );
+}
