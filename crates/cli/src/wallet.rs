@@ -286,17 +286,19 @@ pub fn run_wallet(command: WalletCommand, config_path: &Path, json_output: bool)
         }
         WalletCommand::Checkpoints => {
             let wallet = context.open(None)?;
-            let checkpoints: Vec<_> = wallet
-                .checkpoints()
-                .iter()
-                .map(ezchain_wallet::history::checkpoint_json)
-                .collect();
+            let held = wallet.checkpoints();
+            let checkpoints: Vec<_> = held.iter().map(ezchain_wallet::history::checkpoint_json).collect();
             print_list(
                 json_output,
                 json!({ "checkpoints": checkpoints }),
-                &checkpoints,
+                held,
                 "no checkpoints yet (one is made for every value that leaves this wallet)",
-                |c| format!("{}  height {}  seq {}", c["value"], c["height"], c["seq"]),
+                |c| {
+                    format!(
+                        "units {}  last held by {} up to its bundle {} at height {}",
+                        c.value, c.owner, c.unit.seq, c.unit.height
+                    )
+                },
             );
         }
     }
@@ -329,7 +331,8 @@ fn receive_summary(report: &ezchain_wallet::wallet::ReceiveReport) -> String {
 
 fn record_text(record: &TxRecord) -> String {
     let mut text = format!(
-        "{:<9} {:<10} {:>12}  {}  tx {}",
+        "{}  {:<9} {:<10} {:>12}  {}  tx {}",
+        ezchain_wallet::history::rfc3339(record.created_at_ms),
         format!("{:?}", record.kind).to_lowercase(),
         format!("{:?}", record.status).to_lowercase(),
         record.amount,

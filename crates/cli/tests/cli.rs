@@ -250,6 +250,14 @@ fn passwords_come_from_a_file_or_the_environment_never_only_the_command_line_and
         &[],
     );
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    // The wallet's creation time reads as RFC 3339, not seconds in a string.
+    let shown = ezchain_in(path, &["--json", "wallet", "show"], &[]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    let created_at = shown["created_at"].as_str().unwrap_or("");
+    assert!(
+        created_at.len() == 20 && created_at.ends_with('Z') && created_at.as_bytes()[10] == b'T',
+        "{created_at}"
+    );
     // From the environment: the wrong one is refused as such, the right one opens the wallet
     // (the command then stops at the missing genesis, past the key).
     let wrong = ezchain_in(path, &["tx", "receive"], &[("EZCHAIN_PASSWORD", "not-the-password")]);

@@ -80,6 +80,20 @@ impl TxRecord {
     }
 }
 
+/// `ms` since the epoch as RFC 3339 in UTC, to the second (`2026-12-02T02:55:38Z`).
+pub fn rfc3339(ms: u64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
 /// A checkpoint as the CLI and the API show it.
 pub fn checkpoint_json(checkpoint: &ezchain_protocol::Checkpoint) -> serde_json::Value {
     serde_json::json!({
@@ -108,4 +122,15 @@ pub fn write_export(path: &Path, records: &[TxRecord]) -> std::io::Result<()> {
         file.sync_all()?;
     }
     std::fs::rename(&temp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_rfc3339_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_180_138_999), "2026-12-02T02:55:38Z");
+    }
 }

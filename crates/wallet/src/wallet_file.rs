@@ -98,11 +98,12 @@ pub fn write(
     Ok(key.address())
 }
 
+/// Now, RFC 3339 in UTC (wallets made before this hold seconds since the epoch instead).
 fn now_text() -> String {
-    let secs = std::time::SystemTime::now()
+    let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!("{secs}")
+        .map_or(0, |d| d.as_millis() as u64);
+    crate::history::rfc3339(ms)
 }
 
 /// Writes the keystore 0600 through a temporary file, so a crash leaves the old file or the new.
