@@ -134,7 +134,9 @@ fn node_error(error: NodeError) -> CliError {
         NodeError::Key(_) => ("bad_key", None),
         NodeError::Store(_) => (
             "store_error",
-            Some("the data folder may belong to another chain or be damaged"),
+            Some(
+                "the node's store could not be used (the message says why): a folder of another chain, or damage; RUNBOOK.md §5 restores one from a backup",
+            ),
         ),
         NodeError::RpcBind { .. } => (
             "rpc_listen_failed",

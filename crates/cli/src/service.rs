@@ -158,6 +158,10 @@ pub fn serve(config_path: &Path) -> Result<(), CliError> {
                 ServiceError::Config(_) => ("bad_config", Some("check ezchain.yaml")),
                 ServiceError::NotLoopback(_) => ("not_loopback", Some("use app.api_host: 127.0.0.1")),
                 ServiceError::Bind { .. } => ("port_in_use", Some("another process uses app.api_port")),
+                ServiceError::InUse(_) => (
+                    "service_in_use",
+                    Some("another `ezchain serve` already runs on this data folder: stop it, or give this one another app.data_dir"),
+                ),
                 ServiceError::Io(_) => ("io_error", None),
             };
             CliError {

@@ -100,7 +100,13 @@ pub struct SendArgs {
 
 fn wallet_error(error: WalletError) -> CliError {
     let hint = match &error {
-        WalletError::Node(_) => Some("check network.bootstrap_nodes in ezchain.yaml and that the node runs"),
+        _ if error.code() == "faucet_refused" => {
+            Some("the faucet's limits (the message says which): ask for less, or wait until the hour has passed")
+        }
+        WalletError::Node(ezchain_wallet::client::ClientError::Unreachable { .. }) => {
+            Some("check network.bootstrap_nodes in ezchain.yaml and that the node runs")
+        }
+        WalletError::Node(_) => Some("the node refused or garbled the request; the message says why"),
         WalletError::InsufficientFunds { .. } => Some("see `ezchain wallet balance`; ask the faucet on a testnet"),
         WalletError::WrongChain { .. } => Some("the wallet and the node must use the same genesis.json"),
         WalletError::Ownership(_) => Some("finish the pending send first: `ezchain tx pending`"),

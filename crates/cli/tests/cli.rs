@@ -452,3 +452,35 @@ fn completions_and_the_manual_page_are_generated_from_the_commands() {
         "{page}"
     );
 }
+
+#[test]
+fn a_second_serve_on_one_data_folder_says_another_serve_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("ezchain.yaml"), "app:\n  api_port: 24712\n").expect("config");
+    let log = std::fs::File::create(dir.path().join("first.log")).expect("log");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_ezchain"))
+        .current_dir(dir.path())
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(dir.path().join("first.log"))
+        .unwrap_or_default()
+        .contains("listening")
+    {
+        assert!(std::time::Instant::now() < deadline, "the first serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let second = ezchain_in(dir.path(), &["serve"], &[]);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(
+        error_code(&second),
+        "service_in_use",
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another `ezchain serve`"));
+}

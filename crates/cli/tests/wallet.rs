@@ -461,9 +461,13 @@ fn bad_input_gets_stable_error_codes() {
         ]),
         "insufficient_funds"
     );
-    assert_eq!(
-        code(&["tx", "faucet", "--amount", "100000000", "--password", "password-1"]),
-        "faucet_refused"
+    let (refused, stderr) = alice
+        .run(&["tx", "faucet", "--amount", "100000000", "--password", "password-1"])
+        .expect_err("over the faucet's limit");
+    assert_eq!(refused, "faucet_refused");
+    assert!(
+        stderr.contains("the faucet's limits"),
+        "a hint about the faucet, not the node list: {stderr}"
     );
 
     // A used --client-tx-id: the same payment again prints it (no second payment), another

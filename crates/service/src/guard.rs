@@ -48,6 +48,11 @@ pub enum NonceOutcome {
 }
 
 impl Guard {
+    /// Whether `error` says another process holds the database (a second `serve` on one folder).
+    pub fn held_elsewhere(error: &GuardError) -> bool {
+        matches!(&error.0, redb::Error::DatabaseAlreadyOpen)
+    }
+
     pub fn open(path: &Path) -> Result<Self, GuardError> {
         let db = db!(Database::create(path))?;
         let txn = db!(db.begin_write())?;

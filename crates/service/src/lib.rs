@@ -46,6 +46,9 @@ pub enum ServiceError {
     NotLoopback(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    /// Another process (a second `ezchain serve`) holds this data folder's databases.
+    #[error("another process serves the data folder {0} (its service.redb is held)")]
+    InUse(PathBuf),
     #[error("{0}")]
     Io(String),
 }
@@ -91,7 +94,13 @@ pub async fn serve(
     secret::ensure_token(&token_file).map_err(|e| ServiceError::Io(format!("{}: {e}", token_file.display())))?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|e| ServiceError::Io(format!("{}: {e}", data_dir.display())))?;
-    let guard = Guard::open(&data_dir.join("service.redb")).map_err(|e| ServiceError::Io(e.to_string()))?;
+    let guard = Guard::open(&data_dir.join("service.redb")).map_err(|e| {
+        if Guard::held_elsewhere(&e) {
+            ServiceError::InUse(data_dir.clone())
+        } else {
+            ServiceError::Io(e.to_string())
+        }
+    })?;
     let audit = audit::AuditLog::open(
         &config.log_dir(),
         &config.audit_head_file(),
