@@ -761,7 +761,11 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_document
     // Bounded: a fixed number of examples per operation, each request with a timeout, and the
     // whole run killed after ten minutes. `/node/start` would launch a testnet and
     // `/ops/export` writes files wherever it is told; both have their own tests.
+    // Its example database and crash cache go to a folder of the test, not the checkout.
+    let workdir = alice.dir.join("schemathesis");
+    std::fs::create_dir_all(&workdir).expect("schemathesis folder");
     let mut child = Command::new(&tool)
+        .current_dir(&workdir)
         .arg("run")
         .arg(alice.url("/openapi.json"))
         .args(["--header", &format!("X-EZ-Token: {}", alice.token)])
