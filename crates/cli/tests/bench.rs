@@ -156,14 +156,8 @@ fn a_bench_stopped_with_sigterm_stops_the_testnet_it_started() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let _ = Command::new("kill").args(["-TERM", &bench.id().to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = bench.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the bench did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = ezchain_testkit::wait_or_kill(&mut bench, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("the bench did not stop on SIGTERM"));
     assert_eq!(status.code(), Some(143), "exits as a terminated process: {status}");
     let survivors: Vec<u32> = pids.into_iter().filter(|pid| alive(*pid)).collect();
     for pid in &survivors {

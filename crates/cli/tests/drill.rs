@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The drill and the stability gate each run a testnet; one at a time on a 2-core machine.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -99,18 +99,7 @@ fn the_drill_passes_and_exercises_every_runbook_command() {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let deadline = Instant::now() + Duration::from_secs(900);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = ezchain_testkit::wait_or_kill(&mut child, Duration::from_secs(900));
     let out = out_reader.join().expect("stdout reader");
     let transcript = err_reader.join().expect("stderr reader");
     // Whatever happened, no testnet of the drill may outlive the test.

@@ -774,26 +774,18 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_document
         .args(["--exclude-path", "/node/start", "--exclude-path", "/ops/export"])
         .args(["--generation-deterministic", "--no-color"])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // To a file, not a pipe nobody reads while it runs (a full pipe would stall it).
+        .stdout(std::fs::File::create(workdir.join("report.txt")).expect("report file"))
+        .stderr(Stdio::from(
+            std::fs::File::create(workdir.join("errors.txt")).expect("error file"),
+        ))
         .spawn()
         .expect("run schemathesis");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let output = child.wait_with_output().expect("output");
+    let status = ezchain_testkit::wait_or_kill(&mut child, Duration::from_secs(600));
     let report = format!(
         "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        std::fs::read_to_string(workdir.join("report.txt")).unwrap_or_default(),
+        std::fs::read_to_string(workdir.join("errors.txt")).unwrap_or_default()
     );
     assert!(status.is_some_and(|s| s.success()), "schemathesis: {report}");
     assert!(

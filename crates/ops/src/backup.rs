@@ -119,15 +119,13 @@ pub struct Manifest {
     pub files: Vec<ManifestFile>,
 }
 
-/// `YYYYMMDDTHHMMSSZ` and RFC 3339 for now, in UTC.
+/// `YYYYMMDDTHHMMSSZ` (for folder names) and RFC 3339 for now, in UTC.
 fn utc_now() -> (String, String) {
-    let now = time::OffsetDateTime::now_utc();
-    let (year, month, day) = (now.year(), u8::from(now.month()), now.day());
-    let (hour, minute, second) = (now.hour(), now.minute(), now.second());
-    (
-        format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z"),
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"),
-    )
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let rfc3339 = ezchain_wallet::history::rfc3339(ms);
+    (rfc3339.replace(['-', ':'], ""), rfc3339)
 }
 
 fn valid_label(label: &str) -> bool {

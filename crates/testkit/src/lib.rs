@@ -163,16 +163,7 @@ impl LocalTestnet {
     pub fn terminate(&mut self, index: usize) -> Option<ExitStatus> {
         let mut child = self.nodes[index].child.take()?;
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        wait_or_kill(&mut child, Duration::from_secs(20))
     }
 
     /// GETs `path` from node `index`: (status, JSON body).
@@ -428,6 +419,21 @@ impl Drop for LocalTestnet {
             eprintln!("testnet kept at {}", dir.keep().display());
         }
     }
+}
+
+/// Waits up to `timeout` for `child` to exit: its status, or `None` when it had to be killed.
+/// (A child writing to a pipe must have its pipe read meanwhile, or it may block on it.)
+pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// One wallet's `ezchain --config … wallet|tx …` commands, run as real processes.
