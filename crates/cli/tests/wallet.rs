@@ -12,6 +12,7 @@ use ezchain_protocol::{
 use ezchain_rpc::paths;
 use ezchain_testkit::{CliWallet, LocalTestnet};
 use ezchain_wallet::NodeClient;
+use ezchain_wallet::client::PushEvent;
 use ezchain_wallet::keystore::key_from_mnemonic;
 use serde_json::Value;
 use std::sync::Mutex;
@@ -258,8 +259,20 @@ fn a_malicious_sender_cannot_pay_with_double_spent_forged_or_minted_values() {
     };
 
     // F1: she pays the coin to Eve, then again to Bob, and shows Bob only the second spend —
-    // or both, hoping the order confuses him.
+    // or both, hoping the order confuses him. (Her node pushes her own receipts as they come.)
+    let pushed = node.subscribe(&[me], LONG).expect("the node grants a subscription");
     let to_eve = commit(&net, &raw_payment(&mallory, chain_id, 1, eve, coin));
+    let first_receipt = loop {
+        match pushed.recv_timeout(LONG).expect("the node pushes the receipt") {
+            PushEvent::Receipt { address, receipt } => break (address, *receipt),
+            PushEvent::Header { .. } | PushEvent::Lagged => {}
+        }
+    };
+    assert_eq!(
+        first_receipt,
+        (me, to_eve.receipt.clone()),
+        "the pushed receipt is the one a poll serves"
+    );
     let to_bob = commit(&net, &raw_payment(&mallory, chain_id, 2, bob_addr, coin));
     let hidden = package(vec![to_bob.clone()], coin, me, acquired_anchor());
     let both = package(vec![to_bob.clone(), to_eve.clone()], coin, me, acquired_anchor());

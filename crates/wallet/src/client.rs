@@ -10,14 +10,16 @@ use ezchain_protocol::finality::CommitCertificate;
 use ezchain_protocol::mailbox::{MailboxAction, sign_mailbox_request};
 use ezchain_protocol::{Address, BlockHeader, Hash32, Receipt, SigningKey, Submission, TransferPackage};
 use ezchain_rpc::types::{
-    AckAnswer, ChallengeAnswer, FaucetGrant, FaucetRequest, FetchAnswer, HeadersAnswer, MailboxPutAnswer,
-    MailboxPutRequest, ReceiptAnswer, SignedMailboxRequest, StatusAnswer, SubmitAnswer, SubmitRequest,
+    AckAnswer, CertifiedHeaderItem, ChallengeAnswer, EVENT_HEADER, EVENT_LAGGED, EVENT_RECEIPT, FaucetGrant,
+    FaucetRequest, FetchAnswer, HeadersAnswer, MailboxPutAnswer, MailboxPutRequest, ReceiptAnswer, ReceiptEvent,
+    SignedMailboxRequest, StatusAnswer, SubmitAnswer, SubmitRequest,
 };
 use ezchain_rpc::{ErrorCode, paths};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
 use thiserror::Error;
+use tracing::warn;
 
 /// How long a faucet request may take (the faucet waits up to 60 s for finality).
 const FAUCET_TIMEOUT: Duration = Duration::from_secs(90);
@@ -70,6 +72,18 @@ pub struct MailboxPackage {
     pub bytes: Vec<u8>,
     /// The configured nodes (by position) that returned it: it is acknowledged on those only.
     pub held_by: Vec<usize>,
+}
+
+/// An event a node pushed on `/v1/subscribe`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushEvent {
+    /// A block was finalized at this height.
+    Header { height: u64 },
+    /// A bundle of a subscribed address was finalized (the receipt is checked like a polled one:
+    /// against the headers the wallet verified).
+    Receipt { address: Address, receipt: Box<Receipt> },
+    /// The node dropped events for this subscriber: what was missed must be polled.
+    Lagged,
 }
 
 /// Decodes a hex field of an answer (the borsh bytes of a protocol object).
@@ -322,6 +336,40 @@ impl NodeClient {
         }
     }
 
+    /// Opens the push subscription (`/v1/subscribe`) for `addresses` on the first node that
+    /// grants it; its events arrive on the returned channel until `lasting` has passed or the
+    /// connection ends (then the channel disconnects). A reader thread parses the stream; it
+    /// ends with the connection or when the receiver is dropped and the next event arrives.
+    pub fn subscribe(
+        &self,
+        addresses: &[Address],
+        lasting: Duration,
+    ) -> Result<std::sync::mpsc::Receiver<PushEvent>, ClientError> {
+        let mut last = String::from("no nodes configured");
+        for node in &self.nodes {
+            let request = self
+                .http
+                .get(format!("{node}{}", paths::subscribe(addresses)))
+                .timeout(lasting);
+            match request.send() {
+                Ok(response) if response.status().is_success() => {
+                    let (sender, receiver) = std::sync::mpsc::channel();
+                    std::thread::Builder::new()
+                        .name("subscription".into())
+                        .spawn(move || read_events(response, &sender))
+                        .map_err(|e| ClientError::BadAnswer(format!("cannot start the subscription reader: {e}")))?;
+                    return Ok(receiver);
+                }
+                Ok(response) => last = format!("{node}: {}", response.status()),
+                Err(e) => last = format!("{node}: {e}"),
+            }
+        }
+        Err(ClientError::Unreachable {
+            tried: self.nodes.join(", "),
+            last,
+        })
+    }
+
     /// The faucet answers once its payment is final and in the mailbox: allow it the time.
     pub fn faucet(&self, address: &Address, amount: u64) -> Result<FaucetGrant, ClientError> {
         let body = json!(FaucetRequest {
@@ -336,5 +384,81 @@ impl NodeClient {
             nodes: vec![node.clone()],
             http: self.http.clone(),
         })
+    }
+}
+
+/// Reads a server-sent event stream (`event:` and `data:` lines, a blank line ends an event)
+/// and forwards the events this client understands; an unreadable one ends the stream, so the
+/// driver falls back to polling instead of acting on half an event.
+fn read_events(response: reqwest::blocking::Response, sender: &std::sync::mpsc::Sender<PushEvent>) {
+    use std::io::BufRead;
+    let mut name = String::new();
+    let mut data = String::new();
+    for line in std::io::BufReader::new(response).lines() {
+        let Ok(line) = line else { return };
+        if let Some(value) = line.strip_prefix("event:") {
+            name = value.trim().to_string();
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push_str(value.trim());
+        } else if line.is_empty() && !data.is_empty() {
+            let parsed = parse_event(&name, &data);
+            name.clear();
+            data.clear();
+            match parsed {
+                Ok(Some(event)) => {
+                    if sender.send(event).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(error = %e, "unreadable subscription event; falling back to polling");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One event of `/v1/subscribe`; `None` for an event this client does not use.
+fn parse_event(name: &str, data: &str) -> Result<Option<PushEvent>, ClientError> {
+    let json = |data: &str| serde_json::from_str::<Value>(data).map_err(|e| ClientError::BadAnswer(e.to_string()));
+    Ok(Some(match name {
+        EVENT_HEADER => {
+            let item: CertifiedHeaderItem = field(json(data)?)?;
+            PushEvent::Header { height: item.height }
+        }
+        EVENT_RECEIPT => {
+            let event: ReceiptEvent = field(json(data)?)?;
+            PushEvent::Receipt {
+                address: event.address,
+                receipt: Box::new(hex_object(&event.receipt, "receipt")?),
+            }
+        }
+        EVENT_LAGGED => PushEvent::Lagged,
+        _ => return Ok(None),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_events_parse_and_unknown_ones_are_skipped() {
+        let header = json!({"height": 9, "header_hash": Hash32::ZERO, "header": "", "certificate": ""}).to_string();
+        assert_eq!(
+            parse_event(EVENT_HEADER, &header).expect("header"),
+            Some(PushEvent::Header { height: 9 })
+        );
+        assert_eq!(
+            parse_event(EVENT_LAGGED, r#"{"missed":3}"#).expect("lagged"),
+            Some(PushEvent::Lagged)
+        );
+        assert_eq!(parse_event("future_event", "{}").expect("skipped"), None);
+        assert!(
+            parse_event(EVENT_RECEIPT, r#"{"address":"0x00","seq":1,"height":1,"receipt":"zz"}"#).is_err(),
+            "a damaged receipt event is an error, not a guess"
+        );
     }
 }

@@ -2,12 +2,14 @@
 //!
 //! Keys ([`keystore`], [`wallet_file`]), settings ([`config`]), the node RPC client
 //! ([`client`]), the wallet state database ([`store`], [`history`]), and the account node itself
-//! ([`wallet::Wallet`]): header sync, send, receive and verify, crash-safe resume.
+//! ([`wallet::Wallet`]): header sync, send, receive and verify, crash-safe resume. The pending
+//! bundle's way to finality is a pure state machine ([`progress`]) the wallet drives.
 
 pub mod client;
 pub mod config;
 pub mod history;
 pub mod keystore;
+pub mod progress;
 pub mod store;
 pub mod wallet;
 pub mod wallet_file;

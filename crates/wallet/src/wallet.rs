@@ -12,7 +12,8 @@
 //! mailbox, verify every package against those headers and this wallet's own history, keep the
 //! accepted values as spendable, record the rejected ones with the reason, and acknowledge.
 
-use crate::client::{ClientError, NodeClient};
+use crate::client::{ClientError, NodeClient, PushEvent};
+use crate::progress::{Effect, PendingProgress, SubmitResult, rejection_retention};
 use crate::history::{TxKind, TxRecord, TxStatus, write_export};
 use crate::store::{StoreError, Update, WalletStore};
 use ezchain_protocol::bundle::EnvelopeParams;
@@ -26,6 +27,7 @@ use ezchain_rpc::ErrorCode;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tracing::{info, warn};
@@ -35,6 +37,11 @@ pub const STATE_DIR: &str = "wallet_state";
 /// How often a pending bundle is offered to the nodes again (a restarted node forgets its
 /// mempool).
 const RESUBMIT_EVERY: Duration = Duration::from_secs(5);
+/// How often a pending bundle is polled while the push subscription is open (it wakes the
+/// wallet at once on news; the poll covers a subscription that silently stopped).
+const PUSH_FALLBACK_POLL: Duration = Duration::from_secs(2);
+/// How much longer than the wait a subscription may stay open.
+const SUBSCRIPTION_MARGIN: Duration = Duration::from_secs(5);
 /// Rejected incoming packages kept in the history (the newest); older ones are dropped.
 pub const REJECTED_RECORDS_KEPT: usize = 200;
 /// How long a receipt's header may take to appear on the header-serving nodes.
@@ -527,70 +534,105 @@ impl Wallet {
 
     /// Submits the pending bundle and waits for its receipt; returns when it is finalized (and
     /// applied), when it can never be included (values released), or when `wait` runs out.
+    ///
+    /// The decisions are [`PendingProgress`]'s; this carries out its effects. It waits on the
+    /// node's push subscription (a receipt or a header wakes it at once) and polls every
+    /// [`PUSH_FALLBACK_POLL`]; without a subscription, every `poll_interval`.
     fn drive_pending(&mut self, wait: Duration) -> Result<(), WalletError> {
-        let deadline = Instant::now() + wait;
-        let mut last_submit: Option<Instant> = None;
+        let Some(pending) = self.holdings.pending().cloned() else {
+            return Ok(());
+        };
+        let submission = pending.submission;
+        let seq = submission.envelope.seq;
+        let start = Instant::now();
+        let mut push = if wait.is_zero() {
+            None
+        } else {
+            self.client
+                .subscribe(&[self.owner], wait + SUBSCRIPTION_MARGIN)
+                .map_err(|e| warn!(error = %e, "no push subscription; polling"))
+                .ok()
+        };
+        let poll_every = if push.is_some() {
+            PUSH_FALLBACK_POLL
+        } else {
+            self.options.poll_interval
+        };
+        let mut machine = PendingProgress::new(
+            seq,
+            submission.envelope.expiry_height,
+            start + wait,
+            RESUBMIT_EVERY,
+            poll_every,
+        );
+        let mut effect = Effect::Poll;
         loop {
-            let Some(pending) = self.holdings.pending().cloned() else {
-                return Ok(());
-            };
-            let submission = pending.submission;
-            let seq = submission.envelope.seq;
-            let tip = match self.check_chain() {
-                Ok(tip) => Some(tip),
-                Err(WalletError::Node(ClientError::Unreachable { .. })) => None,
-                Err(e) => return Err(e),
-            };
-            match self.client.receipt(&self.address(), seq) {
-                Ok(Some(receipt)) => return self.finalize(receipt),
-                Ok(None) => {}
-                Err(ClientError::Unreachable { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            if let Some(tip) = tip
-                && tip > submission.envelope.expiry_height
-            {
-                return self.release_pending(format!(
-                    "expired at height {} before any block included it",
-                    submission.envelope.expiry_height
-                ));
-            }
-            if last_submit.is_none_or(|at| at.elapsed() >= RESUBMIT_EVERY) {
-                match self.client.submit(&submission) {
-                    Ok(_) => {
-                        last_submit = Some(Instant::now());
-                        if let Some(mut record) = self.pending_record()?
-                            && record.status == TxStatus::Signed
+            effect = match effect {
+                Effect::Poll => {
+                    let tip = match self.check_chain() {
+                        Ok(tip) => Some(tip),
+                        Err(WalletError::Node(ClientError::Unreachable { .. })) => None,
+                        Err(e) => return Err(e),
+                    };
+                    let receipt = match self.client.receipt(&self.address(), seq) {
+                        Ok(receipt) => receipt,
+                        Err(ClientError::Unreachable { .. }) => None,
+                        Err(e) => return Err(e.into()),
+                    };
+                    machine.polled(Instant::now(), tip, receipt)
+                }
+                Effect::Submit => {
+                    let result = match self.client.submit(&submission) {
+                        Ok(_) => SubmitResult::Accepted,
+                        Err(ClientError::Refused { code, message, .. })
+                            if ErrorCode::parse(&code).is_some_and(ErrorCode::is_fatal_for_submission) =>
                         {
-                            record.status = TxStatus::Submitted;
-                            self.commit(Update {
-                                history: vec![record],
-                                ..Update::default()
-                            })?;
+                            SubmitResult::Fatal(format!("{code}: {message}"))
                         }
-                    }
-                    // A refusal after which the bundle can never be included: its values are
-                    // released.
-                    Err(ClientError::Refused { code, message, .. })
-                        if ErrorCode::parse(&code).is_some_and(ErrorCode::is_fatal_for_submission) =>
+                        // stale_seq: included already, the receipt is on its way; others: retry.
+                        Err(e) => {
+                            warn!(error = %e, "submitting the pending bundle failed; retrying");
+                            SubmitResult::Transient
+                        }
+                    };
+                    machine.submitted(Instant::now(), result)
+                }
+                Effect::RecordSubmitted => {
+                    if let Some(mut record) = self.pending_record()?
+                        && record.status == TxStatus::Signed
                     {
-                        // A receipt may have appeared since we asked (seq_gap/expired races).
-                        if let Ok(Some(receipt)) = self.client.receipt(&self.address(), seq) {
-                            return self.finalize(receipt);
-                        }
-                        return self.release_pending(format!("{code}: {message}"));
+                        record.status = TxStatus::Submitted;
+                        self.commit(Update {
+                            history: vec![record],
+                            ..Update::default()
+                        })?;
                     }
-                    // stale_seq: included already, the receipt is on its way; others: retry.
-                    Err(e) => {
-                        last_submit = Some(Instant::now());
-                        warn!(error = %e, "submitting the pending bundle failed; retrying");
+                    machine.recorded(Instant::now())
+                }
+                Effect::Finalize(receipt) => return self.finalize(receipt),
+                Effect::Release(reason) => return self.release_pending(reason),
+                Effect::Stop => return Ok(()),
+                Effect::Wait(until) => {
+                    let timeout = until.saturating_duration_since(Instant::now());
+                    match push.as_ref().map(|events| events.recv_timeout(timeout)) {
+                        None => {
+                            std::thread::sleep(timeout);
+                            machine.woke(Instant::now())
+                        }
+                        Some(Ok(PushEvent::Receipt { address, receipt })) if address == self.owner => {
+                            machine.pushed_receipt(Instant::now(), *receipt)
+                        }
+                        Some(Ok(PushEvent::Receipt { .. })) => Effect::Wait(until),
+                        Some(Ok(PushEvent::Header { height })) => machine.pushed_header(Instant::now(), height),
+                        Some(Ok(PushEvent::Lagged)) => machine.woke(Instant::now()),
+                        Some(Err(RecvTimeoutError::Timeout)) => machine.woke(Instant::now()),
+                        Some(Err(RecvTimeoutError::Disconnected)) => {
+                            push = None;
+                            machine.push_lost(self.options.poll_interval)
+                        }
                     }
                 }
-            }
-            if Instant::now() >= deadline {
-                return Ok(());
-            }
-            std::thread::sleep(self.options.poll_interval);
+            };
         }
     }
 
@@ -778,19 +820,21 @@ impl Wallet {
                     rejection(first_id + offset as u64, id, package.as_ref(), reason)
                 })
                 .collect();
-            // The oldest rejections go first once more than the kept number would remain.
             let kept: Vec<u64> = history
                 .iter()
                 .filter(|r| r.status == TxStatus::Rejected)
                 .map(|r| r.id)
                 .collect();
-            let excess = (kept.len() + report.rejected.len()).saturating_sub(REJECTED_RECORDS_KEPT);
-            let mut history_remove: Vec<u64> = kept.into_iter().take(excess).collect();
-            let new_excess = excess.saturating_sub(history_remove.len());
-            history_remove.extend(report.rejected.iter().take(new_excess).map(|r| r.id));
+            let new_ids: Vec<u64> = report.rejected.iter().map(|r| r.id).collect();
+            let retention = rejection_retention(&kept, &new_ids, REJECTED_RECORDS_KEPT);
             self.store.commit(Update {
-                history: report.rejected.iter().skip(new_excess).cloned().collect(),
-                history_remove,
+                history: report
+                    .rejected
+                    .iter()
+                    .filter(|r| !retention.drop.contains(&r.id))
+                    .cloned()
+                    .collect(),
+                history_remove: retention.drop,
                 ..Update::default()
             })?;
         }
