@@ -5,7 +5,6 @@
 
 mod bench;
 mod config_cmd;
-mod faucet;
 mod node;
 mod ops;
 mod password;

@@ -88,7 +88,6 @@ pub fn run_command(
                 ))
                 .with(crate::log_layer(log_format, file_writer, false))
                 .init();
-            let faucet = crate::faucet::start(&args.home, &config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -98,7 +97,7 @@ pub fn run_command(
                     hint: None,
                 })?;
             runtime
-                .block_on(run(&args.home, crate::build_info(), shutdown_signal(), faucet))
+                .block_on(run(&args.home, crate::build_info(), shutdown_signal()))
                 .map_err(node_error)
         }
     }
@@ -155,7 +154,10 @@ fn node_error(error: NodeError) -> CliError {
             "store_error",
             Some("the mailbox database in the data folder may be damaged"),
         ),
-        NodeError::FaucetMismatch => ("bad_config", Some("add a `faucet` section to node.yaml")),
+        NodeError::Faucet(error) => (
+            error.code(),
+            Some("the faucet section of node.yaml names the faucet's keystore and its password file"),
+        ),
         NodeError::HomeInUse { .. } => (
             "home_in_use",
             Some("this node already runs (`ezchain node status`); two processes on one home would sign twice"),

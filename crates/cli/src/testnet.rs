@@ -99,7 +99,7 @@ fn testnet_error(error: TestnetError) -> CliError {
         TestnetError::SupplyOverflow => ("supply_overflow", Some("lower --faucet-amount or the --alloc amounts")),
         TestnetError::OutputNotEmpty(_) => ("output_not_empty", Some("an existing testnet is never overwritten")),
         TestnetError::Io { .. } => ("io_error", Some("check the folder exists and is writable")),
-        TestnetError::Key(_) => ("key_error", None),
+        TestnetError::Key(_) | TestnetError::FaucetKey(_) => ("key_error", None),
     };
     CliError {
         code,

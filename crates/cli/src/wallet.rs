@@ -3,12 +3,11 @@
 use crate::CliError;
 use crate::password::{PasswordArgs, Purpose};
 use clap::{ArgGroup, Args, Subcommand};
-use ezchain_host::genesis_file::load_genesis;
 use ezchain_protocol::Address;
 use ezchain_wallet::history::{TxRecord, TxStatus};
 use ezchain_wallet::keystore::KeystoreError;
 use ezchain_wallet::wallet_file::{self, WalletFileError};
-use ezchain_wallet::{AppConfig, NodeClient, Wallet, WalletError, WalletOptions};
+use ezchain_wallet::{AppConfig, OpenError, Wallet, WalletError, WalletOpener};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -167,7 +166,6 @@ impl Context {
     /// Opens the wallet; with a password it can send and receive.
     fn open(&self, password: Option<&str>) -> Result<Wallet, CliError> {
         let file = wallet_file::load(&self.data_dir).map_err(file_error)?;
-        let owner = file.address().map_err(|e| file_error(WalletFileError::Keystore(e)))?;
         let key = match password {
             Some(password) => Some(
                 file.decrypt(password)
@@ -175,22 +173,17 @@ impl Context {
             ),
             None => None,
         };
-        let genesis = load_genesis(&self.config.genesis_file()).map_err(|e| CliError {
-            code: "bad_genesis",
-            message: e.to_string(),
-            hint: Some("set network.genesis_file in ezchain.yaml to the testnet's genesis.json"),
-        })?;
-        let client = NodeClient::new(
-            &self.config.network.bootstrap_nodes,
-            Duration::from_secs(self.config.wallet.request_timeout_seconds),
-        )
-        .map_err(|e| wallet_error(e.into()))?;
-        let options = WalletOptions {
-            bundle_expiry_blocks: self.config.wallet.bundle_expiry_blocks,
-            max_tx_amount: self.config.security.max_tx_amount,
-            ..WalletOptions::default()
-        };
-        Wallet::open(&self.data_dir, owner, key, genesis, client, options).map_err(wallet_error)
+        WalletOpener::new(self.config.clone())
+            .open(key)
+            .map_err(|error| match error {
+                OpenError::File(e) => file_error(e),
+                OpenError::Config(message) => CliError {
+                    code: "bad_genesis",
+                    message,
+                    hint: Some("set network.genesis_file in ezchain.yaml to the testnet's genesis.json"),
+                },
+                OpenError::Wallet(e) => wallet_error(e),
+            })
     }
 }
 

@@ -43,7 +43,8 @@ fn testnet_init_writes_a_testnet_and_refuses_to_overwrite_it() {
         assert!(out.join(name).join("node.yaml").is_file());
         assert!(out.join(name).join("node_key.json").is_file());
     }
-    assert!(out.join("bootstrap").join("faucet_key.json").is_file());
+    assert!(out.join("bootstrap").join("faucet_keystore.json").is_file());
+    assert!(out.join("bootstrap").join("faucet_password").is_file());
     let again = ezchain(&["testnet", "init", "--validators", "1", "--out", out_str]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).starts_with("error[output_not_empty]"));

@@ -122,7 +122,15 @@ impl Default for MempoolConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaucetConfig {
-    pub key_file: PathBuf,
+    /// The faucet's Web3 keystore (`faucet_keystore.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystore_file: Option<PathBuf>,
+    /// The file holding the keystore's password (`faucet_password`, 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// A plain key file, as homes made before the keystore have it; instead of the two above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
     pub max_amount_per_request: u64,
     pub max_amount_per_address_per_hour: u64,
     /// What the faucet pays in any one hour, to all addresses together: addresses are free, so
@@ -222,6 +230,17 @@ impl NodeConfig {
             );
         }
         if let Some(faucet) = &self.faucet
+            && !matches!(
+                (&faucet.keystore_file, &faucet.password_file, &faucet.key_file),
+                (Some(_), Some(_), None) | (None, None, Some(_))
+            )
+        {
+            return invalid(
+                "faucet.keystore_file",
+                "name the faucet key: keystore_file with password_file (or, in an older home, key_file alone)",
+            );
+        }
+        if let Some(faucet) = &self.faucet
             && (faucet.max_amount_per_request == 0
                 || faucet.max_amount_per_address_per_hour < faucet.max_amount_per_request
                 || faucet.max_amount_per_hour < faucet.max_amount_per_request)
@@ -232,6 +251,21 @@ impl NodeConfig {
             );
         }
         Ok(())
+    }
+
+    /// Where the faucet's key is, resolved against the node's home (`None` without a faucet
+    /// section; `load` made sure a section names one).
+    pub fn faucet_key(&self, home: &Path) -> Option<ezchain_wallet::faucet::FaucetKeySource> {
+        use ezchain_wallet::faucet::FaucetKeySource;
+        let faucet = self.faucet.as_ref()?;
+        match (&faucet.keystore_file, &faucet.password_file, &faucet.key_file) {
+            (Some(keystore), Some(password), _) => Some(FaucetKeySource::Keystore {
+                keystore: self.resolve(home, keystore),
+                password_file: self.resolve(home, password),
+            }),
+            (_, _, Some(plain)) => Some(FaucetKeySource::Legacy(self.resolve(home, plain))),
+            _ => None,
+        }
     }
 
     /// A path from the config, resolved against the node's home.
@@ -293,5 +327,36 @@ mod tests {
         write(dir.path(), &same_port.to_yaml());
         let err = NodeConfig::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("rpc.listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn a_faucet_names_its_keystore_or_an_old_plain_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let faucet = |keystore: Option<&str>, password: Option<&str>, plain: Option<&str>| FaucetConfig {
+            keystore_file: keystore.map(PathBuf::from),
+            password_file: password.map(PathBuf::from),
+            key_file: plain.map(PathBuf::from),
+            max_amount_per_request: 10,
+            max_amount_per_address_per_hour: 10,
+            max_amount_per_hour: 10,
+        };
+        for (config, valid) in [
+            (faucet(Some("k.json"), Some("pw"), None), true),
+            (faucet(None, None, Some("faucet_key.json")), true),
+            (faucet(Some("k.json"), None, None), false),
+            (faucet(Some("k.json"), Some("pw"), Some("faucet_key.json")), false),
+            (faucet(None, None, None), false),
+        ] {
+            let mut node = sample();
+            node.faucet = Some(config);
+            write(dir.path(), &node.to_yaml());
+            let loaded = NodeConfig::load(dir.path());
+            assert_eq!(loaded.is_ok(), valid, "{:?}", node.faucet);
+            if let Ok(loaded) = loaded {
+                assert!(loaded.faucet_key(dir.path()).is_some());
+            } else if let Err(e) = loaded {
+                assert!(e.to_string().contains("faucet.keystore_file"), "{e}");
+            }
+        }
     }
 }

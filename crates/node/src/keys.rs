@@ -1,10 +1,10 @@
-//! Key files in a node's home: the ed25519 node key (consensus signing key of a validator, and
-//! every node's network identity) and, on the bootstrap node, the faucet's wallet key.
+//! The key file in a node's home: the ed25519 node key (consensus signing key of a validator,
+//! and every node's network identity). The faucet's wallet key is the wallet crate's
+//! (`ezchain_wallet::faucet`).
 //!
 //! Invariant: secret files are created 0600 with `create_new` (never overwritten), and a key
 //! file whose public part does not match its secret, or that others can read, is refused.
 
-use ezchain_protocol::SigningKey;
 use ezchain_protocol::finality::ValidatorAddress;
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
@@ -77,41 +77,6 @@ impl NodeKey {
         }
         Ok(key)
     }
-}
-
-/// The faucet's wallet key: an ordinary secp256k1 account funded at genesis.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WalletKeyFile {
-    address: String,
-    secret_key: String,
-}
-
-pub fn generate_wallet_key() -> Result<SigningKey, KeyError> {
-    // A random 32-byte string is a valid secp256k1 scalar except with probability ~2^-128.
-    loop {
-        if let Ok(key) = SigningKey::from_bytes(&random_32()?) {
-            return Ok(key);
-        }
-    }
-}
-
-pub fn write_new_wallet_key(key: &SigningKey, path: &Path) -> Result<(), KeyError> {
-    let file = WalletKeyFile {
-        address: key.address().to_checksum(),
-        secret_key: hex::encode(key.secret_bytes()),
-    };
-    write_secret_json(path, &file)
-}
-
-pub fn load_wallet_key(path: &Path) -> Result<SigningKey, KeyError> {
-    let file: WalletKeyFile = read_secret_json(path)?;
-    let key =
-        SigningKey::from_bytes(&decode_32(path, &file.secret_key)?).map_err(|e| malformed(path, &e.to_string()))?;
-    if key.address().to_checksum() != file.address {
-        return Err(malformed(path, "address does not belong to secret_key"));
-    }
-    Ok(key)
 }
 
 fn random_32() -> Result<[u8; 32], KeyError> {
@@ -187,19 +152,5 @@ mod tests {
         // Refused once others can read it.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(NodeKey::load(&path), Err(KeyError::TooOpen { .. })));
-    }
-
-    #[test]
-    fn tampered_key_files_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("faucet_key.json");
-        let key = generate_wallet_key().unwrap();
-        write_new_wallet_key(&key, &path).unwrap();
-        assert_eq!(load_wallet_key(&path).unwrap().address(), key.address());
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace(&key.address().to_checksum(), &format!("0x{}", "11".repeat(20)));
-        std::fs::write(&path, text).unwrap();
-        assert!(matches!(load_wallet_key(&path), Err(KeyError::Malformed { .. })));
     }
 }

@@ -5,7 +5,6 @@
 
 pub mod config;
 pub mod consensus;
-pub mod faucet;
 pub mod forward;
 pub mod keys;
 pub mod mailbox;

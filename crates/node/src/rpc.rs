@@ -17,7 +17,6 @@
 //! node only): `POST /v1/faucet` with `{"address", "amount"}`.
 
 use crate::consensus::app::ChainView;
-use crate::faucet::{FaucetLimiter, FaucetService};
 use crate::forward::Forwarder;
 use crate::mailbox::{Mailbox, MailboxError, PutOutcome};
 use crate::metrics::{NodeMetrics, export};
@@ -39,9 +38,11 @@ use ezchain_rpc::types::{
     ReceiptAnswer, ReceiptEvent, SignedMailboxRequest, StatusAnswer, SubmitAnswer, SubmitRequest, SubmitStatus,
 };
 use ezchain_rpc::{ErrorCode, paths};
+use ezchain_wallet::client::InProcessNode;
+use ezchain_wallet::faucet::{Faucet, FaucetRefusal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Everything the RPC handlers read.
 pub struct RpcState {
@@ -55,8 +56,8 @@ pub struct RpcState {
     pub block_interval_ms: u64,
     pub forwarder: Forwarder,
     pub mailbox: Arc<Mailbox>,
-    /// The co-hosted faucet wallet and its limits (bootstrap node).
-    pub faucet: Option<(Arc<dyn FaucetService>, FaucetLimiter)>,
+    /// The co-hosted faucet (bootstrap node).
+    pub faucet: Option<Faucet>,
     /// The token `/v1/admin/*` requires (`<data_dir>/admin.token`).
     pub admin_token: String,
     /// What this binary is (`/status`).
@@ -90,6 +91,58 @@ pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
         .fallback(|| async { fail(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+}
+
+/// The node's router served inside its own process: the co-hosted faucet's client. Its
+/// requests take the same handlers, limits and checks as a socket's; set the router once it
+/// is built.
+pub struct InProcessRpc {
+    router: OnceLock<Router>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Largest answer read from the in-process router (a headers batch is the biggest).
+const IN_PROCESS_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+impl InProcessRpc {
+    pub fn new(runtime: tokio::runtime::Handle) -> Self {
+        InProcessRpc {
+            router: OnceLock::new(),
+            runtime,
+        }
+    }
+
+    /// Serves requests from now on with `router`.
+    pub fn attach(&self, router: Router) {
+        let _ = self.router.set(router);
+    }
+}
+
+impl InProcessNode for InProcessRpc {
+    /// Blocks the calling thread (never a runtime thread: the faucet's own).
+    fn serve(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Vec<u8>), String> {
+        use tower::ServiceExt;
+        let router = self.router.get().ok_or("the node's RPC is not serving yet")?.clone();
+        let method = axum::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        if body.is_some() {
+            request = request.header(axum::http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(axum::body::Body::from(body.unwrap_or_default()))
+            .map_err(|e| e.to_string())?;
+        self.runtime.block_on(async move {
+            let response = match router.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), IN_PROCESS_ANSWER_BYTES)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((status, bytes.to_vec()))
+        })
+    }
 }
 
 fn ok(data: impl Serialize) -> Response {
@@ -732,7 +785,7 @@ async fn mailbox_ack(
 }
 
 async fn faucet(State(state): State<Arc<RpcState>>, body: Result<Json<FaucetRequest>, JsonRejection>) -> Answer {
-    let Some((service, limiter)) = &state.faucet else {
+    let Some(faucet) = &state.faucet else {
         return Err(refuse(
             StatusCode::NOT_FOUND,
             ErrorCode::FaucetUnavailable,
@@ -741,22 +794,13 @@ async fn faucet(State(state): State<Arc<RpcState>>, body: Result<Json<FaucetRequ
     };
     let request = json_body(body)?;
     let recipient = parse_address(&request.address)?;
-    let reserved_at = now_ms();
-    limiter
-        .reserve(recipient, request.amount, reserved_at)
-        .map_err(faucet_refusal)?;
-    match service.pay(recipient, request.amount).await {
+    match faucet.pay(recipient, request.amount).await {
         Ok(grant) => Ok(ok(grant)),
-        Err(refusal) => {
-            if !refusal.charged {
-                limiter.release(recipient, request.amount, reserved_at);
-            }
-            Err(faucet_refusal(refusal))
-        }
+        Err(refusal) => Err(faucet_refusal(refusal)),
     }
 }
 
-fn faucet_refusal(refusal: crate::faucet::FaucetRefusal) -> Refusal {
+fn faucet_refusal(refusal: FaucetRefusal) -> Refusal {
     let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     refuse(status, refusal.code, refusal.message)
 }
@@ -787,7 +831,7 @@ async fn admin_export(
         ));
     }
     if request.database == "faucet_wallet" {
-        let Some((faucet, _)) = &state.faucet else {
+        let Some(faucet) = &state.faucet else {
             return Err(refuse(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::UnknownDatabase,
@@ -846,5 +890,39 @@ async fn admin_export(
             ErrorCode::ExportFailed,
             error,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_in_process_router_answers_a_thread_like_a_socket_would_once_attached() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let node = Arc::new(InProcessRpc::new(runtime.handle().clone()));
+        let caller = node.clone();
+        let before = std::thread::spawn(move || caller.serve("GET", "/echo?x=1", None))
+            .join()
+            .expect("thread");
+        assert!(before.is_err(), "nothing is served before the router is attached");
+        node.attach(Router::new().route("/echo", post(|body: String| async move { ok(json!({ "got": body })) })));
+        let caller = node.clone();
+        let (status, body) = std::thread::spawn(move || caller.serve("POST", "/echo", Some(b"{\"a\":1}".to_vec())))
+            .join()
+            .expect("thread")
+            .expect("served");
+        assert_eq!(status, 200);
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(answer["data"]["got"], "{\"a\":1}");
+        let caller = node.clone();
+        let (status, _) = std::thread::spawn(move || caller.serve("GET", "/echo", None))
+            .join()
+            .expect("thread")
+            .expect("served");
+        assert_eq!(status, 405, "the router's own answers come back as they are");
     }
 }

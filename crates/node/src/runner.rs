@@ -11,12 +11,11 @@ use crate::config::{ConfigError, NodeConfig, NodeRole};
 use crate::consensus::app::ChainView;
 use crate::consensus::context::ValidatorSet;
 use crate::consensus::engine;
-use crate::faucet::{FaucetLimiter, FaucetLimits, FaucetService};
 use crate::forward::Forwarder;
 use crate::keys::{KeyError, NodeKey};
 use crate::mailbox::{Mailbox, MailboxError};
 use crate::metrics::NodeMetrics;
-use crate::rpc::{RpcState, router};
+use crate::rpc::{InProcessRpc, RpcState, router};
 use crate::sign_guard::{SIGN_STATE_FILE, SignGuard, SigningAlarm};
 use crate::store::{ChainStore, StoreError};
 use ezchain_host::build::BuildInfo;
@@ -56,8 +55,8 @@ pub enum NodeError {
     Engine(String),
     #[error(transparent)]
     Mailbox(#[from] MailboxError),
-    #[error("a faucet wallet was given but node.yaml has no `faucet` section with its limits")]
-    FaucetMismatch,
+    #[error("the faucet: {0}")]
+    Faucet(#[from] ezchain_wallet::faucet::FaucetError),
     #[error("{home} is in use by another node process{pid}: one home, one process")]
     HomeInUse { home: PathBuf, pid: String },
     #[error(transparent)]
@@ -166,37 +165,47 @@ async fn key_signed_elsewhere(
     None
 }
 
-/// Runs the node in `home` until `shutdown` completes. `faucet` is the co-hosted faucet wallet,
-/// served at `/v1/faucet` with the limits of `node.yaml`'s `faucet` section.
-pub async fn run(
+/// Opens the faucet `node.yaml` describes, if any (its key is decrypted and its wallet opened
+/// off the runtime).
+async fn start_faucet(
     home: &Path,
-    build: BuildInfo,
-    shutdown: impl Future<Output = ()>,
-    faucet: Option<Arc<dyn FaucetService>>,
-) -> Result<(), NodeError> {
+    config: &NodeConfig,
+    genesis: &ezchain_protocol::Genesis,
+    node: Arc<InProcessRpc>,
+) -> Result<Option<ezchain_wallet::faucet::Faucet>, NodeError> {
+    use ezchain_wallet::faucet::{Faucet, FaucetLimits, FaucetSetup};
+    let (Some(section), Some(key)) = (&config.faucet, config.faucet_key(home)) else {
+        return Ok(None);
+    };
+    let data_dir = config.resolve(home, &config.data_dir);
+    let setup = FaucetSetup {
+        key,
+        genesis: genesis.clone(),
+        data_dir: data_dir.join("faucet_wallet"),
+        limits: FaucetLimits {
+            per_request: section.max_amount_per_request,
+            per_address_per_hour: section.max_amount_per_address_per_hour,
+            per_hour: section.max_amount_per_hour,
+        },
+        grants_file: data_dir.join("faucet_grants.json"),
+        node,
+    };
+    let started = tokio::task::spawn_blocking(move || Faucet::start(setup))
+        .await
+        .map_err(|e| ezchain_wallet::faucet::FaucetError::Thread(std::io::Error::other(e.to_string())))?;
+    Ok(Some(started?))
+}
+
+/// Runs the node in `home` until `shutdown` completes. With a `faucet` section in `node.yaml`
+/// it hosts the faucet (`ezchain_wallet::faucet`) at `/v1/faucet`, paying through this node's
+/// router in-process.
+pub async fn run(home: &Path, build: BuildInfo, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let config = NodeConfig::load(home)?;
     let _home_lock = lock_home(home)?;
-    let faucet = match (faucet, &config.faucet) {
-        (Some(service), Some(limits)) => Some((
-            service,
-            FaucetLimiter::with_file(
-                FaucetLimits {
-                    per_request: limits.max_amount_per_request,
-                    per_address_per_hour: limits.max_amount_per_address_per_hour,
-                    per_hour: limits.max_amount_per_hour,
-                },
-                config.resolve(home, &config.data_dir).join("faucet_grants.json"),
-            ),
-        )),
-        (None, Some(_)) => {
-            tracing::warn!("node.yaml has a faucet section but no faucet wallet runs here: /v1/faucet is off");
-            None
-        }
-        (None, None) => None,
-        (Some(_), None) => return Err(NodeError::FaucetMismatch),
-    };
     let genesis =
         load_genesis(&config.resolve(home, &config.genesis_file)).map_err(|e| NodeError::Genesis(e.to_string()))?;
+    let in_process = Arc::new(InProcessRpc::new(tokio::runtime::Handle::current()));
+    let faucet = start_faucet(home, &config, &genesis, in_process.clone()).await?;
     let key = NodeKey::load(&config.resolve(home, &config.node_key_file))?;
     let data_dir = config.resolve(home, &config.data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|e| {
@@ -253,6 +262,7 @@ pub async fn run(
     });
     let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(rpc_state, config.rpc.max_body_bytes);
+    in_process.attach(app.clone());
     let rpc = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

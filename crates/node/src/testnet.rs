@@ -2,7 +2,7 @@
 //!
 //! Writes `<out>/genesis.json` and one home per node (`validator-0 … validator-(N-1)`,
 //! `bootstrap`), each with `node.yaml` and its `node_key.json`; the bootstrap home also holds the
-//! faucet's wallet key. Ports are assigned from `start_port` upward, two per node (p2p, RPC), in
+//! faucet's wallet keystore and its password. Ports are assigned from `start_port` upward, two per node (p2p, RPC), in
 //! node order, so no two nodes on one host collide.
 //!
 //! Invariant: the testnet appears whole or not at all. Everything is written into a staging
@@ -10,9 +10,12 @@
 //! overwritten.
 
 use crate::config::{ConsensusConfig, FaucetConfig, MempoolConfig, NodeConfig, NodeRole, P2pConfig, RpcConfig};
-use crate::keys::{KeyError, NodeKey, generate_wallet_key, write_new_wallet_key};
+use crate::keys::{KeyError, NodeKey};
 use ezchain_protocol::genesis::{Allocation, Genesis, GenesisValidator};
 use ezchain_protocol::{Address, Hash32, ValueRange};
+use ezchain_wallet::faucet::{
+    FAUCET_KEYSTORE_FILE, FAUCET_PASSWORD_FILE, FAUCET_SCRYPT_LOG_N, FaucetError, generate_faucet_key, write_faucet_key,
+};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -20,7 +23,6 @@ use thiserror::Error;
 
 pub const GENESIS_FILE: &str = "genesis.json";
 pub const NODE_KEY_FILE: &str = "node_key.json";
-pub const FAUCET_KEY_FILE: &str = "faucet_key.json";
 pub const MAX_VALIDATORS: usize = 100;
 
 #[derive(Clone, Debug)]
@@ -72,6 +74,8 @@ pub enum TestnetError {
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    FaucetKey(#[from] FaucetError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TestnetError + '_ {
@@ -106,7 +110,7 @@ pub fn init(options: &TestnetOptions) -> Result<TestnetLayout, TestnetError> {
         .chain(["bootstrap".to_string()])
         .collect();
     let keys: Vec<NodeKey> = names.iter().map(|_| NodeKey::generate()).collect::<Result<_, _>>()?;
-    let faucet_key = generate_wallet_key()?;
+    let faucet_key = generate_faucet_key()?;
     let genesis = Genesis {
         chain_id: options.chain_id,
         genesis_time_ms: options.genesis_time_ms,
@@ -178,9 +182,16 @@ fn write_homes(
             .map(|other| port(other, 0))
             .collect();
         let faucet = if is_bootstrap {
-            write_new_wallet_key(faucet_key, &home.join(FAUCET_KEY_FILE))?;
+            write_faucet_key(
+                faucet_key,
+                &home.join(FAUCET_KEYSTORE_FILE),
+                &home.join(FAUCET_PASSWORD_FILE),
+                FAUCET_SCRYPT_LOG_N,
+            )?;
             Some(FaucetConfig {
-                key_file: FAUCET_KEY_FILE.into(),
+                keystore_file: Some(FAUCET_KEYSTORE_FILE.into()),
+                password_file: Some(FAUCET_PASSWORD_FILE.into()),
+                key_file: None,
                 max_amount_per_request: 1_000,
                 max_amount_per_address_per_hour: 10_000,
                 max_amount_per_hour: crate::config::default_faucet_max_amount_per_hour(),
@@ -258,7 +269,7 @@ fn staging_dir(out: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::config::NodeConfig;
-    use crate::keys::{NodeKey, load_wallet_key};
+    use crate::keys::NodeKey;
     use std::os::unix::fs::PermissionsExt;
 
     fn options(out: PathBuf, validators: usize) -> TestnetOptions {
@@ -306,8 +317,8 @@ mod tests {
                         .any(|v| v.consensus_public_key == key.public_key())
                 );
             } else {
-                let faucet = config.faucet.as_ref().unwrap();
-                let wallet = load_wallet_key(&config.resolve(&node.home, &faucet.key_file)).unwrap();
+                let source = config.faucet_key(&node.home).unwrap();
+                let wallet = ezchain_wallet::faucet::load_faucet_key(&source).unwrap();
                 assert_eq!(Some(wallet.address()), genesis.faucet);
             }
             assert_eq!(

@@ -13,7 +13,13 @@ pub const ALLOWLIST_FILE: &str = ".security-allowlist";
 /// Files larger than this are not scanned (databases, binaries).
 const MAX_SCANNED_BYTES: u64 = 4 * 1024 * 1024;
 /// Files that hold unencrypted keys by design: an unattended node must sign without a person.
-const SERVICE_KEY_FILES: &[&str] = &["node_key.json", "faucet_key.json"];
+/// (`faucet_key.json` is the plain faucet key of homes made before the keystore.)
+const SERVICE_KEY_FILES: &[&str] = &[
+    "node_key.json",
+    "faucet_keystore.json",
+    "faucet_password",
+    "faucet_key.json",
+];
 /// Topics the threat model must cover.
 pub const THREAT_TOPICS: &[&str] = &["replay", "duplicate", "malformed", "key exposure", "double spend"];
 
@@ -163,6 +169,8 @@ pub fn security_gate(
         "admin.token",
         "password",
         "node_key.json",
+        "faucet_keystore.json",
+        "faucet_password",
         "faucet_key.json",
     ];
     let token_file = config.token_file();

@@ -108,7 +108,7 @@ pub async fn serve(
         config.security.audit_max_bytes,
     )
     .map_err(|e| ServiceError::Io(format!("{}: {e}", config.log_dir().display())))?;
-    let worker = WalletWorker::start(config.clone()).map_err(|e| ServiceError::Io(e.to_string()))?;
+    let worker = worker::start(config.clone()).map_err(|e| ServiceError::Io(e.to_string()))?;
     let addr = SocketAddr::new(host, config.app.api_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

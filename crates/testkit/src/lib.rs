@@ -6,8 +6,7 @@
 pub mod proxy;
 
 use ezchain_host::genesis_file::load_genesis;
-use ezchain_node::keys::load_wallet_key;
-use ezchain_node::testnet::{FAUCET_KEY_FILE, GENESIS_FILE};
+use ezchain_node::testnet::GENESIS_FILE;
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::CommitCertificate;
 use ezchain_protocol::{Address, Block, Genesis, Hash32, Receipt, SigningKey, Submission};
@@ -374,7 +373,9 @@ impl LocalTestnet {
     /// The genesis-funded faucet key from the bootstrap home.
     pub fn faucet_key(&self) -> SigningKey {
         let home = &self.nodes[self.bootstrap_index()].home;
-        load_wallet_key(&home.join(FAUCET_KEY_FILE)).expect("faucet key")
+        let config = ezchain_node::config::NodeConfig::load(home).expect("bootstrap node.yaml");
+        let source = config.faucet_key(home).expect("the bootstrap node has a faucet");
+        ezchain_wallet::faucet::load_faucet_key(&source).expect("faucet key")
     }
 
     /// The folder holding `genesis.json` and the node homes.

@@ -17,6 +17,7 @@ use ezchain_rpc::types::{
 use ezchain_rpc::{ErrorCode, paths};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tracing::warn;
@@ -54,9 +55,33 @@ impl ClientError {
     }
 }
 
+#[derive(Clone)]
 pub struct NodeClient {
-    nodes: Vec<String>,
+    nodes: Vec<Endpoint>,
     http: reqwest::blocking::Client,
+}
+
+/// A node reached without a socket: the bootstrap node's own faucet calls the node's router
+/// in its process, so its bundles take exactly the checks everyone's take.
+pub trait InProcessNode: Send + Sync {
+    /// Serves one request (`path` with its query, a JSON body); answers the HTTP status and the
+    /// body, or why it could not serve.
+    fn serve(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Vec<u8>), String>;
+}
+
+#[derive(Clone)]
+enum Endpoint {
+    Http(String),
+    InProcess(Arc<dyn InProcessNode>),
+}
+
+impl Endpoint {
+    fn name(&self) -> &str {
+        match self {
+            Endpoint::Http(url) => url,
+            Endpoint::InProcess(_) => "in-process node",
+        }
+    }
 }
 
 /// One finalized header with its commit certificate.
@@ -108,14 +133,57 @@ impl NodeClient {
             .iter()
             .map(|node| {
                 let node = node.trim_end_matches('/');
-                if node.starts_with("http://") || node.starts_with("https://") {
+                Endpoint::Http(if node.starts_with("http://") || node.starts_with("https://") {
                     node.to_string()
                 } else {
                     format!("http://{node}")
-                }
+                })
             })
             .collect();
         Ok(NodeClient { nodes, http })
+    }
+
+    /// A client of one node in this process (no socket, no push stream: it polls).
+    pub fn in_process(node: Arc<dyn InProcessNode>) -> Result<Self, ClientError> {
+        let mut client = NodeClient::new(&[], Duration::from_secs(10))?;
+        client.nodes = vec![Endpoint::InProcess(node)];
+        Ok(client)
+    }
+
+    fn tried(&self) -> String {
+        self.nodes.iter().map(Endpoint::name).collect::<Vec<_>>().join(", ")
+    }
+
+    /// One request to one node: its status and JSON answer, or why there is none.
+    fn exchange(
+        &self,
+        node: &Endpoint,
+        method: &reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<(u16, Value), String> {
+        match node {
+            Endpoint::Http(url) => {
+                let mut request = self.http.request(method.clone(), format!("{url}{path}"));
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                if let Some(timeout) = timeout {
+                    request = request.timeout(timeout);
+                }
+                let response = request.send().map_err(|e| format!("{url}: {e}"))?;
+                let status = response.status();
+                let answer = response.json().map_err(|e| format!("{url}: {status}: {e}"))?;
+                Ok((status.as_u16(), answer))
+            }
+            Endpoint::InProcess(local) => {
+                let (status, bytes) =
+                    local.serve(method.as_str(), path, body.map(|body| body.to_string().into_bytes()))?;
+                let answer = serde_json::from_slice(&bytes).map_err(|e| format!("in-process node: {status}: {e}"))?;
+                Ok((status, answer))
+            }
+        }
     }
 
     /// Sends one request to the first node that answers; returns `data` of an ok answer.
@@ -133,25 +201,10 @@ impl NodeClient {
     ) -> Result<Value, ClientError> {
         let mut last = String::from("no nodes configured");
         for node in &self.nodes {
-            let mut request = self.http.request(method.clone(), format!("{node}{path}"));
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            if let Some(timeout) = timeout {
-                request = request.timeout(timeout);
-            }
-            let response = match request.send() {
-                Ok(response) => response,
+            let (status, answer) = match self.exchange(node, &method, path, body, timeout) {
+                Ok(answered) => answered,
                 Err(e) => {
-                    last = format!("{node}: {e}");
-                    continue;
-                }
-            };
-            let status = response.status();
-            let answer: Value = match response.json() {
-                Ok(answer) => answer,
-                Err(e) => {
-                    last = format!("{node}: {status}: {e}");
+                    last = e;
                     continue;
                 }
             };
@@ -168,18 +221,14 @@ impl NodeClient {
             // A node's own trouble: the next node may serve. A full mempool and the faucet's
             // refusals are answers (the faucet runs on one node only).
             let answer_code = ErrorCode::parse(&code);
-            if status.is_server_error() && !answer_code.is_some_and(|c| c == ErrorCode::MempoolFull || c.is_faucet()) {
-                last = format!("{node}: {code}: {message}");
+            if status >= 500 && !answer_code.is_some_and(|c| c == ErrorCode::MempoolFull || c.is_faucet()) {
+                last = format!("{}: {code}: {message}", node.name());
                 continue;
             }
-            return Err(ClientError::Refused {
-                status: status.as_u16(),
-                code,
-                message,
-            });
+            return Err(ClientError::Refused { status, code, message });
         }
         Err(ClientError::Unreachable {
-            tried: self.nodes.join(", "),
+            tried: self.tried(),
             last,
         })
     }
@@ -347,9 +396,13 @@ impl NodeClient {
     ) -> Result<std::sync::mpsc::Receiver<PushEvent>, ClientError> {
         let mut last = String::from("no nodes configured");
         for node in &self.nodes {
+            let Endpoint::Http(url) = node else {
+                last = "an in-process node has no push stream".into();
+                continue;
+            };
             let request = self
                 .http
-                .get(format!("{node}{}", paths::subscribe(addresses)))
+                .get(format!("{url}{}", paths::subscribe(addresses)))
                 .timeout(lasting);
             match request.send() {
                 Ok(response) if response.status().is_success() => {
@@ -360,12 +413,12 @@ impl NodeClient {
                         .map_err(|e| ClientError::BadAnswer(format!("cannot start the subscription reader: {e}")))?;
                     return Ok(receiver);
                 }
-                Ok(response) => last = format!("{node}: {}", response.status()),
-                Err(e) => last = format!("{node}: {e}"),
+                Ok(response) => last = format!("{url}: {}", response.status()),
+                Err(e) => last = format!("{url}: {e}"),
             }
         }
         Err(ClientError::Unreachable {
-            tried: self.nodes.join(", "),
+            tried: self.tried(),
             last,
         })
     }

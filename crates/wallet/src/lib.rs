@@ -5,8 +5,10 @@
 //! ([`wallet::Wallet`]): header sync, send, receive and verify, crash-safe resume. The pending
 //! bundle's way to finality is a pure state machine ([`progress`]) the wallet drives.
 
+pub mod actor;
 pub mod client;
 pub mod config;
+pub mod faucet;
 pub mod history;
 pub mod keystore;
 pub mod progress;
@@ -16,4 +18,4 @@ pub mod wallet_file;
 
 pub use client::NodeClient;
 pub use config::AppConfig;
-pub use wallet::{Balance, SendOutcome, Wallet, WalletError, WalletOptions};
+pub use wallet::{Balance, OpenError, SendOutcome, Wallet, WalletError, WalletOpener, WalletOptions};

@@ -68,7 +68,13 @@ pub struct PendingProgress {
 impl PendingProgress {
     /// Starts driving bundle `seq` (valid up to `expiry_height`) until `deadline`; the first
     /// effect is always [`Effect::Poll`].
-    pub fn new(seq: u64, expiry_height: u64, deadline: Instant, resubmit_every: Duration, poll_every: Duration) -> Self {
+    pub fn new(
+        seq: u64,
+        expiry_height: u64,
+        deadline: Instant,
+        resubmit_every: Duration,
+        poll_every: Duration,
+    ) -> Self {
         PendingProgress {
             seq,
             expiry_height,
@@ -253,10 +259,7 @@ mod tests {
             Effect::Wait(start + POLL),
             "another bundle's receipt is not this one's"
         );
-        assert_eq!(
-            machine.pushed_receipt(start, receipt(7)),
-            Effect::Finalize(receipt(7))
-        );
+        assert_eq!(machine.pushed_receipt(start, receipt(7)), Effect::Finalize(receipt(7)));
     }
 
     #[test]
@@ -269,7 +272,11 @@ mod tests {
         assert_eq!(machine.woke(soon), Effect::Poll);
         assert_eq!(machine.polled(soon, Some(4), None), Effect::Wait(soon + POLL));
         let later = start + RESUBMIT;
-        assert_eq!(machine.polled(later, None, None), Effect::Submit, "also with no node reachable");
+        assert_eq!(
+            machine.polled(later, None, None),
+            Effect::Submit,
+            "also with no node reachable"
+        );
     }
 
     #[test]
@@ -330,7 +337,10 @@ mod tests {
         let start = Instant::now();
         let mut machine = drive(start, Duration::ZERO);
         assert_eq!(machine.polled(start, Some(4), None), Effect::Submit);
-        assert_eq!(machine.submitted(start, SubmitResult::Accepted), Effect::RecordSubmitted);
+        assert_eq!(
+            machine.submitted(start, SubmitResult::Accepted),
+            Effect::RecordSubmitted
+        );
         assert_eq!(machine.recorded(start), Effect::Stop);
 
         let mut machine = drive(start, Duration::from_millis(100));

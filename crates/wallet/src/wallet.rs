@@ -13,8 +13,8 @@
 //! accepted values as spendable, record the rejected ones with the reason, and acknowledge.
 
 use crate::client::{ClientError, NodeClient, PushEvent};
-use crate::progress::{Effect, PendingProgress, SubmitResult, rejection_retention};
 use crate::history::{TxKind, TxRecord, TxStatus, write_export};
+use crate::progress::{Effect, PendingProgress, SubmitResult, rejection_retention};
 use crate::store::{StoreError, Update, WalletStore};
 use ezchain_protocol::bundle::EnvelopeParams;
 use ezchain_protocol::codec::decode;
@@ -131,6 +131,92 @@ impl WalletError {
             WalletError::SelfTransfer => "self_transfer",
             WalletError::DuplicateTransaction { .. } => "duplicate_transaction",
         }
+    }
+}
+
+/// Why the wallet an `ezchain.yaml` describes could not be opened.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    File(#[from] crate::wallet_file::WalletFileError),
+    /// The genesis file or the node list of the config is unusable.
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+}
+
+/// Opens the wallet an `ezchain.yaml` describes — its `wallet.json`, genesis, nodes and limits:
+/// the one place a config becomes a wallet (the CLI and the wallet service both open it so).
+///
+/// What does not change between two opens is kept: the node client (its connection pool and
+/// its thread) and the genesis (read again only when its file changes). The database is opened
+/// anew each time on purpose: between two jobs of the wallet service, the CLI or `ops backup`
+/// in another process may use the wallet, and state cached across that would be stale.
+pub struct WalletOpener {
+    config: crate::AppConfig,
+    client: Option<NodeClient>,
+    genesis: Option<(Option<std::time::SystemTime>, u64, Genesis)>,
+}
+
+impl WalletOpener {
+    pub fn new(config: crate::AppConfig) -> Self {
+        WalletOpener {
+            config,
+            client: None,
+            genesis: None,
+        }
+    }
+
+    pub fn config(&self) -> &crate::AppConfig {
+        &self.config
+    }
+
+    /// Opens the wallet; with `key` (decrypted by the caller) it can send and receive.
+    pub fn open(&mut self, key: Option<SigningKey>) -> Result<Wallet, OpenError> {
+        use crate::wallet_file::{self, WalletFileError};
+        let data_dir = self.config.data_dir();
+        let owner = wallet_file::load(&data_dir)?
+            .address()
+            .map_err(|e| OpenError::File(WalletFileError::Keystore(e)))?;
+        let genesis = self.genesis()?;
+        let client = match &self.client {
+            Some(client) => client.clone(),
+            None => {
+                let client = NodeClient::new(
+                    &self.config.network.bootstrap_nodes,
+                    Duration::from_secs(self.config.wallet.request_timeout_seconds),
+                )
+                .map_err(|e| OpenError::Config(e.to_string()))?;
+                self.client = Some(client.clone());
+                client
+            }
+        };
+        let options = WalletOptions {
+            bundle_expiry_blocks: self.config.wallet.bundle_expiry_blocks,
+            max_tx_amount: self.config.security.max_tx_amount,
+            ..WalletOptions::default()
+        };
+        Ok(Wallet::open(&data_dir, owner, key, genesis, client, options)?)
+    }
+
+    /// The genesis, read again when its file's time or size changed (a local testnet made anew).
+    fn genesis(&mut self) -> Result<Genesis, OpenError> {
+        let path = self.config.genesis_file();
+        let metadata = std::fs::metadata(&path).ok();
+        let stamp = (
+            metadata.as_ref().and_then(|m| m.modified().ok()),
+            metadata.as_ref().map_or(0, std::fs::Metadata::len),
+        );
+        if let Some((modified, len, genesis)) = &self.genesis
+            && (*modified, *len) == stamp
+            && stamp.0.is_some()
+        {
+            return Ok(genesis.clone());
+        }
+        let genesis = ezchain_host::genesis_file::load_genesis(&path).map_err(|e| OpenError::Config(e.to_string()))?;
+        self.genesis = Some((stamp.0, stamp.1, genesis.clone()));
+        Ok(genesis)
     }
 }
 
@@ -866,5 +952,63 @@ fn rejection(record_id: u64, id: Hash32, package: Option<&TransferPackage>, reas
         finalized_at_ms: None,
         package_ids: vec![id],
         reason: Some(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ezchain_protocol::ValueRange;
+    use ezchain_protocol::genesis::{Allocation, GenesisValidator};
+
+    fn genesis(chain_id: u64, owner: Address) -> Genesis {
+        let mut basepoint = [0x66u8; 32];
+        basepoint[0] = 0x58;
+        Genesis {
+            chain_id,
+            genesis_time_ms: 0,
+            validators: vec![GenesisValidator {
+                name: "v0".into(),
+                consensus_public_key: basepoint,
+                voting_power: 1,
+            }],
+            allocations: vec![Allocation {
+                owner,
+                range: ValueRange::new(0, 99).expect("range"),
+            }],
+            faucet: None,
+        }
+    }
+
+    #[test]
+    fn the_opener_keeps_the_genesis_until_its_file_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ezchain.yaml");
+        let mut config = crate::AppConfig::default();
+        config.wallet.scrypt_log_n = 4;
+        config.network.genesis_file = dir.path().join("genesis.json");
+        std::fs::write(&path, config.to_yaml()).expect("config");
+        let config = crate::AppConfig::load(&path).expect("load");
+        let created = crate::wallet_file::create(&config.data_dir(), "t", "password-1", 4, false).expect("wallet");
+        let write_genesis = |chain_id| {
+            let text = serde_json::to_string(&genesis(chain_id, created.0)).expect("json");
+            std::fs::write(config.genesis_file(), text).expect("genesis");
+        };
+        write_genesis(5);
+        let mut opener = WalletOpener::new(config.clone());
+        let first = opener.open(None).expect("opens");
+        assert_eq!(first.balance().available_balance, 100);
+        drop(first);
+        opener.open(None).expect("opens again");
+        std::fs::write(config.genesis_file(), "{}").expect("damage");
+        assert!(
+            matches!(opener.open(None), Err(OpenError::Config(_))),
+            "a changed genesis file is read again"
+        );
+        write_genesis(123_456);
+        assert!(
+            matches!(opener.open(None), Err(OpenError::Wallet(_))),
+            "and a wallet of another chain is refused"
+        );
     }
 }

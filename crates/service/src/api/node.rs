@@ -30,9 +30,9 @@ pub(crate) async fn probe_nodes(
                     let single = AppConfig {
                         network: ezchain_wallet::config::NetworkSection {
                             bootstrap_nodes: vec![node.clone()],
-                            ..slot.config.network.clone()
+                            ..slot.config().network.clone()
                         },
-                        ..slot.config.clone()
+                        ..slot.config().clone()
                     };
                     let status =
                         ezchain_wallet::NodeClient::new(&single.network.bootstrap_nodes, Duration::from_secs(3))

@@ -55,7 +55,7 @@ pub(crate) async fn ops_export(
         "wallet" => state
             .worker
             .run(move |slot: &mut Slot| {
-                ezchain_wallet::store::export_wallet(&slot.config.data_dir(), &out_file, Duration::from_secs(5))
+                ezchain_wallet::store::export_wallet(&slot.config().data_dir(), &out_file, Duration::from_secs(5))
             })
             .await
             .ok_or_else(wallet_unavailable)?,
