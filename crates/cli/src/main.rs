@@ -169,7 +169,7 @@ fn end_quietly_on_closed_pipe(command: Option<&Command>) {
 
 /// Commands that start testnets and services of their own (the bench, the gates, the drill)
 /// stop them when this process is told to stop: SIGINT (Ctrl-C) or SIGTERM run the pending
-/// clean-up actions (`ezchain_ops::cleanup`), then the process exits 130 or 143 as a killed one
+/// clean-up actions (`ezchain_devnet::cleanup`), then the process exits 130 or 143 as a killed one
 /// would. Without this, the signal ended the process and left its node processes running.
 fn stop_what_it_started_on_signal(command: Option<&Command>) {
     let starts_processes = matches!(
@@ -191,7 +191,7 @@ fn stop_what_it_started_on_signal(command: Option<&Command>) {
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
             eprintln!("stopping what this command started (signal {signal})");
-            ezchain_ops::cleanup::run_all();
+            ezchain_devnet::cleanup::run_all();
             std::process::exit(128 + signal);
         }
     });

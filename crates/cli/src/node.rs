@@ -2,9 +2,9 @@
 
 use crate::CliError;
 use clap::{Args, Subcommand};
+use ezchain_devnet::localnet::{Localnet, LocalnetError, Role};
 use ezchain_node::config::NodeConfig;
 use ezchain_node::runner::{NodeError, run};
-use ezchain_ops::localnet::{Localnet, LocalnetError, Role};
 use ezchain_wallet::AppConfig;
 use serde_json::json;
 use std::path::{Path, PathBuf};

@@ -141,7 +141,7 @@ fn io_error(e: std::io::Error) -> CliError {
 
 pub fn serve(config_path: &Path) -> Result<(), CliError> {
     let binary = std::env::current_exe().map_err(io_error)?;
-    let devnet = std::sync::Arc::new(ezchain_ops::localnet::ServiceDevnet { binary });
+    let devnet = std::sync::Arc::new(ezchain_devnet::localnet::ServiceDevnet { binary });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

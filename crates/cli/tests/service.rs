@@ -1,9 +1,11 @@
 //! `ezchain serve` end to end over HTTP, against a real local testnet (one validator and the
 //! bootstrap node with its faucet).
 
+use ezchain_devnet::launcher::{self, Attachment};
 use ezchain_testkit::LocalTestnet;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -71,20 +73,13 @@ impl Service {
     }
 
     fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("serve.log"))
-            .expect("log");
-        let child = Command::new(binary())
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn serve");
+        let child = launcher::spawn(
+            binary(),
+            [OsStr::new("--config"), self.config.as_os_str(), OsStr::new("serve")],
+            &self.dir.join("serve.log"),
+            Attachment::Child,
+        )
+        .expect("spawn serve");
         self.child = Some(child);
         let deadline = Instant::now() + LONG;
         while self.http.get(self.url("/health")).send().is_err() {

@@ -19,7 +19,7 @@
 //! (`wallet_ahead`) unless the operator keeps it (`--keep-wallet`) or discards them
 //! (`--discard-wallet-changes`), since the chain cannot give those payments back.
 
-use crate::localnet::Localnet;
+use ezchain_devnet::localnet::Localnet;
 use ezchain_host::export::{ExportError, open_unheld};
 use ezchain_node::config::NodeConfig;
 use ezchain_node::mailbox::Mailbox;

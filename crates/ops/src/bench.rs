@@ -11,7 +11,7 @@
 //! transfer packages and verified as their recipients would, which times verification and
 //! checks the run's blocks at once.
 
-use crate::localnet::{Localnet, LocalnetError, PID_FILE};
+use ezchain_devnet::localnet::{Localnet, LocalnetError, PID_FILE};
 use ezchain_host::genesis_file::load_genesis;
 use ezchain_node::testnet::{TestnetOptions, init};
 use ezchain_protocol::bundle::EnvelopeParams;
@@ -264,7 +264,7 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
     // Stopped however the bench ends: an error, a panic, or Ctrl-C/SIGTERM of this process.
     let _stop_testnet = {
         let root = options.dir.clone();
-        crate::cleanup::on_exit(move || {
+        ezchain_devnet::cleanup::on_exit(move || {
             if let Ok(net) = Localnet::new(&root) {
                 let _ = net.stop(Duration::from_secs(20));
             }
@@ -746,7 +746,9 @@ fn verify_sample(
 
 fn kill_last_validator(net: &Localnet) {
     let Ok(nodes) = net.nodes() else { return };
-    if let Some(node) = nodes.iter().rfind(|n| n.role == crate::localnet::Role::Validator)
+    if let Some(node) = nodes
+        .iter()
+        .rfind(|n| n.role == ezchain_devnet::localnet::Role::Validator)
         && let Ok(text) = std::fs::read_to_string(node.home.join(PID_FILE))
         && let Ok(pid) = text.trim().parse::<i32>()
     {

@@ -7,7 +7,7 @@
 //! funded account node, and the operator's wallet service.
 
 use crate::gates::{SANDBOX_PASSWORD, TestnetGuard};
-use crate::sandbox::{Ezchain, Sandbox, Service, StepError, address, fresh_nonce, local_balance, step_error};
+use ezchain_devnet::sandbox::{Ezchain, Sandbox, Service, StepError, address, fresh_nonce, local_balance, step_error};
 use ezchain_wallet::AppConfig;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -102,7 +102,10 @@ impl Drill<'_> {
 
     fn account_service(&self) -> Result<Service, StepError> {
         let service = Service::attach(&self.account)?;
-        let password_file = self.account.config.with_file_name(crate::localnet::PASSWORD_FILE);
+        let password_file = self
+            .account
+            .config
+            .with_file_name(ezchain_devnet::localnet::PASSWORD_FILE);
         let password = std::fs::read_to_string(&password_file)
             .map_err(|e| step_error("account node", format!("{}: {e}", password_file.display())))?;
         ok_data(

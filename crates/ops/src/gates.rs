@@ -4,8 +4,8 @@
 //! picks), never on the operator's running testnet or service: a gate that restarts things must
 //! not be able to disturb production.
 
-use crate::localnet::Localnet;
-use crate::sandbox::{Ezchain, Sandbox, Service, StepError, address, local_balance, step_error, stop_testnet};
+use ezchain_devnet::localnet::Localnet;
+use ezchain_devnet::sandbox::{Ezchain, Sandbox, Service, StepError, address, local_balance, step_error, stop_testnet};
 use ezchain_wallet::AppConfig;
 use serde::Serialize;
 use serde_json::json;
@@ -27,14 +27,14 @@ pub struct StepOutcome {
 /// Stops a sandbox testnet however the step ends, a SIGINT or SIGTERM of this process included.
 pub struct TestnetGuard {
     /// Runs `node stop` for the sandbox when dropped or on a signal.
-    _stop: crate::cleanup::Cleanup,
+    _stop: ezchain_devnet::cleanup::Cleanup,
 }
 
 impl TestnetGuard {
     pub fn new(exe: &Ezchain) -> Self {
         let exe = exe.clone();
         TestnetGuard {
-            _stop: crate::cleanup::on_exit(move || stop_testnet(&exe)),
+            _stop: ezchain_devnet::cleanup::on_exit(move || stop_testnet(&exe)),
         }
     }
 }

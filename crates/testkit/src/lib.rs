@@ -5,6 +5,7 @@
 
 pub mod proxy;
 
+use ezchain_devnet::launcher::{self, Attachment};
 use ezchain_host::genesis_file::load_genesis;
 use ezchain_node::testnet::GENESIS_FILE;
 use ezchain_protocol::codec::{decode, encode};
@@ -15,6 +16,7 @@ use ezchain_rpc::types::{
     BlockAnswer, Envelope, HeadersAnswer, ReceiptAnswer, StatusAnswer, SubmitAnswer, SubmitRequest,
 };
 use serde_json::Value;
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -111,19 +113,18 @@ impl LocalTestnet {
     pub fn start_node(&mut self, index: usize) {
         let node = &mut self.nodes[index];
         assert!(node.child.is_none(), "{} is already running", node.name);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(node.home.join("process.log"))
-            .expect("log file");
-        let child = Command::new(&self.binary)
-            .args(["node", "run", "--home"])
-            .arg(&node.home)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn node");
+        let child = launcher::spawn(
+            &self.binary,
+            [
+                OsStr::new("node"),
+                OsStr::new("run"),
+                OsStr::new("--home"),
+                node.home.as_os_str(),
+            ],
+            &node.home.join("process.log"),
+            Attachment::Child,
+        )
+        .expect("spawn node");
         node.child = Some(child);
     }
 
@@ -161,8 +162,7 @@ impl LocalTestnet {
     /// SIGTERM, then waits up to 20 s for the process to exit by itself.
     pub fn terminate(&mut self, index: usize) -> Option<ExitStatus> {
         let mut child = self.nodes[index].child.take()?;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        wait_or_kill(&mut child, Duration::from_secs(20))
+        launcher::stop_child(&mut child, Duration::from_secs(20))
     }
 
     /// GETs `path` from node `index`: (status, JSON body).

@@ -2,7 +2,7 @@
 //! account nodes (`account-<i>/`, each an `ezchain serve` wallet service with a genesis
 //! allocation), run as detached processes, each with a pid file and a log file.
 //!
-//! Liveness is judged by the process (the pid answers signal 0 and, on Linux, its command line
+//! Processes are started and stopped by [`crate::launcher`]. Liveness is judged by the process (the pid answers signal 0 and, on Linux, its command line
 //! names this node's home, so a reused pid is not mistaken for the node) and by the node's own
 //! `/health`; a pid file alone proves nothing. Stopping is SIGTERM, a bounded wait, then SIGKILL.
 //! The chain data stays in the homes, so a later start resumes the same chain.
@@ -16,9 +16,10 @@ use ezchain_wallet::AppConfig;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use thiserror::Error;
+
+use crate::launcher::{self, Attachment, process_runs};
 
 pub const PID_FILE: &str = "node.pid";
 /// Pid file of an account node's `serve` process.
@@ -356,25 +357,11 @@ impl Localnet {
                 continue;
             }
             let log_path = node.home.join(PROCESS_LOG);
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .map_err(io(&log_path))?;
-            let log_err = log.try_clone().map_err(io(&log_path))?;
-            let mut command = Command::new(binary);
-            command
-                .args(node.args())
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err);
-            // Its own process group: a Ctrl-C in the terminal that ran `node start` does not
-            // reach the nodes.
-            #[cfg(unix)]
-            std::os::unix::process::CommandExt::process_group(&mut command, 0);
-            let child = command.spawn().map_err(|source| LocalnetError::Spawn {
-                name: node.name.clone(),
-                source,
+            let child = launcher::spawn(binary, node.args(), &log_path, Attachment::Detached).map_err(|source| {
+                LocalnetError::Spawn {
+                    name: node.name.clone(),
+                    source,
+                }
             })?;
             let pid_path = node.pid_file();
             std::fs::write(&pid_path, format!("{}\n", child.id())).map_err(io(&pid_path))?;
@@ -437,52 +424,20 @@ impl Localnet {
         let mut running = Vec::new();
         for node in nodes {
             if let Some(pid) = self.running_pid(node) {
-                signal(pid, nix::sys::signal::Signal::SIGTERM);
+                // All are told at once; each then gets what is left of the timeout.
+                launcher::signal(pid, nix::sys::signal::Signal::SIGTERM);
                 running.push((node, pid));
             }
         }
         let deadline = Instant::now() + timeout;
         for (node, pid) in &running {
-            while process_runs(*pid, node.marker(), &node.home) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if process_runs(*pid, node.marker(), &node.home) {
-                signal(*pid, nix::sys::signal::Signal::SIGKILL);
-            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            launcher::stop_pid(*pid, left, || process_runs(*pid, node.marker(), &node.home));
         }
         for node in nodes {
             let _ = std::fs::remove_file(node.pid_file());
         }
         Ok(running.into_iter().map(|(node, _)| node.name.clone()).collect())
-    }
-}
-
-fn signal(pid: u32, signal: nix::sys::signal::Signal) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-    }
-}
-
-/// The process exists and (where /proc tells) runs `marker` (`node run`, `serve`) for `home`.
-fn process_runs(pid: u32, marker: &str, home: &Path) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None).is_err() {
-        return false;
-    }
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(cmdline) => {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // A zombie (exited, not yet reaped) is not running.
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z'));
-            !zombie && text.contains(marker) && text.contains(&*home.to_string_lossy())
-        }
-        Err(_) => true,
     }
 }
 

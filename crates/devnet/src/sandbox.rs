@@ -4,8 +4,10 @@
 //! Everything runs on loopback ports the caller picks, so a sandbox never touches the
 //! operator's own testnet or service.
 
+use crate::launcher::{self, Attachment};
 use ezchain_wallet::AppConfig;
 use serde_json::{Value, json};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -204,20 +206,13 @@ impl Service {
             eprintln!("$ ezchain --config {} serve &", self.exe.config.display());
         }
         let log = self.exe.config.with_extension("serve.log");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| step_error("serve", format!("{}: {e}", log.display())))?;
-        let child = Command::new(&self.exe.binary)
-            .arg("--config")
-            .arg(&self.exe.config)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| step_error("serve", e))?;
+        let child = launcher::spawn(
+            &self.exe.binary,
+            [OsStr::new("--config"), self.exe.config.as_os_str(), OsStr::new("serve")],
+            &log,
+            Attachment::Child,
+        )
+        .map_err(|e| step_error("serve", format!("cannot start {}: {e}", self.exe.binary.display())))?;
         if let Ok(pid) = i32::try_from(child.id()) {
             self.exit_guard = Some(crate::cleanup::on_exit(move || {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
@@ -251,18 +246,7 @@ impl Service {
             guard.disarm();
         }
         if let Some(mut child) = self.child.take() {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(8);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            launcher::stop_child(&mut child, Duration::from_secs(8));
         }
     }
 
