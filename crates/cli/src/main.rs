@@ -8,6 +8,7 @@ mod config_cmd;
 mod node;
 mod ops;
 mod password;
+mod progress;
 mod service;
 mod testnet;
 mod wallet;
@@ -296,7 +297,8 @@ pub fn print_json(document: impl std::fmt::Display) {
 
 /// A failure: `error[code]: message` and the hint on stderr; with `--json`, when the command
 /// printed no report of its own, also `{"ok": false, "error": {"code", "message", "hint"}}` on
-/// stdout, where scripts read. Exit 1.
+/// stdout, where scripts read. Exit 1, or 3 for a send still on its way (`send_pending`: it is
+/// not a failure, and not a finished payment either).
 fn report(error: CliError, json: bool) -> ExitCode {
     eprintln!("error[{}]: {}", error.code, error.message);
     if let Some(hint) = error.hint {
@@ -308,6 +310,9 @@ fn report(error: CliError, json: bool) -> ExitCode {
             "error": { "code": error.code, "message": error.message, "hint": error.hint },
         });
         println!("{object}");
+    }
+    if error.code == wallet::SEND_PENDING {
+        return ExitCode::from(3);
     }
     ExitCode::FAILURE
 }

@@ -279,9 +279,16 @@ fn start(args: StartArgs, config_path: &Path, json_output: bool) -> Result<(), C
         message: format!("cannot find the ezchain binary: {e}"),
         hint: None,
     })?;
+    let progress = crate::progress::Progress::spinner("starting the local testnet");
     let started = net
-        .start(&binary, Duration::from_secs(args.timeout))
+        .start_watched(&binary, Duration::from_secs(args.timeout), &mut |awaiting| {
+            progress.set_message(format!(
+                "{}/{} ready; waiting for {}: {}",
+                awaiting.ready, awaiting.of, awaiting.name, awaiting.reason
+            ));
+        })
         .map_err(localnet_error)?;
+    drop(progress);
     // Point the wallet at the local testnet.
     let bootstrap = net.bootstrap_rpc().map_err(localnet_error)?;
     config.network.bootstrap_nodes = vec![bootstrap.to_string()];

@@ -268,12 +268,29 @@ pub fn stability_gate(args: StabilityArgs, json: bool) -> Result<(), CliError> {
         max_failures: args.max_failures,
         max_failure_rate: args.max_failure_rate,
     };
-    let summary = ezchain_ops::gates::stability_gate(&options, &mut |line| eprintln!("[stability-gate] {line}"))
-        .map_err(|e| CliError {
-            code: "stability_setup_failed",
-            message: e.to_string(),
-            hint: Some("the sandbox testnet could not be set up; is the port range free?"),
-        })?;
+    use ezchain_ops::gates::StabilityProgress;
+    let shown = crate::progress::Progress::shown();
+    let bar = crate::progress::Progress::bar(u64::from(args.cycles), "stability gate: setting up");
+    let summary = ezchain_ops::gates::stability_gate(&options, &mut |event| match event {
+        // Off a terminal: the cycle lines, as always; on one, the bar says it all.
+        StabilityProgress::Cycle { .. } if !shown => eprintln!("[stability-gate] {event}"),
+        StabilityProgress::Step(step) => bar.set_message(format!("stability gate: {step}")),
+        StabilityProgress::Cycle {
+            cycle,
+            failures,
+            restarts,
+            ..
+        } => {
+            bar.set_position(u64::from(*cycle));
+            bar.set_message(format!("stability gate: {failures} failed, {restarts} restarts"));
+        }
+    });
+    drop(bar);
+    let summary = summary.map_err(|e| CliError {
+        code: "stability_setup_failed",
+        message: e.to_string(),
+        hint: Some("the sandbox testnet could not be set up; is the port range free?"),
+    })?;
     let document = serde_json::to_string_pretty(&summary).unwrap_or_default();
     if let Some(path) = &args.json_out {
         if let Some(parent) = path.parent() {

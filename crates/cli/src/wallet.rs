@@ -372,6 +372,9 @@ fn print_list<T>(
     });
 }
 
+/// The code of a send that is on its way but not delivered when the wait ended: exit 3.
+pub const SEND_PENDING: &str = "send_pending";
+
 pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Result<(), CliError> {
     let context = Context::load(config_path)?;
     match command {
@@ -416,9 +419,13 @@ pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Resu
             if let Err(e) = wallet.receive() {
                 tracing::warn!(error = %e, "could not check the mailbox before sending");
             }
-            let outcome = wallet
-                .send(recipient, args.amount, args.client_tx_id, wait)
-                .map_err(wallet_error)?;
+            let progress = crate::progress::Progress::spinner(format!(
+                "paying {} to {recipient}: waiting for its block and the delivery",
+                args.amount
+            ));
+            let outcome = wallet.send(recipient, args.amount, args.client_tx_id, wait);
+            drop(progress);
+            let outcome = outcome.map_err(wallet_error)?;
             let record = &outcome.record;
             let mut value = record.to_json();
             if let Some(stalled) = &outcome.stalled {
@@ -441,14 +448,25 @@ pub fn run_tx(command: TxCommand, config_path: &Path, json_output: bool) -> Resu
                 if let Some(stalled) = &outcome.stalled {
                     text.push_str(&format!("\nstalled   {}: {stalled}", stalled.code()));
                 }
-                if matches!(
-                    record.status,
-                    TxStatus::Signed | TxStatus::Submitted | TxStatus::Finalized
-                ) {
-                    text.push_str("\nnot finished yet: it continues on the next `tx send` with the same --client-tx-id, `tx pending` or `wallet balance --password`");
-                }
                 text
             });
+            if matches!(
+                record.status,
+                TxStatus::Signed | TxStatus::Submitted | TxStatus::Finalized
+            ) {
+                return Err(CliError {
+                    code: SEND_PENDING,
+                    message: format!(
+                        "payment {} is {}, not delivered within {} s; it is not lost and continues on its own",
+                        record.tx_ref(),
+                        format!("{:?}", record.status).to_lowercase(),
+                        wait.as_secs()
+                    ),
+                    hint: Some(
+                        "follow it with `ezchain tx pending`; `tx send` with the same --client-tx-id, `tx receive` or `wallet balance --password` finishes it",
+                    ),
+                });
+            }
         }
         TxCommand::Receive { password } => {
             let password = password.required(Purpose::Unlock)?;

@@ -48,6 +48,10 @@ fn start_status_stop_and_restart_resume_the_same_chain() {
     assert!(ok, "{stderr}");
     assert_eq!(started["status"], "started");
     assert_eq!(started["created"], true);
+    assert!(
+        !stderr.contains("waiting for"),
+        "no progress display when stderr is not a terminal: {stderr}"
+    );
     let (ok, again, _) = ezchain(dir.path(), &["node", "start"]);
     assert!(ok);
     assert_eq!(again["status"], "already_running");
@@ -133,9 +137,23 @@ fn start_status_stop_and_restart_resume_the_same_chain() {
     assert_eq!(stopped["stopped"], serde_json::json!(["bootstrap", "account-0"]));
     let (ok, _, _) = ezchain(dir.path(), &["node", "stop"]);
     assert!(ok, "stop is idempotent");
-    let (ok, restarted, stderr) = ezchain(dir.path(), &["node", "start"]);
-    assert!(ok, "{stderr}");
-    assert_eq!(restarted["created"], false);
+    // On a terminal (`script` gives it one, where installed) the wait shows what it awaits.
+    if Command::new("script").arg("--version").output().is_ok() {
+        let line = format!("{} --json node start", env!("CARGO_BIN_EXE_ezchain"));
+        let output = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(dir.path())
+            .output()
+            .expect("script runs");
+        let terminal = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{terminal}");
+        assert!(terminal.contains("ready; waiting for"), "{terminal}");
+        assert!(terminal.contains("\"created\": false"), "{terminal}");
+    } else {
+        let (ok, restarted, stderr) = ezchain(dir.path(), &["node", "start"]);
+        assert!(ok, "{stderr}");
+        assert_eq!(restarted["created"], false);
+    }
     let (ok, status, _) = ezchain(dir.path(), &["node", "status"]);
     assert!(ok);
     assert!(

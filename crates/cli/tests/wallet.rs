@@ -396,6 +396,37 @@ fn a_wallet_killed_between_submit_and_receipt_pays_exactly_once() {
     assert_eq!(pending.as_array().map(Vec::len), Some(1), "{pending}");
     assert_eq!(pending[0]["status"], "submitted");
 
+    // Retried while the chain still stands, a send that cannot finish says so and exits 3, not
+    // 0: a script must not take it for a payment made.
+    let unfinished = alice
+        .command(&[
+            "tx",
+            "send",
+            "--recipient",
+            &bob_addr.to_string(),
+            "--amount",
+            "100",
+            "--password",
+            "password-1",
+            "--client-tx-id",
+            "order-17",
+            "--wait",
+            "1",
+        ])
+        .output()
+        .expect("run tx send");
+    let stderr = String::from_utf8_lossy(&unfinished.stderr);
+    assert_eq!(unfinished.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("error[send_pending]") && stderr.contains("tx pending"),
+        "{stderr}"
+    );
+    let record: Value = serde_json::from_slice(&unfinished.stdout).expect("the record, as JSON");
+    assert_eq!(
+        (&record["status"], &record["tx_ref"]),
+        (&pending[0]["status"], &pending[0]["tx_ref"])
+    );
+
     // The validator returns (with an empty mempool); the user retries with the same id.
     net.start_node(0);
     let retried = alice.ok(&[

@@ -51,6 +51,17 @@ pub enum LocalnetError {
     },
 }
 
+/// What [`Localnet::start_watched`] is waiting for.
+pub struct Awaiting<'a> {
+    /// The first node that is not ready.
+    pub name: &'a str,
+    /// How many of this group (the nodes, then the account nodes) are ready.
+    pub ready: usize,
+    pub of: usize,
+    /// Why it is not ready, as far as is known.
+    pub reason: &'a str,
+}
+
 /// One process of the local testnet, as configured: a node, or an account node's service.
 #[derive(Clone, Debug)]
 pub struct NodeEntry {
@@ -340,13 +351,24 @@ impl Localnet {
     /// Starts every node that is not running, detached from this process, and waits until all
     /// are ready; then the account nodes likewise. Returns false when all were already running.
     pub fn start(&self, binary: &Path, ready_timeout: Duration) -> Result<bool, LocalnetError> {
+        self.start_watched(binary, ready_timeout, &mut |_| {})
+    }
+
+    /// [`Localnet::start`], telling `watch` what it waits for about four times a second (for
+    /// a progress display).
+    pub fn start_watched(
+        &self,
+        binary: &Path,
+        ready_timeout: Duration,
+        watch: &mut dyn FnMut(&Awaiting),
+    ) -> Result<bool, LocalnetError> {
         let all = self.nodes()?;
         let (accounts, nodes): (Vec<NodeEntry>, Vec<NodeEntry>) =
             all.into_iter().partition(|node| node.role == Role::Account);
         let mut started = self.spawn(binary, &nodes)?;
-        self.wait_ready(&nodes, ready_timeout)?;
+        self.wait_ready(&nodes, ready_timeout, watch)?;
         started |= self.spawn(binary, &accounts)?;
-        self.wait_ready(&accounts, ready_timeout)?;
+        self.wait_ready(&accounts, ready_timeout, watch)?;
         Ok(started)
     }
 
@@ -370,7 +392,12 @@ impl Localnet {
         Ok(started)
     }
 
-    fn wait_ready(&self, nodes: &[NodeEntry], timeout: Duration) -> Result<(), LocalnetError> {
+    fn wait_ready(
+        &self,
+        nodes: &[NodeEntry],
+        timeout: Duration,
+        watch: &mut dyn FnMut(&Awaiting),
+    ) -> Result<(), LocalnetError> {
         let started = Instant::now();
         loop {
             let states: Vec<NodeState> = nodes.iter().map(|node| self.node_state(node)).collect();
@@ -380,14 +407,20 @@ impl Localnet {
             // Right after the spawn, /proc may still show the parent's command line (before exec),
             // so a missing process counts as a crash only after a moment.
             let crashed = state.pid.is_none() && started.elapsed() > Duration::from_secs(2);
+            let reason = if crashed {
+                "its process exited".to_string()
+            } else if !state.alive {
+                "it does not answer /health yet".to_string()
+            } else {
+                state.reasons.join("; ")
+            };
+            watch(&Awaiting {
+                name: &node.name,
+                ready: states.iter().filter(|state| state.ready).count(),
+                of: nodes.len(),
+                reason: &reason,
+            });
             if crashed || started.elapsed() >= timeout {
-                let reason = if crashed {
-                    "its process exited".to_string()
-                } else if !state.alive {
-                    "it does not answer /health".to_string()
-                } else {
-                    state.reasons.join("; ")
-                };
                 return Err(LocalnetError::NotReady {
                     name: node.name.clone(),
                     waited_s: started.elapsed().as_secs(),

@@ -283,13 +283,47 @@ impl StabilitySummary {
     }
 }
 
+/// Where the stability gate is, for a progress display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StabilityProgress {
+    /// A setup step begins.
+    Step(&'static str),
+    /// A cycle ended.
+    Cycle {
+        cycle: u32,
+        cycles: u32,
+        checks: u64,
+        failures: u64,
+        restarts: u32,
+    },
+}
+
+impl std::fmt::Display for StabilityProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StabilityProgress::Step(step) => write!(f, "{step}"),
+            StabilityProgress::Cycle {
+                cycle,
+                cycles,
+                checks,
+                failures,
+                restarts,
+            } => write!(
+                f,
+                "cycle={cycle}/{cycles} checks={checks} failures={failures} restarts={restarts}"
+            ),
+        }
+    }
+}
+
 /// Restarts the service and one validator in turn during a stream of health probes and sends
-/// on a fresh sandbox; `progress` gets one line per cycle.
+/// on a fresh sandbox; `progress` hears of each setup step and each cycle.
 pub fn stability_gate(
     options: &StabilityOptions,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(&StabilityProgress),
 ) -> Result<StabilitySummary, StepError> {
     let started = Instant::now();
+    progress(&StabilityProgress::Step("starting the sandbox testnet"));
     let api_port = options.start_port.saturating_add(90);
     let sandbox = Sandbox::create(
         &options.binary,
@@ -301,11 +335,13 @@ pub fn stability_gate(
     let exe = &sandbox.exe;
     let _testnet = TestnetGuard::new(exe);
     start_testnet(exe, options.consensus, 0, options.start_port)?;
+    progress(&StabilityProgress::Step("creating the payer and the payee"));
     exe.json(&["wallet", "create", "--password", SANDBOX_PASSWORD])?;
     let payee = sandbox.second_wallet("payee", api_port.saturating_add(1))?;
     payee.json(&["wallet", "create", "--password", SANDBOX_PASSWORD])?;
     let payee_address = address(&payee)?;
     let funds = u64::from(options.cycles) + 10;
+    progress(&StabilityProgress::Step("funding the payer from the faucet"));
     exe.json(&[
         "tx",
         "faucet",
@@ -314,6 +350,7 @@ pub fn stability_gate(
         "--password",
         SANDBOX_PASSWORD,
     ])?;
+    progress(&StabilityProgress::Step("starting the wallet service"));
     let mut service = Service::start(exe)?;
     let unlock = |service: &Service| -> Result<(), StepError> {
         let (status, body) = service.post(
@@ -377,10 +414,13 @@ pub fn stability_gate(
             }
             summary.restarts += 1;
         }
-        progress(&format!(
-            "cycle={cycle}/{} checks={} failures={} restarts={}",
-            options.cycles, summary.checks, summary.failures, summary.restarts
-        ));
+        progress(&StabilityProgress::Cycle {
+            cycle,
+            cycles: options.cycles,
+            checks: summary.checks,
+            failures: summary.failures,
+            restarts: summary.restarts,
+        });
         std::thread::sleep(options.interval);
     }
     service.stop();
