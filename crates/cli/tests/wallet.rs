@@ -95,9 +95,16 @@ fn faucet_then_a_pays_b_pays_c_pays_a_back_through_a_checkpoint() {
     assert_eq!(faucet["faucet_amount"], 1000);
     assert_eq!(faucet["available_balance"], 1000, "{faucet}");
 
-    send(&alice, &bob_addr, 300);
+    let paid = send(&alice, &bob_addr, 300);
     assert_eq!(balance(&alice), 700);
     assert_eq!(balance(&bob), 300);
+    // Both sides name the payment alike: the payee's record carries the payer's bundle id.
+    let received = bob.ok(&["tx", "history"]);
+    let got = received
+        .as_array()
+        .and_then(|records| records.iter().find(|r| r["kind"] == "receive"))
+        .expect("Bob's receive record");
+    assert_eq!(got["tx_ref"], paid["tx_ref"], "{received}");
     send(&bob, &carol_addr, 300);
     assert_eq!(balance(&bob), 0);
     assert_eq!(balance(&carol), 300);

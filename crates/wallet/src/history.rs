@@ -42,7 +42,7 @@ pub struct TxRecord {
     pub ranges: Vec<ValueRange>,
     /// Hash of the bundle that carried it.
     pub bundle_hash: Option<Hash32>,
-    /// The sender's bundle sequence number (sends only).
+    /// The payer's bundle sequence number (with `bundle_hash`: the payment's id on both sides).
     pub seq: Option<u64>,
     pub client_tx_id: Option<String>,
     pub height: Option<u64>,
@@ -55,10 +55,12 @@ pub struct TxRecord {
 }
 
 impl TxRecord {
-    /// `0x<bundle hash>:<seq>` for a send, the package id for a receive.
+    /// The payment's id, the same on both sides: `0x<bundle hash>:<seq>` of the payer's bundle
+    /// (a received value names the bundle that paid it); the package id for a receive recorded
+    /// without it (a rejection, or a record older than this).
     pub fn tx_ref(&self) -> String {
-        match (self.kind, self.bundle_hash, self.seq) {
-            (TxKind::Send, Some(hash), Some(seq)) => format!("{hash}:{seq}"),
+        match (self.bundle_hash, self.seq) {
+            (Some(hash), Some(seq)) => format!("{hash}:{seq}"),
             _ => self
                 .package_ids
                 .first()

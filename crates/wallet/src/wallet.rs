@@ -862,6 +862,9 @@ impl Wallet {
             let id = package.package_hash();
             match self.holdings.accept_package(&self.genesis, &self.headers, &package) {
                 Ok(AcceptOutcome::Accepted { value, units_checked }) => {
+                    // The payer's bundle (the newest unit holds the paying transfer): the id the
+                    // payer's own record shows.
+                    let paid_by = package.witness.chain.first();
                     let record = TxRecord {
                         id: self.store.next_history_id()?,
                         kind: TxKind::Receive,
@@ -869,8 +872,8 @@ impl Wallet {
                         counterparty: package.target_tx.sender,
                         amount: value.len(),
                         ranges: vec![value],
-                        bundle_hash: None,
-                        seq: None,
+                        bundle_hash: paid_by.map(|unit| unit.sidecar.bundle_hash()),
+                        seq: paid_by.map(|unit| unit.receipt.seq),
                         client_tx_id: None,
                         height: self.holdings.records().last().map(|r| r.acquisition_height),
                         created_at_ms: now_ms(),
