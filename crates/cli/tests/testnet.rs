@@ -130,6 +130,34 @@ fn four_validators_and_bootstrap_finalize_submitted_bundles() {
         sidecar: first.sidecar,
     };
     assert!(unit.proves_inclusion());
+
+    // Two payments crossed the network: each bundle went from the node a client gave it to
+    // every validator once, and no node bounced it back (the forwarding storm forwarded every
+    // repeat, thousands of requests per payment). A few more blocks give a storm time to show.
+    let now = net.status(bootstrap).expect("status").height;
+    net.wait_for_height(bootstrap, now + 3, LONG).unwrap();
+    let counter = |index: usize, name: &str| {
+        let text = net.metrics(index).expect("metrics");
+        text.lines()
+            .filter(|line| line.starts_with(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let from_bootstrap = counter(bootstrap, "ezchain_node_bundle_forwards_total");
+    assert_eq!(
+        from_bootstrap, 4.0,
+        "the bootstrap node sent the first bundle to the 4 validators"
+    );
+    for index in 0..net.nodes.len() {
+        let forwards = counter(index, "ezchain_node_bundle_forwards_total");
+        let from_peers = counter(index, "ezchain_node_submissions_received_total{origin=\"peer\"");
+        assert!(forwards <= 4.0, "{} forwarded {forwards} times", net.nodes[index].name);
+        assert!(
+            from_peers <= 2.0,
+            "{} was handed {from_peers} forwarded bundles for 2 payments",
+            net.nodes[index].name
+        );
+    }
 }
 
 #[test]

@@ -24,6 +24,10 @@ pub struct NodeMetrics {
     pub equivocation_evidence: Counter,
     pub own_key_foreign_signatures: Counter,
     pub signing_paused: Gauge,
+    /// `POST /v1/submit` requests, by origin (`client` or `peer`).
+    pub submissions_received: Family<Vec<(String, String)>, Counter>,
+    /// Requests the forwarder sent on to peers.
+    pub bundle_forwards: Counter,
 }
 
 impl NodeMetrics {
@@ -42,6 +46,8 @@ impl NodeMetrics {
             equivocation_evidence: Counter::default(),
             own_key_foreign_signatures: Counter::default(),
             signing_paused: Gauge::default(),
+            submissions_received: Family::default(),
+            bundle_forwards: Counter::default(),
         };
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         build_info
@@ -100,6 +106,16 @@ impl NodeMetrics {
                 "signing_paused",
                 "1 while this validator runs as a non-signing follower because its key signed elsewhere",
                 metrics.signing_paused.clone(),
+            );
+            registry.register(
+                "submissions_received",
+                "POST /v1/submit requests, by origin: client, or peer (another node's forwarder)",
+                metrics.submissions_received.clone(),
+            );
+            registry.register(
+                "bundle_forwards",
+                "Submissions this node sent on to a peer (one per peer)",
+                metrics.bundle_forwards.clone(),
             );
             registry.register(
                 "block_interval_seconds",

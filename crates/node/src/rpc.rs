@@ -17,7 +17,7 @@
 //! node only): `POST /v1/faucet` with `{"address", "amount"}`.
 
 use crate::consensus::app::ChainView;
-use crate::forward::Forwarder;
+use crate::forward::{Forwarder, Origin};
 use crate::mailbox::{Mailbox, MailboxError, PutOutcome};
 use crate::metrics::{NodeMetrics, export};
 use axum::extract::rejection::JsonRejection;
@@ -264,7 +264,21 @@ pub fn admission_code(error: &AdmissionError) -> ErrorCode {
     }
 }
 
-async fn submit(State(state): State<Arc<RpcState>>, body: Result<Json<SubmitRequest>, JsonRejection>) -> Response {
+async fn submit(
+    State(state): State<Arc<RpcState>>,
+    headers: HeaderMap,
+    body: Result<Json<SubmitRequest>, JsonRejection>,
+) -> Response {
+    let origin = if headers.contains_key(paths::FORWARDED_HEADER) {
+        Origin::Peer
+    } else {
+        Origin::Client
+    };
+    state
+        .metrics
+        .submissions_received
+        .get_or_create(&vec![("origin".to_string(), origin.as_str().to_string())])
+        .inc();
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return fail(rejection.status(), ErrorCode::MalformedRequest, rejection.body_text()),
@@ -284,10 +298,8 @@ async fn submit(State(state): State<Arc<RpcState>>, body: Result<Json<SubmitRequ
     let mut mempool = state.mempool.lock().unwrap_or_else(|p| p.into_inner());
     let admitted = mempool.submit(&chain, &submission);
     drop(mempool);
-    // A repeat is forwarded too: the validators may have lost it (restarted with an empty
-    // mempool, or were down when it first arrived), and the sender's retry is how it comes back.
-    if admitted.is_ok() {
-        state.forwarder.forward(submission.clone());
+    if let Ok(admission) = &admitted {
+        state.forwarder.offer(&submission, admission, origin);
     }
     match admitted {
         Ok(admission) => ok(SubmitAnswer {

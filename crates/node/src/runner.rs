@@ -245,7 +245,8 @@ pub async fn run(home: &Path, build: BuildInfo, shutdown: impl Future<Output = (
             source,
         })?;
     let metrics = NodeMetrics::register(&build);
-    let (forwarder, forward_task) = Forwarder::start(config.mempool.forward_to.clone());
+    let (forwarder, forward_task) =
+        Forwarder::start(config.mempool.forward_to.clone(), metrics.bundle_forwards.clone());
     let rpc_state = Arc::new(RpcState {
         chain_id: genesis.chain_id,
         genesis_hash: genesis.hash(),

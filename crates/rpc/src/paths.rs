@@ -21,6 +21,10 @@ pub const MAILBOX_ACK: &str = "/v1/mailbox/{address}/ack";
 pub const FAUCET: &str = "/v1/faucet";
 pub const ADMIN_EXPORT: &str = "/v1/admin/export";
 
+/// Marks a `POST /v1/submit` made by another node's forwarder: such a bundle is never
+/// forwarded again.
+pub const FORWARDED_HEADER: &str = "x-ez-forwarded";
+
 /// The header `POST /v1/admin/export` reads the admin token from.
 pub const ADMIN_TOKEN_HEADER: &str = "x-ez-admin-token";
 
