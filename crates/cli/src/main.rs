@@ -5,6 +5,7 @@
 
 mod bench;
 mod config_cmd;
+mod network;
 mod node;
 mod ops;
 mod password;
@@ -65,6 +66,9 @@ enum Command {
     /// Run a node.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// Join a hosted testnet from this folder; see how its nodes look from here.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Create, restore and inspect the wallet.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
@@ -212,6 +216,8 @@ fn config_path(given: Option<&std::path::Path>, command: Option<&Command>) -> Re
             | Some(Command::Completions { .. })
             | Some(Command::Man)
             | Some(Command::Node(node::NodeCommand::Run(_)))
+            // Joining writes the settings file.
+            | Some(Command::Network(network::NetworkCommand::Join { .. }))
     );
     match given {
         None => Ok(std::path::PathBuf::from(DEFAULT_CONFIG)),
@@ -247,6 +253,10 @@ fn main() -> ExitCode {
         }
         Some(Command::Testnet(command)) => testnet::run(command, cli.json),
         Some(Command::Node(command)) => node::run_command(command, &config, cli.json, log_format),
+        Some(Command::Network(command)) => {
+            init_stderr_logging(log_format, "warn");
+            network::run(command, &config, cli.json)
+        }
         Some(Command::Wallet(command)) => {
             init_stderr_logging(log_format, "warn");
             wallet::run_wallet(command, &config, cli.json)

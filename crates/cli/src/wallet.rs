@@ -180,7 +180,7 @@ impl Context {
                 OpenError::Config(message) => CliError {
                     code: "bad_genesis",
                     message,
-                    hint: Some("set network.genesis_file in ezchain.yaml to the testnet's genesis.json"),
+                    hint: Some("`ezchain node start` runs a local devnet here; `ezchain network join --bootstrap HOST:PORT --genesis-hash 0x…` joins a hosted testnet (or set network.genesis_file)"),
                 },
                 OpenError::Wallet(e) => wallet_error(e),
             })

@@ -33,9 +33,10 @@ use ezchain_protocol::mempool::{Admission, AdmissionError, PendingPool};
 use ezchain_protocol::{Address, ConfirmedBundleUnit, Hash32, RecoverableSignature, Submission, TransferPackage};
 use ezchain_rpc::types::{
     self, AckAnswer, AdminExportAnswer, AdminExportRequest, BlockAnswer, CertifiedHeaderItem, ChallengeAnswer,
-    EVENT_HEADER, EVENT_LAGGED, EVENT_RECEIPT, FaucetRequest, FetchAnswer, FetchedPackage, HeadersAnswer, HealthAnswer,
-    LaggedEvent, MailboxListAnswer, MailboxListItem, MailboxPutAnswer, MailboxPutRequest, PutStatus, ReadyAnswer,
-    ReceiptAnswer, ReceiptEvent, SignedMailboxRequest, StatusAnswer, SubmitAnswer, SubmitRequest, SubmitStatus,
+    EVENT_HEADER, EVENT_LAGGED, EVENT_RECEIPT, FaucetRequest, FetchAnswer, FetchedPackage, GenesisAnswer,
+    HeadersAnswer, HealthAnswer, LaggedEvent, MailboxListAnswer, MailboxListItem, MailboxPutAnswer, MailboxPutRequest,
+    PutStatus, ReadyAnswer, ReceiptAnswer, ReceiptEvent, SignedMailboxRequest, StatusAnswer, SubmitAnswer,
+    SubmitRequest, SubmitStatus,
 };
 use ezchain_rpc::{ErrorCode, paths};
 use ezchain_wallet::client::InProcessNode;
@@ -48,6 +49,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub struct RpcState {
     pub chain_id: u64,
     pub genesis_hash: Hash32,
+    /// Served at `/v1/genesis`.
+    pub genesis: ezchain_protocol::Genesis,
     pub chain: Arc<ChainView>,
     pub mempool: Arc<Mutex<PendingPool>>,
     pub metrics: NodeMetrics,
@@ -78,9 +81,13 @@ pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
         .route(paths::MAILBOX_FETCH, post(mailbox_fetch))
         .route(paths::MAILBOX_ACK, post(mailbox_ack))
         .route(paths::FAUCET, post(faucet))
-        .route(paths::ADMIN_EXPORT, post(admin_export))
+        .route(
+            paths::ADMIN_EXPORT,
+            post(admin_export).route_layer(axum::middleware::from_fn(local_only)),
+        )
         .route(paths::HEALTH, get(|| async { ok(HealthAnswer { alive: true }) }))
         .route(paths::STATUS, get(status))
+        .route(paths::GENESIS, get(genesis))
         .route(paths::READYZ, get(readyz))
         .route(paths::METRICS, get(metrics))
         .route(paths::SUBMIT, post(submit))
@@ -244,6 +251,13 @@ async fn status(State(state): State<Arc<RpcState>>) -> Response {
         version: state.build.version.clone(),
         commit: state.build.commit.clone(),
         build_date: state.build.date.clone(),
+    })
+}
+
+async fn genesis(State(state): State<Arc<RpcState>>) -> Response {
+    ok(GenesisAnswer {
+        genesis_hash: state.genesis_hash,
+        genesis: state.genesis.clone(),
     })
 }
 
@@ -817,6 +831,33 @@ fn faucet_refusal(refusal: FaucetRefusal) -> Refusal {
     refuse(status, refusal.code, refusal.message)
 }
 
+/// Administration is for this host only: a request from another address is refused before its
+/// token is even looked at, so a node whose RPC listens on a public address does not offer its
+/// admin routes to the network. (A request with no peer address is the node's own, in-process.)
+async fn local_only(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    if is_local(peer) {
+        next.run(request).await
+    } else {
+        fail(
+            StatusCode::FORBIDDEN,
+            ErrorCode::AdminLocalOnly,
+            "administration is served to this host only: run the command on the node's host",
+        )
+    }
+}
+
+/// True for loopback peers and for in-process requests (no peer address).
+pub fn is_local(peer: Option<std::net::SocketAddr>) -> bool {
+    peer.is_none_or(|peer| match peer.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|ip| ip.is_loopback()),
+    })
+}
+
 /// Writes an online copy of one of the node's databases (for `ezchain ops backup`).
 async fn admin_export(
     State(state): State<Arc<RpcState>>,
@@ -936,5 +977,19 @@ mod tests {
             .expect("thread")
             .expect("served");
         assert_eq!(status, 405, "the router's own answers come back as they are");
+    }
+
+    #[test]
+    fn administration_is_for_loopback_and_in_process_callers_only() {
+        let at = |text: &str| Some(text.parse::<std::net::SocketAddr>().expect("address"));
+        assert!(is_local(None), "the node's own in-process request");
+        assert!(is_local(at("127.0.0.1:5000")));
+        assert!(is_local(at("127.8.9.10:5000")));
+        assert!(is_local(at("[::1]:5000")));
+        assert!(is_local(at("[::ffff:127.0.0.1]:5000")));
+        assert!(!is_local(at("10.0.0.7:5000")));
+        assert!(!is_local(at("192.168.1.20:5000")));
+        assert!(!is_local(at("[2001:db8::1]:5000")));
+        assert!(!is_local(at("[::ffff:10.0.0.7]:5000")));
     }
 }

@@ -250,6 +250,7 @@ pub async fn run(home: &Path, build: BuildInfo, shutdown: impl Future<Output = (
     let rpc_state = Arc::new(RpcState {
         chain_id: genesis.chain_id,
         genesis_hash: genesis.hash(),
+        genesis: genesis.clone(),
         chain: chain.clone(),
         mempool: mempool.clone(),
         metrics: metrics.clone(),
@@ -265,11 +266,14 @@ pub async fn run(home: &Path, build: BuildInfo, shutdown: impl Future<Output = (
     let app = router(rpc_state, config.rpc.max_body_bytes);
     in_process.attach(app.clone());
     let rpc = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rpc_stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rpc_stopped.await;
+        })
+        .await
     });
     info!(addr = %config.rpc.listen_addr, "RPC listening");
 

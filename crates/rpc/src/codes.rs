@@ -110,6 +110,8 @@ error_codes! {
     FaucetError = "faucet_error",
     /// Missing or wrong admin token.
     Unauthorized = "unauthorized",
+    /// An administration request that did not come from this host (loopback).
+    AdminLocalOnly = "admin_local_only",
     /// An export of a database this node does not have.
     UnknownDatabase = "unknown_database",
     /// The export's target file exists.

@@ -19,6 +19,7 @@ pub const MAILBOX_CHALLENGE: &str = "/v1/mailbox/{address}/challenge";
 pub const MAILBOX_FETCH: &str = "/v1/mailbox/{address}/fetch";
 pub const MAILBOX_ACK: &str = "/v1/mailbox/{address}/ack";
 pub const FAUCET: &str = "/v1/faucet";
+pub const GENESIS: &str = "/v1/genesis";
 pub const ADMIN_EXPORT: &str = "/v1/admin/export";
 
 /// Marks a `POST /v1/submit` made by another node's forwarder: such a bundle is never

@@ -1,7 +1,7 @@
 //! Request and answer types of every node route (the `data` of an ok answer). Hex fields carry
 //! the borsh encoding of a protocol object; the field's comment names the type.
 
-use ezchain_protocol::{Address, Hash32};
+use ezchain_protocol::{Address, Genesis, Hash32};
 use serde::{Deserialize, Serialize};
 
 /// The `error` of a refused request.
@@ -69,6 +69,14 @@ pub struct StatusAnswer {
     pub commit: String,
     #[serde(default)]
     pub build_date: String,
+}
+
+/// `GET /v1/genesis`: the testnet's genesis, for a wallet joining from elsewhere (which checks
+/// it hashes to `genesis_hash`, and that hash against the one the operator published).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GenesisAnswer {
+    pub genesis_hash: Hash32,
+    pub genesis: Genesis,
 }
 
 /// `POST /v1/submit`.

@@ -11,8 +11,8 @@ use ezchain_protocol::mailbox::{MailboxAction, sign_mailbox_request};
 use ezchain_protocol::{Address, BlockHeader, Hash32, Receipt, SigningKey, Submission, TransferPackage};
 use ezchain_rpc::types::{
     AckAnswer, CertifiedHeaderItem, ChallengeAnswer, EVENT_HEADER, EVENT_LAGGED, EVENT_RECEIPT, FaucetGrant,
-    FaucetRequest, FetchAnswer, HeadersAnswer, MailboxPutAnswer, MailboxPutRequest, ReceiptAnswer, ReceiptEvent,
-    SignedMailboxRequest, StatusAnswer, SubmitAnswer, SubmitRequest,
+    FaucetRequest, FetchAnswer, GenesisAnswer, HeadersAnswer, MailboxPutAnswer, MailboxPutRequest, ReceiptAnswer,
+    ReceiptEvent, SignedMailboxRequest, StatusAnswer, SubmitAnswer, SubmitRequest,
 };
 use ezchain_rpc::{ErrorCode, paths};
 use serde::Deserialize;
@@ -239,6 +239,12 @@ impl NodeClient {
 
     fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
         self.call(reqwest::Method::POST, path, Some(&body))
+    }
+
+    /// The testnet's genesis and the hash the node gives for it (the caller checks both).
+    pub fn genesis(&self) -> Result<(Hash32, ezchain_protocol::Genesis), ClientError> {
+        let answer: GenesisAnswer = field(self.get(paths::GENESIS)?)?;
+        Ok((answer.genesis_hash, answer.genesis))
     }
 
     pub fn status(&self) -> Result<StatusAnswer, ClientError> {

@@ -113,7 +113,9 @@ impl Default for NetworkSection {
             name: "testnet-local".into(),
             // The bootstrap node's RPC port of `ezchain testnet init --validators 1`.
             bootstrap_nodes: vec!["127.0.0.1:19503".into()],
-            genesis_file: PathBuf::from("devnet/genesis.json"),
+            // What `node start` writes under the default data folder: a fresh folder's
+            // defaults are the local devnet's.
+            genesis_file: PathBuf::from(".ezchain/testnet/genesis.json"),
             consensus_nodes: 1,
             account_nodes: 1,
             start_port: 19500,

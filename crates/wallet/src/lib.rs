@@ -11,6 +11,7 @@ pub mod config;
 pub mod faucet;
 pub mod history;
 pub mod keystore;
+pub mod network;
 pub mod progress;
 pub mod store;
 pub mod wallet;

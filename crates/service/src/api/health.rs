@@ -26,7 +26,7 @@ pub(crate) async fn metrics_text(State(state): State<Arc<ServiceState>>) -> Resp
 
 pub(crate) async fn readyz(State(state): State<Arc<ServiceState>>) -> Response {
     let probes = probe_nodes(&state).await;
-    let reachable = probes.iter().filter(|(_, r)| r.is_ok()).count();
+    let reachable = probes.iter().filter(|probe| probe.reachable).count();
     let mut reasons: Vec<String> = Vec::new();
     if reachable == 0 {
         reasons.push("no configured node answers (network.bootstrap_nodes)".into());

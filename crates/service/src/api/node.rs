@@ -2,65 +2,40 @@
 
 use crate::answer::*;
 use crate::devnet::{DevnetLayout, DevnetNode};
-use crate::worker::Slot;
 use crate::{ServiceState, metrics};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use ezchain_host::genesis_file::load_genesis;
-use ezchain_wallet::AppConfig;
+use ezchain_wallet::network::{self, NodeProbe};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Probes every configured node; updates the node gauges. Returns (node, height or error).
-pub(crate) async fn probe_nodes(
-    state: &ServiceState,
-) -> Vec<(String, Result<ezchain_rpc::types::StatusAnswer, String>)> {
+/// Probes every configured node (`ezchain_wallet::network::probe`, off the async threads);
+/// updates the node gauges.
+pub(crate) async fn probe_nodes(state: &ServiceState) -> Vec<NodeProbe> {
     let nodes = state.config.network.bootstrap_nodes.clone();
-    let results = state
-        .worker
-        .run(move |slot: &mut Slot| {
-            nodes
-                .iter()
-                .map(|node| {
-                    let single = AppConfig {
-                        network: ezchain_wallet::config::NetworkSection {
-                            bootstrap_nodes: vec![node.clone()],
-                            ..slot.config().network.clone()
-                        },
-                        ..slot.config().clone()
-                    };
-                    let status =
-                        ezchain_wallet::NodeClient::new(&single.network.bootstrap_nodes, Duration::from_secs(3))
-                            .and_then(|client| client.status())
-                            .map_err(|e| e.to_string());
-                    (node.clone(), status)
-                })
-                .collect::<Vec<_>>()
-        })
+    let results = tokio::task::spawn_blocking(move || network::probe(&nodes, None, Duration::from_secs(3)))
         .await
         .unwrap_or_default();
-    let up = results.iter().filter(|(_, r)| r.is_ok()).count();
-    for (node, result) in &results {
+    let up = results.iter().filter(|probe| probe.reachable).count();
+    for probe in &results {
         state
             .metrics
             .node_up
-            .get_or_create(&metrics::NodeLabels { node: node.clone() })
-            .set(i64::from(result.is_ok()));
+            .get_or_create(&metrics::NodeLabels {
+                node: probe.node.clone(),
+            })
+            .set(i64::from(probe.reachable));
     }
     if !results.is_empty() {
         state.metrics.node_online_ratio.set(up as f64 / results.len() as f64);
     }
-    if let Some(height) = results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .map(|s| s.height)
-        .max()
-    {
+    if let Some(height) = results.iter().filter_map(|probe| probe.height).max() {
         state.metrics.chain_height.set(height as i64);
     }
     results
@@ -70,11 +45,11 @@ pub(crate) async fn node_status(State(state): State<Arc<ServiceState>>) -> Answe
     let probes = probe_nodes(&state).await;
     let configured: Vec<Value> = probes
         .iter()
-        .map(|(node, result)| match result {
-            Ok(status) => {
-                json!({ "node": node, "up": true, "height": status.height, "genesis_hash": status.genesis_hash })
+        .map(|probe| match &probe.error {
+            None => {
+                json!({ "node": probe.node, "up": true, "height": probe.height, "genesis_hash": probe.genesis_hash })
             }
-            Err(e) => json!({ "node": node, "up": false, "error": e }),
+            Some(e) => json!({ "node": probe.node, "up": false, "error": e }),
         })
         .collect();
     let root = state.config.data_dir().join("testnet");
