@@ -69,8 +69,14 @@ pub struct RpcConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsensusConfig {
-    /// Target time between blocks.
+    /// Longest time between two blocks: an idle chain makes an empty block this often (and
+    /// `/readyz` judges the tip's age by it). With bundles waiting, the next block is proposed
+    /// as soon as the previous one is decided. Below `timeout_propose_ms`.
     pub block_interval_ms: u64,
+    /// How long a proposer with an empty mempool waits, once a first bundle arrives, for more
+    /// to batch with it.
+    #[serde(default = "default_batch_window_ms")]
+    pub batch_window_ms: u64,
     pub max_bundles_per_block: usize,
     pub timeout_propose_ms: u64,
     pub timeout_prevote_ms: u64,
@@ -82,6 +88,10 @@ pub struct ConsensusConfig {
     pub double_sign_check_heights: u64,
 }
 
+fn default_batch_window_ms() -> u64 {
+    20
+}
+
 fn default_double_sign_check_heights() -> u64 {
     10
 }
@@ -90,6 +100,7 @@ impl Default for ConsensusConfig {
     fn default() -> Self {
         ConsensusConfig {
             block_interval_ms: 1_000,
+            batch_window_ms: default_batch_window_ms(),
             max_bundles_per_block: 1_000,
             timeout_propose_ms: 3_000,
             timeout_prevote_ms: 1_000,
@@ -206,8 +217,16 @@ impl NodeConfig {
         if self.consensus.max_bundles_per_block == 0 {
             return invalid("consensus.max_bundles_per_block", "must be at least 1");
         }
-        if self.consensus.block_interval_ms == 0 {
-            return invalid("consensus.block_interval_ms", "must be at least 1");
+        if self.consensus.block_interval_ms == 0
+            || self.consensus.block_interval_ms >= self.consensus.timeout_propose_ms
+        {
+            return invalid(
+                "consensus.block_interval_ms",
+                "must be at least 1 and below consensus.timeout_propose_ms (an idle proposer waits that long; its peers must not time out first)",
+            );
+        }
+        if self.consensus.batch_window_ms >= self.consensus.block_interval_ms {
+            return invalid("consensus.batch_window_ms", "must be below consensus.block_interval_ms");
         }
         if self.mempool.capacity == 0 {
             return invalid("mempool.capacity", "must be at least 1");
@@ -327,6 +346,14 @@ mod tests {
         write(dir.path(), &same_port.to_yaml());
         let err = NodeConfig::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("rpc.listen_addr"), "{err}");
+        let mut slow = sample();
+        slow.consensus.block_interval_ms = slow.consensus.timeout_propose_ms;
+        write(dir.path(), &slow.to_yaml());
+        let err = NodeConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("consensus.block_interval_ms") && err.contains("timeout_propose_ms"),
+            "an idle proposer must answer before its peers give up: {err}"
+        );
     }
 
     #[test]

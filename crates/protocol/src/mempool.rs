@@ -64,6 +64,8 @@ pub struct PendingPool {
     by_sender: BTreeMap<Address, PendingBundle>,
     capacity: usize,
     next_arrival: u64,
+    /// Submissions that changed the pool (new or fee bump), ever.
+    changes: u64,
 }
 
 impl PendingPool {
@@ -72,6 +74,7 @@ impl PendingPool {
             by_sender: BTreeMap::new(),
             capacity,
             next_arrival: 0,
+            changes: 0,
         }
     }
 
@@ -121,6 +124,7 @@ impl PendingPool {
     pub fn submit(&mut self, chain: &ChainState, submission: &Submission) -> Result<Admission, AdmissionError> {
         let (admission, verified) = self.admit(chain, submission)?;
         if admission != Admission::Duplicate {
+            self.changes += 1;
             let envelope_hash = submission.envelope.envelope_hash();
             // A fee bump keeps its place in line.
             let arrival = match self.by_sender.get(&verified.sender) {
@@ -140,6 +144,12 @@ impl PendingPool {
             );
         }
         Ok(admission)
+    }
+
+    /// How many submissions changed the pool (new or fee bump) since it was made: a proposer
+    /// with nothing to include waits for this to move.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Up to `limit` pending submissions for the next block: highest fee first, then the

@@ -355,6 +355,11 @@ fn counterexample_conflicting_replacement_and_fee_bump() {
     );
     assert_eq!(pool.submit(&sim.chain, &bump(5)), Ok(Admission::Replace { old_fee: 0 }));
     assert_eq!(pool.get(&sim.addr("Alice")).unwrap().fee(), 5);
+    assert_eq!(
+        pool.changes(),
+        sim.pool.changes() + 2,
+        "the new bundle and its fee bump changed the pool; repeats and refusals did not"
+    );
     let mut full = ezchain_protocol::mempool::PendingPool::new(1);
     full.submit(&sim.chain, &first).unwrap();
     let bob = sim.sign_raw("Bob", 1, 1_000_000, &[("Carol", &[(200, 209)])]);

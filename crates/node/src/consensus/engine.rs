@@ -208,6 +208,7 @@ pub async fn start(
         validator_set,
         timeouts(config),
         Duration::from_millis(config.consensus.block_interval_ms),
+        Duration::from_millis(config.consensus.batch_window_ms),
         config.consensus.max_bundles_per_block,
         chain,
         mempool,
