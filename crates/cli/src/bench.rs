@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// The running testnet's genesis.json (with --endpoints).
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Instead of load: this many payments between 8 real wallets, one after another, each timed
+    /// from the send to the payee's verified receipt (payments/s and latency percentiles).
+    #[arg(long)]
+    sequential: Option<usize>,
     /// Print the `--alloc ADDRESS=AMOUNT` arguments that fund --accounts bench accounts in
     /// `ezchain testnet init`, and exit.
     #[arg(long)]
@@ -90,6 +94,34 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
                 genesis_file,
             }),
     };
+    if let Some(payments) = args.sequential {
+        let report = ezchain_ops::bench::sequential(&binary, &options, payments, |line| eprintln!("bench: {line}"))
+            .map_err(|e| CliError {
+                code: "bench_failed",
+                message: e.to_string(),
+                hint: Some("pick free ports with --start-port"),
+            })?;
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        if let Some(path) = &args.out_json {
+            std::fs::write(path, &text).map_err(|e| fail("io_error", e.to_string()))?;
+        }
+        if json {
+            crate::print_json(&text);
+        } else {
+            let (l, s) = (&report.latency_ms, &report.send_ms);
+            println!(
+                "{} validators, {} wallets, {} payments one after another in {:.1} s",
+                report.validators, report.wallets, report.payments, report.duration_s
+            );
+            println!("rate       {:.1} payments/s", report.payments_per_s);
+            println!(
+                "latency    p50 {:.0} ms  p95 {:.0} ms  max {:.0} ms (send → payee verified)",
+                l.p50, l.p95, l.max
+            );
+            println!("send       p50 {:.0} ms  p95 {:.0} ms (send → delivered)", s.p50, s.p95);
+        }
+        return Ok(());
+    }
     let report = run(&binary, &options, |line| eprintln!("bench: {line}")).map_err(|e| CliError {
         code: "bench_failed",
         message: e.to_string(),

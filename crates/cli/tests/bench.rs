@@ -165,3 +165,22 @@ fn a_bench_stopped_with_sigterm_stops_the_testnet_it_started() {
     }
     assert!(survivors.is_empty(), "node processes left running: {survivors:?}");
 }
+
+#[test]
+fn the_sequential_scenario_pays_around_a_ring_of_real_wallets_and_every_payee_verifies() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ezchain"))
+        .args(["--json", "bench", "--sequential", "9", "--start-port", "24940"])
+        .output()
+        .expect("run bench --sequential");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(report["payments"], 9, "{report}");
+    assert_eq!(
+        report["latency_ms"]["count"], 9,
+        "every payment was timed to its verified receipt: {report}"
+    );
+    assert!(
+        report["payments_per_s"].as_f64().is_some_and(|rate| rate > 0.0),
+        "{report}"
+    );
+}

@@ -10,6 +10,9 @@
 //! (polling adds up to 25 ms). Afterwards a sample of committed transfers is turned into real
 //! transfer packages and verified as their recipients would, which times verification and
 //! checks the run's blocks at once.
+//!
+//! `sequential` is the other workload: real wallets (the wallet crate, in this process) paying
+//! each other one payment at a time, each timed from the send to the payee's verified receipt.
 
 use ezchain_devnet::localnet::{Localnet, LocalnetError, PID_FILE};
 use ezchain_host::genesis_file::load_genesis;
@@ -288,6 +291,152 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
     let mut report = result?;
     report.nodes = nodes;
     Ok(report)
+}
+
+/// What `ezchain bench --sequential N` measured: payments made one after another between real
+/// wallets, each timed from the payer's send to the payee's verified receipt of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SequentialReport {
+    pub validators: usize,
+    pub wallets: usize,
+    pub payments: usize,
+    pub duration_s: f64,
+    pub payments_per_s: f64,
+    /// Send start → the payee's wallet accepted the verified value.
+    pub latency_ms: Percentiles,
+    /// Send start → the payer's send returned delivered.
+    pub send_ms: Percentiles,
+    pub nodes: Vec<NodeUsage>,
+}
+
+/// Wallets of the sequential scenario: bench accounts 0.. in a ring, each paying the next.
+const SEQUENTIAL_WALLETS: usize = 8;
+/// How long one payment may take before the run fails.
+const PAYMENT_WAIT: Duration = Duration::from_secs(30);
+
+/// A fresh testnet with `SEQUENTIAL_WALLETS` funded wallets; `payments` payments of one unit
+/// around the ring, strictly one after another (the workload the original Python implementation
+/// was measured on: docs/BENCHMARKS.md).
+pub fn sequential(
+    binary: &Path,
+    options: &BenchOptions,
+    payments: usize,
+    mut progress: impl FnMut(&str),
+) -> Result<SequentialReport, BenchError> {
+    use ezchain_wallet::{NodeClient, Wallet, WalletOptions};
+    if payments == 0 || options.validators == 0 {
+        return Err(BenchError::Setup("need at least 1 payment and 1 validator".into()));
+    }
+    let genesis_time_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let layout = init(&TestnetOptions {
+        validators: options.validators,
+        out: options.dir.clone(),
+        chain_id: 823,
+        start_port: options.start_port,
+        host: std::net::Ipv4Addr::LOCALHOST.into(),
+        allocations: allocations(SEQUENTIAL_WALLETS),
+        faucet_amount: 1_000,
+        genesis_time_ms,
+    })
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let genesis = load_genesis(&layout.genesis_file).map_err(|e| BenchError::Setup(e.to_string()))?;
+    // As a user's wallet is configured: the bootstrap node only.
+    let nodes: Vec<String> = layout
+        .nodes
+        .iter()
+        .filter(|n| n.role == ezchain_node::config::NodeRole::Bootstrap)
+        .map(|n| n.rpc_addr.to_string())
+        .collect();
+    let net = Localnet::new(&options.dir)?;
+    let _stop_testnet = {
+        let root = options.dir.clone();
+        ezchain_devnet::cleanup::on_exit(move || {
+            if let Ok(net) = Localnet::new(&root) {
+                let _ = net.stop(Duration::from_secs(20));
+            }
+        })
+    };
+    progress("starting the testnet");
+    net.start(binary, Duration::from_secs(120))?;
+    let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
+    let mut wallets = (0..SEQUENTIAL_WALLETS)
+        .map(|index| {
+            let key = bench_key(index);
+            let client = NodeClient::new(&nodes, Duration::from_secs(10)).map_err(|e| setup(&e))?;
+            Wallet::open(
+                &options.dir.join(format!("wallet-{index}")),
+                key.address(),
+                Some(key),
+                genesis.clone(),
+                client,
+                WalletOptions::default(),
+            )
+            .map_err(|e| setup(&e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    progress(&format!(
+        "{payments} payments around {SEQUENTIAL_WALLETS} wallets, one after another"
+    ));
+    let started = Instant::now();
+    let (mut latencies, mut sends) = (Vec::with_capacity(payments), Vec::with_capacity(payments));
+    for payment in 0..payments {
+        let (payer, payee) = (payment % SEQUENTIAL_WALLETS, (payment + 1) % SEQUENTIAL_WALLETS);
+        let to = wallets[payee].address();
+        let begun = Instant::now();
+        let outcome = wallets[payer]
+            .send(to, 1, None, PAYMENT_WAIT)
+            .map_err(|e| BenchError::Setup(format!("payment {payment}: {e}")))?;
+        if outcome.record.status != ezchain_wallet::history::TxStatus::Delivered {
+            return Err(BenchError::Setup(format!(
+                "payment {payment} is {:?} after {} s",
+                outcome.record.status,
+                PAYMENT_WAIT.as_secs()
+            )));
+        }
+        sends.push(begun.elapsed().as_secs_f64() * 1000.0);
+        loop {
+            let report = wallets[payee]
+                .receive()
+                .map_err(|e| BenchError::Setup(format!("payment {payment}: receive: {e}")))?;
+            if !report.rejected.is_empty() {
+                return Err(BenchError::Setup(format!(
+                    "payment {payment} was rejected: {:?}",
+                    report.rejected[0].reason
+                )));
+            }
+            if !report.accepted.is_empty() {
+                break;
+            }
+            if begun.elapsed() > PAYMENT_WAIT {
+                return Err(BenchError::Setup(format!("payment {payment} never reached its payee")));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        latencies.push(begun.elapsed().as_secs_f64() * 1000.0);
+        if (payment + 1) % 10 == 0 {
+            progress(&format!(
+                "{} payments, {:.1} s",
+                payment + 1,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    let duration_s = started.elapsed().as_secs_f64();
+    let usage = usage(&net);
+    drop(wallets.drain(..));
+    net.stop(Duration::from_secs(20))?;
+    Ok(SequentialReport {
+        validators: options.validators,
+        wallets: SEQUENTIAL_WALLETS,
+        payments,
+        duration_s,
+        payments_per_s: payments as f64 / duration_s,
+        latency_ms: percentiles(latencies),
+        send_ms: percentiles(sends),
+        nodes: usage,
+    })
 }
 
 /// The highest seq with a receipt (0 if none): doubling, then bisection.
