@@ -55,6 +55,14 @@ pub struct BenchArgs {
     print_alloc: bool,
 }
 
+fn bench_failed(error: ezchain_ops::bench::BenchError) -> CliError {
+    CliError {
+        code: "bench_failed",
+        message: error.to_string(),
+        hint: Some("pick free ports with --start-port"),
+    }
+}
+
 pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
     let fail = |code: &'static str, message: String| CliError {
         code,
@@ -96,11 +104,7 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
     };
     if let Some(payments) = args.sequential {
         let report = ezchain_ops::bench::sequential(&binary, &options, payments, |line| eprintln!("bench: {line}"))
-            .map_err(|e| CliError {
-                code: "bench_failed",
-                message: e.to_string(),
-                hint: Some("pick free ports with --start-port"),
-            })?;
+            .map_err(bench_failed)?;
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         if let Some(path) = &args.out_json {
             std::fs::write(path, &text).map_err(|e| fail("io_error", e.to_string()))?;
@@ -122,11 +126,7 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    let report = run(&binary, &options, |line| eprintln!("bench: {line}")).map_err(|e| CliError {
-        code: "bench_failed",
-        message: e.to_string(),
-        hint: Some("pick free ports with --start-port"),
-    })?;
+    let report = run(&binary, &options, |line| eprintln!("bench: {line}")).map_err(bench_failed)?;
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     if let Some(path) = &args.out_json {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -226,21 +226,7 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
         return Ok(report);
     }
 
-    let genesis_time_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let layout = init(&TestnetOptions {
-        validators: options.validators,
-        out: options.dir.clone(),
-        chain_id: 822,
-        start_port: options.start_port,
-        host: std::net::Ipv4Addr::LOCALHOST.into(),
-        allocations: allocations(options.accounts),
-        faucet_amount: 1_000,
-        genesis_time_ms,
-    })
-    .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let genesis = load_genesis(&layout.genesis_file).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let (layout, genesis) = write_testnet(options, 822, allocations(options.accounts))?;
     let validators: Vec<SocketAddr> = layout
         .nodes
         .iter()
@@ -263,18 +249,7 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
     ));
     let accounts = sign_all(&genesis, &keys, &vec![0; keys.len()], max_seq, options.bundle_txs)?;
 
-    let net = Localnet::new(&options.dir)?;
-    // Stopped however the bench ends: an error, a panic, or Ctrl-C/SIGTERM of this process.
-    let _stop_testnet = {
-        let root = options.dir.clone();
-        ezchain_devnet::cleanup::on_exit(move || {
-            if let Ok(net) = Localnet::new(&root) {
-                let _ = net.stop(Duration::from_secs(20));
-            }
-        })
-    };
-    progress("starting the testnet");
-    net.start(binary, Duration::from_secs(120))?;
+    let (net, _stop_testnet) = start_testnet(binary, options, &mut progress)?;
     let result = drive(
         Some(&net),
         &http,
@@ -291,6 +266,52 @@ pub fn run(binary: &Path, options: &BenchOptions, mut progress: impl FnMut(&str)
     let mut report = result?;
     report.nodes = nodes;
     Ok(report)
+}
+
+/// Writes the bench's own testnet under `options.dir`: its validators, a bootstrap node, and
+/// `allocations` at genesis.
+fn write_testnet(
+    options: &BenchOptions,
+    chain_id: u64,
+    allocations: Vec<(Address, u64)>,
+) -> Result<(ezchain_node::testnet::TestnetLayout, Genesis), BenchError> {
+    let genesis_time_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let layout = init(&TestnetOptions {
+        validators: options.validators,
+        out: options.dir.clone(),
+        chain_id,
+        start_port: options.start_port,
+        host: std::net::Ipv4Addr::LOCALHOST.into(),
+        allocations,
+        faucet_amount: 1_000,
+        genesis_time_ms,
+    })
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let genesis = load_genesis(&layout.genesis_file).map_err(|e| BenchError::Setup(e.to_string()))?;
+    Ok((layout, genesis))
+}
+
+/// Starts the testnet written under `options.dir`; it is stopped however the bench ends (an
+/// error, a panic, or Ctrl-C/SIGTERM of this process) when the guard goes.
+fn start_testnet(
+    binary: &Path,
+    options: &BenchOptions,
+    progress: &mut impl FnMut(&str),
+) -> Result<(Localnet, ezchain_devnet::cleanup::Cleanup), BenchError> {
+    let net = Localnet::new(&options.dir)?;
+    let guard = {
+        let root = options.dir.clone();
+        ezchain_devnet::cleanup::on_exit(move || {
+            if let Ok(net) = Localnet::new(&root) {
+                let _ = net.stop(Duration::from_secs(20));
+            }
+        })
+    };
+    progress("starting the testnet");
+    net.start(binary, Duration::from_secs(120))?;
+    Ok((net, guard))
 }
 
 /// What `ezchain bench --sequential N` measured: payments made one after another between real
@@ -327,21 +348,7 @@ pub fn sequential(
     if payments == 0 || options.validators == 0 {
         return Err(BenchError::Setup("need at least 1 payment and 1 validator".into()));
     }
-    let genesis_time_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let layout = init(&TestnetOptions {
-        validators: options.validators,
-        out: options.dir.clone(),
-        chain_id: 823,
-        start_port: options.start_port,
-        host: std::net::Ipv4Addr::LOCALHOST.into(),
-        allocations: allocations(SEQUENTIAL_WALLETS),
-        faucet_amount: 1_000,
-        genesis_time_ms,
-    })
-    .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let genesis = load_genesis(&layout.genesis_file).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let (layout, genesis) = write_testnet(options, 823, allocations(SEQUENTIAL_WALLETS))?;
     // As a user's wallet is configured: the bootstrap node only.
     let nodes: Vec<String> = layout
         .nodes
@@ -349,17 +356,7 @@ pub fn sequential(
         .filter(|n| n.role == ezchain_node::config::NodeRole::Bootstrap)
         .map(|n| n.rpc_addr.to_string())
         .collect();
-    let net = Localnet::new(&options.dir)?;
-    let _stop_testnet = {
-        let root = options.dir.clone();
-        ezchain_devnet::cleanup::on_exit(move || {
-            if let Ok(net) = Localnet::new(&root) {
-                let _ = net.stop(Duration::from_secs(20));
-            }
-        })
-    };
-    progress("starting the testnet");
-    net.start(binary, Duration::from_secs(120))?;
+    let (net, _stop_testnet) = start_testnet(binary, options, &mut progress)?;
     let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
     let mut wallets = (0..SEQUENTIAL_WALLETS)
         .map(|index| {
