@@ -453,7 +453,6 @@ impl ConsensusApp {
         }
     }
 
-    /// Builds, records and streams this node's proposal for (height, round).
     /// Builds a block from the mempool: at once when it holds bundles to include; otherwise it
     /// waits for one to arrive (then `batch_window` more, to batch with it) or for the block
     /// interval, whichever comes first, so an idle chain makes one empty block per interval.
@@ -508,6 +507,7 @@ impl ConsensusApp {
         }
     }
 
+    /// Builds, records and streams this node's proposal for (height, round).
     async fn propose(
         &mut self,
         height: Height,
