@@ -35,6 +35,8 @@ pub const FAUCET_KEYSTORE_FILE: &str = "faucet_keystore.json";
 pub const FAUCET_PASSWORD_FILE: &str = "faucet_password";
 /// The plain key file of homes made before the keystore.
 pub const LEGACY_FAUCET_KEY_FILE: &str = "faucet_key.json";
+/// How often the faucet wallet asks its in-process node about its pending payment.
+const IN_PROCESS_POLL: Duration = Duration::from_millis(20);
 /// How long one faucet payment may take to be finalized and delivered.
 const PAY_WAIT: Duration = Duration::from_secs(60);
 
@@ -222,7 +224,13 @@ impl Faucet {
         } = setup;
         let wallet = Actor::start("faucet", move || {
             let client = NodeClient::in_process(node)?;
-            Wallet::open(&data_dir, owner, Some(key), genesis, client, WalletOptions::default())
+            // In-process polls cost no socket, and there is no push stream in-process: poll
+            // often, or every faucet payment would wait most of a poll interval.
+            let options = WalletOptions {
+                poll_interval: IN_PROCESS_POLL,
+                ..WalletOptions::default()
+            };
+            Wallet::open(&data_dir, owner, Some(key), genesis, client, options)
         })
         .map_err(|error| match error {
             ActorError::Spawn(e) => FaucetError::Thread(e),
