@@ -105,6 +105,18 @@ pub struct CliError {
     pub hint: Option<&'static str>,
 }
 
+impl CliError {
+    /// 1 for a failure; 3 for a send still on its way (`send_pending`: not a failure, and not
+    /// a finished payment either).
+    fn exit_code(&self) -> ExitCode {
+        if self.code == wallet::SEND_PENDING {
+            ExitCode::from(3)
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -307,8 +319,7 @@ pub fn print_json(document: impl std::fmt::Display) {
 
 /// A failure: `error[code]: message` and the hint on stderr; with `--json`, when the command
 /// printed no report of its own, also `{"ok": false, "error": {"code", "message", "hint"}}` on
-/// stdout, where scripts read. Exit 1, or 3 for a send still on its way (`send_pending`: it is
-/// not a failure, and not a finished payment either).
+/// stdout, where scripts read. Exits with [`CliError::exit_code`].
 fn report(error: CliError, json: bool) -> ExitCode {
     eprintln!("error[{}]: {}", error.code, error.message);
     if let Some(hint) = error.hint {
@@ -321,10 +332,7 @@ fn report(error: CliError, json: bool) -> ExitCode {
         });
         println!("{object}");
     }
-    if error.code == wallet::SEND_PENDING {
-        return ExitCode::from(3);
-    }
-    ExitCode::FAILURE
+    error.exit_code()
 }
 
 #[cfg(test)]

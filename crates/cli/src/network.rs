@@ -2,6 +2,7 @@
 //! nodes look from here. The work is `ezchain_wallet::network`'s.
 
 use crate::CliError;
+use crate::wallet::print;
 use clap::Subcommand;
 use ezchain_protocol::Hash32;
 use ezchain_wallet::network::{self, NetworkError};
@@ -53,14 +54,6 @@ fn load(config_path: &Path) -> Result<AppConfig, CliError> {
         message: e.to_string(),
         hint: Some("check ezchain.yaml (or the file given with --config)"),
     })
-}
-
-fn print(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
-    if json {
-        crate::print_json(serde_json::to_string_pretty(&value).unwrap_or_default());
-    } else {
-        println!("{}", text());
-    }
 }
 
 /// Asks a person at a terminal whether `hash` is the testnet's.

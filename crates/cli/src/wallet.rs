@@ -187,7 +187,8 @@ impl Context {
     }
 }
 
-fn print(json_output: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
+/// The command's answer: `value` as JSON with `--json`, else the text.
+pub(crate) fn print(json_output: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
     if json_output {
         crate::print_json(serde_json::to_string_pretty(&value).unwrap_or_default());
     } else {

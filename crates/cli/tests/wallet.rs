@@ -357,16 +357,14 @@ fn a_wallet_killed_between_submit_and_receipt_pays_exactly_once() {
     let (alice, _, _) = create(&net, "alice");
     let (bob, bob_addr, _) = create(&net, "bob");
     alice.ok(&["tx", "faucet", "--amount", "500", "--password", "password-1"]);
-
-    // With the validator down nothing finalizes, so the send is caught between submit and
-    // receipt for certain.
-    net.kill(0);
-    let mut sender = alice
-        .command(&[
+    // Alice's one payment to Bob, as she repeats it (always the same id).
+    let to_bob = bob_addr.to_string();
+    let order_17 = |wait: &'static str| {
+        [
             "tx",
             "send",
             "--recipient",
-            &bob_addr.to_string(),
+            &to_bob,
             "--amount",
             "100",
             "--password",
@@ -374,8 +372,15 @@ fn a_wallet_killed_between_submit_and_receipt_pays_exactly_once() {
             "--client-tx-id",
             "order-17",
             "--wait",
-            "60",
-        ])
+            wait,
+        ]
+    };
+
+    // With the validator down nothing finalizes, so the send is caught between submit and
+    // receipt for certain.
+    net.kill(0);
+    let mut sender = alice
+        .command(&order_17("60"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -405,23 +410,7 @@ fn a_wallet_killed_between_submit_and_receipt_pays_exactly_once() {
 
     // Retried while the chain still stands, a send that cannot finish says so and exits 3, not
     // 0: a script must not take it for a payment made.
-    let unfinished = alice
-        .command(&[
-            "tx",
-            "send",
-            "--recipient",
-            &bob_addr.to_string(),
-            "--amount",
-            "100",
-            "--password",
-            "password-1",
-            "--client-tx-id",
-            "order-17",
-            "--wait",
-            "1",
-        ])
-        .output()
-        .expect("run tx send");
+    let unfinished = alice.command(&order_17("1")).output().expect("run tx send");
     let stderr = String::from_utf8_lossy(&unfinished.stderr);
     assert_eq!(unfinished.status.code(), Some(3), "{stderr}");
     assert!(

@@ -54,6 +54,12 @@ pub fn stop_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
         return Some(status);
     }
     signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    wait_or_kill(child, timeout)
+}
+
+/// Waits up to `timeout` for `child` to exit: its status, or `None` when it had to be killed.
+/// (A child writing to a pipe must have its pipe read meanwhile, or it may block on it.)
+pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {

@@ -422,20 +422,8 @@ impl Drop for LocalTestnet {
     }
 }
 
-/// Waits up to `timeout` for `child` to exit: its status, or `None` when it had to be killed.
-/// (A child writing to a pipe must have its pipe read meanwhile, or it may block on it.)
-pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
+/// Waits up to `timeout` for a child to exit, else kills it (the launcher's, for tests).
+pub use ezchain_devnet::launcher::wait_or_kill;
 
 /// One wallet's `ezchain --config … wallet|tx …` commands, run as real processes.
 pub struct CliWallet {
