@@ -259,7 +259,7 @@ fn main() -> ExitCode {
             if cli.protocol_info {
                 println!("bundle envelope version: {}", ezchain_protocol::bundle::BUNDLE_VERSION);
                 println!("block header version:    {}", ezchain_protocol::block::BLOCK_VERSION);
-                println!("sparse Merkle tree depth: {}", ezchain_protocol::smt::DEPTH);
+                println!("state format:            {}", ezchain_protocol::state::STATE_FORMAT);
             }
             Ok(())
         }

@@ -13,7 +13,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use ezchain_host::export::{ExportError, copy_table, export_database, open_unheld};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::CommitCertificate;
-use ezchain_protocol::state::AppliedBlock;
+use ezchain_protocol::state::{AppliedBlock, STATE_FORMAT};
 use ezchain_protocol::{AccountLeaf, Address, Block, BlockHeader, ChainState, Genesis, Hash32, Receipt};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
@@ -28,6 +28,10 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const TIP_KEY: &str = "tip";
 const GENESIS_KEY: &str = "genesis_hash";
+/// `ezchain_protocol::state::STATE_FORMAT` of the leaves and roots in this store; absent in
+/// stores written before it was recorded (format 2).
+const STATE_FORMAT_KEY: &str = "state_format";
+const UNRECORDED_STATE_FORMAT: u32 = 2;
 /// Largest stored object we accept when reading back (a block holds at most a few MiB).
 const MAX_STORED_BYTES: usize = 64 * 1024 * 1024;
 
@@ -48,6 +52,12 @@ pub enum StoreError {
     OutOfOrder { tip: u64, height: u64 },
     #[error("height {height} is already committed with another block: refusing to fork")]
     ConflictingBlock { height: u64 },
+    #[error(
+        "the chain database was written in state format {stored}, this node reads format {expected}: \
+         the chain cannot continue under this version — start a new testnet (`ezchain testnet init`) \
+         or remove this node's data folder and let it sync a chain of format {expected}"
+    )]
+    StateFormat { stored: u32, expected: u32 },
     #[error("stored {what} is corrupt: {reason}")]
     Corrupt { what: &'static str, reason: String },
 }
@@ -118,6 +128,27 @@ impl ChainStore {
                     db_err!(meta.insert(TIP_KEY, encode(&tip).as_slice()))?;
                 }
             }
+            let format = match db_err!(meta.get(STATE_FORMAT_KEY))?.map(|v| v.value().to_vec()) {
+                Some(bytes) => Some(decode_stored::<u32>("state format", &bytes)?),
+                None => None,
+            };
+            let tip_height = match db_err!(meta.get(TIP_KEY))?.map(|v| v.value().to_vec()) {
+                Some(bytes) => decode_stored::<Tip>("tip", &bytes)?.height,
+                None => 0,
+            };
+            match format {
+                Some(stored) if stored == STATE_FORMAT => {}
+                // Nothing committed yet: nothing to misread, so the store takes this format.
+                _ if tip_height == 0 => {
+                    db_err!(meta.insert(STATE_FORMAT_KEY, encode(&STATE_FORMAT).as_slice()))?;
+                }
+                stored => {
+                    return Err(StoreError::StateFormat {
+                        stored: stored.unwrap_or(UNRECORDED_STATE_FORMAT),
+                        expected: STATE_FORMAT,
+                    });
+                }
+            }
         }
         db_err!(txn.commit())?;
         Ok(ChainStore { db })
@@ -154,13 +185,22 @@ impl ChainStore {
             let (_, value) = db_err!(entry)?;
             leaves.push(decode_stored::<AccountLeaf>("account leaf", value.value())?);
         }
-        Ok(ChainState::from_leaves(
-            chain_id,
-            tip.height,
-            tip.hash,
-            tip.timestamp_ms,
-            leaves,
-        ))
+        let state = ChainState::from_leaves(chain_id, tip.height, tip.hash, tip.timestamp_ms, leaves);
+        // The rebuilt tree must give the root the tip's header committed to.
+        if let Some(header) = self.header(tip.height)?
+            && header.state_root != state.state_root()
+        {
+            return Err(StoreError::Corrupt {
+                what: "account leaves",
+                reason: format!(
+                    "they give state root {} but the header at height {} commits to {}",
+                    state.state_root(),
+                    tip.height,
+                    header.state_root
+                ),
+            });
+        }
+        Ok(state)
     }
 
     /// Commits a finalized height — block, header, certificate, changed leaves, receipts and the
@@ -381,6 +421,82 @@ mod tests {
             .unwrap()
             .applied;
         assert_eq!(third.block, third_again.block);
+    }
+
+    /// A store with one committed height, its path and the genesis it belongs to.
+    fn store_with_one_block(dir: &tempfile::TempDir) -> (std::path::PathBuf, Genesis, SigningKey) {
+        let path = dir.path().join("chain.redb");
+        let key = SigningKey::from_bytes(&[4u8; 32]).unwrap();
+        let genesis = genesis(key.address());
+        let store = ChainStore::open(&path, &genesis).unwrap();
+        let state0 = store.load_state(9).unwrap();
+        let first = build_block(&state0, &[payment(&key, 1, 0)], 1, 10).unwrap().applied;
+        store.commit_block(&first, &certificate_for(&first)).unwrap();
+        (path, genesis, key)
+    }
+
+    fn write_meta(path: &Path, key: &str, value: Option<&[u8]>) {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            match value {
+                Some(bytes) => meta.insert(key, bytes).map(drop).unwrap(),
+                None => meta.remove(key).map(drop).unwrap(),
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn a_store_of_another_state_format_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, genesis, _) = store_with_one_block(&dir);
+        // Written before the format was recorded: format 2, the depth-256 tree.
+        write_meta(&path, STATE_FORMAT_KEY, None);
+        let refused = ChainStore::open(&path, &genesis).err().expect("refused");
+        assert!(matches!(
+            refused,
+            StoreError::StateFormat {
+                stored: 2,
+                expected: STATE_FORMAT
+            }
+        ));
+        assert!(refused.to_string().contains("start a new testnet"), "{refused}");
+        write_meta(&path, STATE_FORMAT_KEY, Some(&encode(&99u32)));
+        assert!(matches!(
+            ChainStore::open(&path, &genesis),
+            Err(StoreError::StateFormat { stored: 99, .. })
+        ));
+        // The refusal changed nothing: the current format opens again once recorded.
+        write_meta(&path, STATE_FORMAT_KEY, Some(&encode(&STATE_FORMAT)));
+        assert_eq!(ChainStore::open(&path, &genesis).unwrap().tip().unwrap().height, 1);
+    }
+
+    #[test]
+    fn leaves_that_miss_the_tip_header_root_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, genesis, key) = store_with_one_block(&dir);
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut accounts = txn.open_table(ACCOUNTS).unwrap();
+                let addr_key = key.address().addr_key().0;
+                let mut leaf: AccountLeaf = decode(accounts.get(&addr_key).unwrap().unwrap().value(), 4096).unwrap();
+                leaf.head_ref.seq += 1;
+                accounts.insert(&addr_key, encode(&leaf).as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = ChainStore::open(&path, &genesis).unwrap();
+        assert!(matches!(
+            store.load_state(9),
+            Err(StoreError::Corrupt {
+                what: "account leaves",
+                ..
+            })
+        ));
     }
 
     #[test]

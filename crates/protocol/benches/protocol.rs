@@ -7,6 +7,7 @@
 mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use ezchain_protocol::bundle::VerifiedSubmission;
 use ezchain_protocol::codec::encoded_len;
 use ezchain_protocol::hash::{Hash32, tagged_hash};
 use ezchain_protocol::*;
@@ -57,6 +58,7 @@ fn block_fixture() -> (ChainState, Vec<Submission>) {
         },
         prev_ref: None,
         claim_set_hash: key(n + 1),
+        holdings: None,
     });
     let chain = ChainState::from_leaves(CHAIN_ID, 0, base.tip_hash, 0, existing);
     let submissions = (0..1000u64)
@@ -105,6 +107,19 @@ fn blocks(c: &mut Criterion) {
     });
     group.bench_function("apply_block_1000_bundles", |b| {
         b.iter(|| black_box(apply_block(&chain, &block).unwrap()))
+    });
+    // What a node does with bundles its mempool verified at admission: no recovery again.
+    let verified: Vec<VerifiedSubmission> = submissions.iter().map(|s| s.verify(chain.chain_id).unwrap()).collect();
+    group.bench_function("build_block_verified_1000_bundles", |b| {
+        b.iter(|| black_box(build_block_verified(&chain, verified.clone(), 1, 1).unwrap()))
+    });
+    let known: Vec<Option<VerifiedSubmission>> = block
+        .entries
+        .iter()
+        .map(|entry| verified.iter().find(|v| v.submission() == entry).cloned())
+        .collect();
+    group.bench_function("apply_block_verified_1000_bundles_all_known", |b| {
+        b.iter(|| black_box(apply_block_verified(&chain, &block, known.clone()).unwrap()))
     });
     group.finish();
 }

@@ -35,6 +35,16 @@ pub struct BundleRef {
     pub seq: u64,
 }
 
+/// The holdings an account's latest snapshot committed (docs/bounded-witnesses.md §2.1): the
+/// Merkle root of its sorted list of disjoint ranges, the list's length, and the snapshot
+/// bundle that committed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
+pub struct HoldingsCommitment {
+    pub root: Hash32,
+    pub count: u32,
+    pub at: BundleRef,
+}
+
 /// The SMT value of an account: its latest and previous confirmed bundle. Because each leaf
 /// names the previous bundle, an account's receipts form a hash-linked backward chain.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
@@ -44,6 +54,9 @@ pub struct AccountLeaf {
     pub prev_ref: Option<BundleRef>,
     /// Claim-set hash of the head bundle.
     pub claim_set_hash: Hash32,
+    /// The latest holdings snapshot: `None` until the account's first one, then carried
+    /// unchanged by every later bundle until the next (the leaf hash covers it).
+    pub holdings: Option<HoldingsCommitment>,
 }
 
 impl AccountLeaf {

@@ -263,6 +263,7 @@ impl Submission {
             sender: signer,
             addr_key: signer.addr_key(),
             bundle_hash,
+            chain_id,
             submission: self.clone(),
         })
     }
@@ -271,10 +272,41 @@ impl Submission {
 /// A submission whose shape, hashes and signature have been checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedSubmission {
-    pub sender: Address,
-    pub addr_key: Hash32,
-    pub bundle_hash: Hash32,
-    pub submission: Submission,
+    // Private: only `Submission::verify` makes one, so holding one proves the checks ran — a
+    // node that verified a bundle at admission reuses this instead of recovering it again.
+    sender: Address,
+    addr_key: Hash32,
+    bundle_hash: Hash32,
+    chain_id: u64,
+    submission: Submission,
+}
+
+impl VerifiedSubmission {
+    /// The recovered signer (equal to the sidecar's sender).
+    pub fn sender(&self) -> Address {
+        self.sender
+    }
+
+    pub fn addr_key(&self) -> Hash32 {
+        self.addr_key
+    }
+
+    pub fn bundle_hash(&self) -> Hash32 {
+        self.bundle_hash
+    }
+
+    /// The chain the signature was checked for.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    pub fn submission(&self) -> &Submission {
+        &self.submission
+    }
+
+    pub fn into_submission(self) -> Submission {
+        self.submission
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -373,7 +405,7 @@ mod tests {
     fn honest_submission_verifies() {
         let sub = signed(vec![vec![r(0, 9), r(20, 29)], vec![r(40, 49)]]);
         let verified = sub.verify(7).unwrap();
-        assert_eq!(verified.sender, key(1).address());
+        assert_eq!(verified.sender(), key(1).address());
     }
 
     #[test]

@@ -80,10 +80,11 @@ pub mod tag {
     pub const ENVELOPE: &[u8] = b"EZCHAIN_ENVELOPE_V2";
     pub const CLAIM_SET: &[u8] = b"EZCHAIN_CLAIM_SET_V1";
     pub const ADDR_KEY: &[u8] = b"EZCHAIN_ADDR_KEY_V2";
-    pub const ACCOUNT_LEAF: &[u8] = b"EZCHAIN_ACCOUNT_LEAF_V2";
-    pub const SMT_LEAF: &[u8] = b"EZCHAIN_SMT_LEAF_V2";
-    pub const SMT_NODE: &[u8] = b"EZCHAIN_SMT_NODE_V2";
-    pub const SMT_EMPTY_LEAF: &[u8] = b"EZCHAIN_SMT_EMPTY_LEAF_V2";
+    pub const ACCOUNT_LEAF: &[u8] = b"EZCHAIN_ACCOUNT_LEAF_V3";
+    // V3: the leaf-shortcut tree (a subtree holding one leaf is that leaf).
+    pub const SMT_LEAF: &[u8] = b"EZCHAIN_SMT_LEAF_V3";
+    pub const SMT_NODE: &[u8] = b"EZCHAIN_SMT_NODE_V3";
+    pub const SMT_EMPTY: &[u8] = b"EZCHAIN_SMT_EMPTY_V3";
     pub const DIFF_LEAF: &[u8] = b"EZCHAIN_DIFF_LEAF_V2";
     pub const DIFF_NODE: &[u8] = b"EZCHAIN_DIFF_NODE_V2";
     pub const EMPTY_DIFF_ROOT: &[u8] = b"EZCHAIN_EMPTY_DIFF_ROOT_V2";

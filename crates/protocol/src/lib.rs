@@ -22,12 +22,14 @@ pub mod value;
 pub mod witness;
 
 pub use address::Address;
-pub use block::{AccountLeaf, Block, BlockEntry, BlockHeader, BundleRef, DiffEntry, HeaderLite};
+pub use block::{AccountLeaf, Block, BlockEntry, BlockHeader, BundleRef, DiffEntry, HeaderLite, HoldingsCommitment};
 pub use bundle::{BundleEnvelope, BundleSidecar, EnvelopeParams, OffChainTx, Submission};
 pub use genesis::{Allocation, Genesis, GenesisValidator};
 pub use hash::Hash32;
 pub use receipt::{ConfirmedBundleUnit, Receipt};
 pub use signature::{RecoverableSignature, SigningKey};
-pub use state::{AppliedBlock, BuiltBlock, ChainState, apply_block, build_block};
+pub use state::{
+    AppliedBlock, BuiltBlock, ChainState, apply_block, apply_block_verified, build_block, build_block_verified,
+};
 pub use value::ValueRange;
 pub use witness::{Checkpoint, TransferPackage, Verifier, WitnessAnchor, WitnessV2};

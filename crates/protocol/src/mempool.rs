@@ -28,10 +28,10 @@ pub struct PendingBundle {
 
 impl PendingBundle {
     pub fn seq(&self) -> u64 {
-        self.verified.submission.envelope.seq
+        self.verified.submission().envelope.seq
     }
     pub fn fee(&self) -> u64 {
-        self.verified.submission.envelope.fee
+        self.verified.submission().envelope.fee
     }
 }
 
@@ -90,19 +90,17 @@ impl PendingPool {
         self.by_sender.get(sender)
     }
 
-    /// Decides admission without changing anything.
-    pub fn admit(
-        &self,
-        chain: &ChainState,
-        submission: &Submission,
-    ) -> Result<(Admission, VerifiedSubmission), AdmissionError> {
-        let verified = chain.check_submission(submission, chain.height + 1)?;
-        let envelope = &submission.envelope;
-        match self.by_sender.get(&verified.sender) {
-            Some(pending) if pending.envelope_hash == envelope.envelope_hash() => Ok((Admission::Duplicate, verified)),
-            Some(pending) if pending.seq() == envelope.seq && pending.verified.bundle_hash == verified.bundle_hash => {
+    /// Decides admission of a verified submission without changing anything.
+    pub fn admit(&self, chain: &ChainState, verified: &VerifiedSubmission) -> Result<Admission, AdmissionError> {
+        chain.check_verified(verified, chain.height + 1)?;
+        let envelope = &verified.submission().envelope;
+        match self.by_sender.get(&verified.sender()) {
+            Some(pending) if pending.envelope_hash == envelope.envelope_hash() => Ok(Admission::Duplicate),
+            Some(pending)
+                if pending.seq() == envelope.seq && pending.verified.bundle_hash() == verified.bundle_hash() =>
+            {
                 if envelope.fee > pending.fee() {
-                    Ok((Admission::Replace { old_fee: pending.fee() }, verified))
+                    Ok(Admission::Replace { old_fee: pending.fee() })
                 } else {
                     Err(AdmissionError::FeeNotHigher {
                         old_fee: pending.fee(),
@@ -116,18 +114,29 @@ impl PendingPool {
             None if self.by_sender.len() >= self.capacity => Err(AdmissionError::PoolFull {
                 capacity: self.capacity,
             }),
-            None => Ok((Admission::New, verified)),
+            None => Ok(Admission::New),
         }
     }
 
-    /// Admits and stores a submission.
+    /// Verifies, admits and stores a submission.
     pub fn submit(&mut self, chain: &ChainState, submission: &Submission) -> Result<Admission, AdmissionError> {
-        let (admission, verified) = self.admit(chain, submission)?;
+        let verified = submission.verify(chain.chain_id).map_err(EntryError::from)?;
+        self.submit_verified(chain, verified)
+    }
+
+    /// Admits and stores a submission verified beforehand (a node verifies outside the pool's
+    /// lock); the verification is kept for the block that includes it.
+    pub fn submit_verified(
+        &mut self,
+        chain: &ChainState,
+        verified: VerifiedSubmission,
+    ) -> Result<Admission, AdmissionError> {
+        let admission = self.admit(chain, &verified)?;
         if admission != Admission::Duplicate {
             self.changes += 1;
-            let envelope_hash = submission.envelope.envelope_hash();
+            let envelope_hash = verified.submission().envelope.envelope_hash();
             // A fee bump keeps its place in line.
-            let arrival = match self.by_sender.get(&verified.sender) {
+            let arrival = match self.by_sender.get(&verified.sender()) {
                 Some(pending) => pending.arrival,
                 None => {
                     self.next_arrival += 1;
@@ -135,7 +144,7 @@ impl PendingPool {
                 }
             };
             self.by_sender.insert(
-                verified.sender,
+                verified.sender(),
                 PendingBundle {
                     verified,
                     envelope_hash,
@@ -146,6 +155,14 @@ impl PendingPool {
         Ok(admission)
     }
 
+    /// The pool's verification of exactly `submission`, if it holds that submission.
+    pub fn verified(&self, submission: &Submission) -> Option<&VerifiedSubmission> {
+        self.by_sender
+            .get(&submission.sidecar.sender)
+            .map(|pending| &pending.verified)
+            .filter(|verified| verified.submission() == submission)
+    }
+
     /// How many submissions changed the pool (new or fee bump) since it was made: a proposer
     /// with nothing to include waits for this to move.
     pub fn changes(&self) -> u64 {
@@ -154,14 +171,10 @@ impl PendingPool {
 
     /// Up to `limit` pending submissions for the next block: highest fee first, then the
     /// earliest admitted — so at saturation no sender waits behind the same others every block.
-    pub fn snapshot(&self, limit: usize) -> Vec<Submission> {
+    pub fn snapshot(&self, limit: usize) -> Vec<VerifiedSubmission> {
         let mut pending: Vec<&PendingBundle> = self.by_sender.values().collect();
         pending.sort_by(|a, b| b.fee().cmp(&a.fee()).then(a.arrival.cmp(&b.arrival)));
-        pending
-            .into_iter()
-            .take(limit)
-            .map(|p| p.verified.submission.clone())
-            .collect()
+        pending.into_iter().take(limit).map(|p| p.verified.clone()).collect()
     }
 
     /// Drops bundles that `chain` confirmed or made invalid (stale seq, expired).
@@ -169,7 +182,7 @@ impl PendingPool {
         let next_height = chain.height + 1;
         self.by_sender.retain(|sender, pending| {
             pending.seq() == chain.confirmed_seq(sender) + 1
-                && pending.verified.submission.envelope.expiry_height >= next_height
+                && pending.verified.submission().envelope.expiry_height >= next_height
         });
     }
 }

@@ -4,16 +4,16 @@
 //! carries the header it refers to, the bundle's seq, the leaf's `prev_ref`, and an SMT proof.
 //! A `ConfirmedBundleUnit` pairs a receipt with its sidecar; from the pair anyone rebuilds the
 //! leaf (`owner = sidecar.sender`, `head_ref = {h, bundle_hash(sidecar), seq}`, `prev_ref`,
-//! `claim_set_hash(sidecar)`) and checks it against the header's state root.
+//! `claim_set_hash(sidecar)`, `holdings`) and checks it against the header's state root.
 //!
 //! Invariant: nothing in a receipt is trusted by itself. Its header must match a finalized header
 //! the checker holds, and the leaf is always recomputed, never taken from the receipt.
 
 use crate::address::Address;
-use crate::block::{AccountLeaf, BundleRef, HeaderLite};
+use crate::block::{AccountLeaf, BundleRef, HeaderLite, HoldingsCommitment};
 use crate::bundle::BundleSidecar;
 use crate::hash::Hash32;
-use crate::smt::CompressedSmtProof;
+use crate::smt::SmtProof;
 use borsh::{BorshDeserialize, BorshSerialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
@@ -21,7 +21,9 @@ pub struct Receipt {
     pub header: HeaderLite,
     pub seq: u64,
     pub prev_ref: Option<BundleRef>,
-    pub proof: CompressedSmtProof,
+    /// The leaf's holdings commitment: the sidecar cannot give it, so the receipt carries it.
+    pub holdings: Option<HoldingsCommitment>,
+    pub proof: SmtProof,
 }
 
 /// A receipt with the sidecar it confirms: the self-contained unit of a witness.
@@ -56,6 +58,7 @@ impl ConfirmedBundleUnit {
             head_ref: self.bundle_ref(),
             prev_ref: self.receipt.prev_ref,
             claim_set_hash: self.sidecar.claim_set_hash(),
+            holdings: self.receipt.holdings,
         }
     }
 

@@ -22,6 +22,11 @@ use crate::receipt::Receipt;
 use crate::smt::Smt;
 use thiserror::Error;
 
+/// Version of the state definition — the account leaf and the state tree that together give a
+/// header's `state_root`. 3: the leaf-shortcut tree and the leaf's holdings commitment. A store
+/// written under another version cannot be read: its roots would not match its headers.
+pub const STATE_FORMAT: u32 = 3;
+
 /// The state after a finalized height: the account tree and the tip it belongs to.
 #[derive(Clone)]
 pub struct ChainState {
@@ -53,10 +58,7 @@ impl ChainState {
         timestamp_ms: u64,
         leaves: impl IntoIterator<Item = AccountLeaf>,
     ) -> ChainState {
-        let mut accounts = Smt::new();
-        for leaf in leaves {
-            accounts.insert(leaf.owner.addr_key(), leaf);
-        }
+        let accounts = Smt::from_entries(leaves.into_iter().map(|leaf| (leaf.owner.addr_key(), leaf)));
         ChainState {
             chain_id,
             height,
@@ -90,11 +92,12 @@ impl ChainState {
         if leaf.head_ref.height != header.height || header.state_root != self.state_root() {
             return None;
         }
-        let proof = self.accounts.prove(&owner.addr_key()).compress();
+        let proof = self.accounts.prove(&owner.addr_key());
         Some(Receipt {
             header: *header,
             seq: leaf.head_ref.seq,
             prev_ref: leaf.prev_ref,
+            holdings: leaf.holdings,
             proof,
         })
     }
@@ -102,14 +105,27 @@ impl ChainState {
     /// Checks rule 1 of the module doc for a submission to be included at `height`.
     pub fn check_submission(&self, submission: &Submission, height: u64) -> Result<VerifiedSubmission, EntryError> {
         let verified = submission.verify(self.chain_id)?;
-        let envelope = &submission.envelope;
+        self.check_verified(&verified, height)?;
+        Ok(verified)
+    }
+
+    /// The part of rule 1 that depends on the state (chain, expiry, seq), for a submission
+    /// whose signature and hashes were already verified — at mempool admission, say.
+    pub fn check_verified(&self, verified: &VerifiedSubmission, height: u64) -> Result<(), EntryError> {
+        if verified.chain_id() != self.chain_id {
+            return Err(EntryError::Bundle(BundleError::WrongChain {
+                expected: self.chain_id,
+                got: verified.chain_id(),
+            }));
+        }
+        let envelope = &verified.submission().envelope;
         if envelope.expiry_height < height {
             return Err(EntryError::Expired {
                 expiry_height: envelope.expiry_height,
                 height,
             });
         }
-        let confirmed = self.confirmed_seq(&verified.sender);
+        let confirmed = self.confirmed_seq(&verified.sender());
         if envelope.seq <= confirmed {
             return Err(EntryError::StaleSeq {
                 confirmed,
@@ -122,7 +138,7 @@ impl ChainState {
                 got: envelope.seq,
             });
         }
-        Ok(verified)
+        Ok(())
     }
 
     /// Rules 3–4: applies verified, sorted, distinct entries on top of `self`.
@@ -130,25 +146,28 @@ impl ChainState {
         let mut accounts = self.accounts.clone();
         let mut diff = Vec::with_capacity(entries.len());
         for entry in entries {
-            let envelope = &entry.submission.envelope;
-            let prev_ref = accounts.get(&entry.addr_key).map(|old| old.head_ref);
+            let envelope = &entry.submission().envelope;
+            let old = accounts.get(&entry.addr_key());
+            let prev_ref = old.map(|old| old.head_ref);
+            let holdings = old.and_then(|old| old.holdings);
             let new_leaf = AccountLeaf {
-                owner: entry.sender,
+                owner: entry.sender(),
                 head_ref: BundleRef {
                     height,
-                    bundle_hash: entry.bundle_hash,
+                    bundle_hash: entry.bundle_hash(),
                     seq: envelope.seq,
                 },
                 prev_ref,
                 claim_set_hash: envelope.claim_set_hash,
+                holdings,
             };
             diff.push(DiffEntry {
-                addr_key: entry.addr_key,
+                addr_key: entry.addr_key(),
                 new_leaf_hash: new_leaf.leaf_hash(),
                 envelope_hash: envelope.envelope_hash(),
-                bundle_hash: entry.bundle_hash,
+                bundle_hash: entry.bundle_hash(),
             });
-            accounts.insert(entry.addr_key, new_leaf);
+            accounts.insert(entry.addr_key(), new_leaf);
         }
         let header = BlockHeader {
             version: BLOCK_VERSION,
@@ -173,7 +192,7 @@ impl ChainState {
         let lite = header.lite();
         entries
             .iter()
-            .filter_map(|entry| self.receipt_for(&entry.sender, &lite).map(|r| (entry.sender, r)))
+            .filter_map(|entry| self.receipt_for(&entry.sender(), &lite).map(|r| (entry.sender(), r)))
             .collect()
     }
 }
@@ -205,13 +224,40 @@ pub fn build_block(
     height: u64,
     timestamp_ms: u64,
 ) -> Result<BuiltBlock, BlockError> {
+    let verified = candidates
+        .iter()
+        .map(|candidate| candidate.verify(parent.chain_id))
+        .collect();
+    build_from(parent, verified, height, timestamp_ms)
+}
+
+/// [`build_block`] from candidates already verified (a proposer's mempool holds them so):
+/// no signature is recovered again.
+pub fn build_block_verified(
+    parent: &ChainState,
+    candidates: Vec<VerifiedSubmission>,
+    height: u64,
+    timestamp_ms: u64,
+) -> Result<BuiltBlock, BlockError> {
+    build_from(parent, candidates.into_iter().map(Ok).collect(), height, timestamp_ms)
+}
+
+fn build_from(
+    parent: &ChainState,
+    candidates: Vec<Result<VerifiedSubmission, BundleError>>,
+    height: u64,
+    timestamp_ms: u64,
+) -> Result<BuiltBlock, BlockError> {
     check_position(parent, height, timestamp_ms)?;
     let mut rejected = Vec::new();
     let mut accepted: Vec<VerifiedSubmission> = Vec::with_capacity(candidates.len());
     let mut senders = std::collections::HashSet::new();
-    for (index, candidate) in candidates.iter().enumerate() {
-        match parent.check_submission(candidate, height) {
-            Ok(verified) if senders.insert(verified.sender) => accepted.push(verified),
+    for (index, candidate) in candidates.into_iter().enumerate() {
+        let checked = candidate
+            .map_err(EntryError::from)
+            .and_then(|verified| parent.check_verified(&verified, height).map(|()| verified));
+        match checked {
+            Ok(verified) if senders.insert(verified.sender()) => accepted.push(verified),
             Ok(_) => rejected.push(RejectedCandidate {
                 index,
                 error: EntryError::DuplicateSender,
@@ -219,10 +265,10 @@ pub fn build_block(
             Err(error) => rejected.push(RejectedCandidate { index, error }),
         }
     }
-    accepted.sort_by_key(|entry| entry.addr_key);
+    accepted.sort_by_key(VerifiedSubmission::addr_key);
     let (header, state) = parent.execute(height, timestamp_ms, &accepted);
     let receipts = state.receipts(&header, &accepted);
-    let entries: Vec<BlockEntry> = accepted.into_iter().map(|v| v.submission).collect();
+    let entries: Vec<BlockEntry> = accepted.into_iter().map(VerifiedSubmission::into_submission).collect();
     Ok(BuiltBlock {
         applied: AppliedBlock {
             block: Block { header, entries },
@@ -236,6 +282,18 @@ pub fn build_block(
 /// Re-executes `block` on `parent` and accepts it only if every rule holds and the header's
 /// roots match the recomputed ones.
 pub fn apply_block(parent: &ChainState, block: &Block) -> Result<AppliedBlock, BlockError> {
+    apply_block_verified(parent, block, Vec::new())
+}
+
+/// [`apply_block`] with verifications the caller already has — from its mempool, or computed
+/// in parallel: `known[i]`, when `Some`, is entry i's verification. Entries without one are
+/// verified here. A verification that is not of exactly entry i proves nothing about it and
+/// is ignored, so a wrong mapping can cost time but never accept a bad entry.
+pub fn apply_block_verified(
+    parent: &ChainState,
+    block: &Block,
+    known: Vec<Option<VerifiedSubmission>>,
+) -> Result<AppliedBlock, BlockError> {
     let header = &block.header;
     if header.version != BLOCK_VERSION {
         return Err(BlockError::UnsupportedVersion {
@@ -252,19 +310,26 @@ pub fn apply_block(parent: &ChainState, block: &Block) -> Result<AppliedBlock, B
     if header.prev_hash != parent.tip_hash {
         return Err(BlockError::WrongParent);
     }
-    let mut verified = Vec::with_capacity(block.entries.len());
+    let mut checked_entries: Vec<VerifiedSubmission> = Vec::with_capacity(block.entries.len());
+    let mut known = known.into_iter();
     for (index, entry) in block.entries.iter().enumerate() {
-        let checked = parent
-            .check_submission(entry, header.height)
+        let verification = match known.next().flatten() {
+            Some(verified) if verified.submission() == entry => Ok(verified),
+            // None, or the verification of some other submission.
+            _ => entry.verify(parent.chain_id),
+        };
+        let checked = verification
+            .map_err(EntryError::from)
+            .and_then(|verified| parent.check_verified(&verified, header.height).map(|()| verified))
             .map_err(|source| BlockError::InvalidEntry { index, source })?;
-        if let Some(previous) = verified.last().map(|v: &VerifiedSubmission| v.addr_key)
-            && checked.addr_key <= previous
+        if let Some(previous) = checked_entries.last().map(VerifiedSubmission::addr_key)
+            && checked.addr_key() <= previous
         {
             return Err(BlockError::UnsortedEntries { index });
         }
-        verified.push(checked);
+        checked_entries.push(checked);
     }
-    let (recomputed, state) = parent.execute(header.height, header.timestamp_ms, &verified);
+    let (recomputed, state) = parent.execute(header.height, header.timestamp_ms, &checked_entries);
     if recomputed.diff_root != header.diff_root {
         return Err(BlockError::DiffRootMismatch);
     }
@@ -272,7 +337,7 @@ pub fn apply_block(parent: &ChainState, block: &Block) -> Result<AppliedBlock, B
         return Err(BlockError::StateRootMismatch);
     }
     debug_assert_eq!(&recomputed, header);
-    let receipts = state.receipts(header, &verified);
+    let receipts = state.receipts(header, &checked_entries);
     Ok(AppliedBlock {
         block: block.clone(),
         state,

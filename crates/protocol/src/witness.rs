@@ -31,7 +31,7 @@
 //! custody chain of a coin verifies.
 
 use crate::address::Address;
-use crate::block::{AccountLeaf, BundleRef, HeaderLite};
+use crate::block::{BundleRef, HeaderLite};
 use crate::bundle::OffChainTx;
 use crate::codec::encoded_len;
 use crate::genesis::Genesis;
@@ -334,17 +334,7 @@ impl<'a> Verifier<'a> {
                 Some(_) => {}
             }
             // 3. Inclusion of the rebuilt leaf.
-            let leaf = AccountLeaf {
-                owner,
-                head_ref: refs[index],
-                prev_ref: unit.receipt.prev_ref,
-                claim_set_hash: unit.sidecar.claim_set_hash(),
-            };
-            if !unit
-                .receipt
-                .proof
-                .verify(&header.state_root, &owner.addr_key(), Some(&leaf.leaf_hash()))
-            {
+            if !unit.proves_inclusion() {
                 return Err(VerifyError::InclusionProofInvalid { height: header.height });
             }
             // 4. Continuity.

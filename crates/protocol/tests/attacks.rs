@@ -383,7 +383,7 @@ fn a_saturated_pool_serves_equal_fees_in_arrival_order() {
         let bundle = sim.sign_raw(name, 1, 1_000_000, &[("Carol", &[(value.begin(), value.begin())])]);
         assert_eq!(pool.submit(&sim.chain, &bundle), Ok(Admission::New));
     }
-    let picked: Vec<Address> = pool.snapshot(2).iter().map(|s| s.sidecar.sender).collect();
+    let picked: Vec<Address> = pool.snapshot(2).iter().map(|s| s.sender()).collect();
     assert_eq!(
         picked,
         vec![sim.addr(senders[0]), sim.addr(senders[1])],
@@ -492,4 +492,47 @@ fn a_self_payment_never_reaches_a_block_so_its_coins_stay_spendable() {
     sim.step();
     assert_eq!(sim.balance("Bob"), 110, "Bob's 100 from genesis and the 10 from Alice");
     assert_eq!(sim.balance("Alice"), 190);
+}
+
+/// Reusing verifications (the mempool's, or a parallel pre-check) must never let an entry in
+/// that was not itself verified: a verification of another submission proves nothing.
+#[test]
+fn a_reused_verification_of_another_submission_does_not_admit_a_forged_entry() {
+    let sim = Sim::new(USERS);
+    let honest = sim.sign_raw("Alice", 1, 1_000_000, &[("Bob", &[(0, 9)])]);
+    let honest_verified = honest.verify(sim.chain.chain_id).expect("honest bundle verifies");
+    // Same sidecar and envelope fields, signed by someone else.
+    let mut forged = honest.clone();
+    forged.envelope.signature = key_of("Mallory").sign(&forged.envelope.sighash());
+    let block = block_with(&sim, vec![forged]);
+    let result = apply_block_verified(&sim.chain, &block, vec![Some(honest_verified.clone())]);
+    assert!(matches!(
+        result,
+        Err(BlockError::InvalidEntry {
+            index: 0,
+            source: EntryError::Bundle(bundle::BundleError::SignerMismatch { .. }),
+        })
+    ));
+    // The honest block built from the reused verification is the block `build_block` makes,
+    // and followers with or without the verification accept it alike.
+    let height = sim.chain.height + 1;
+    let built = build_block(&sim.chain, std::slice::from_ref(&honest), height, sim.time_ms + 1).expect("builds");
+    let reused =
+        build_block_verified(&sim.chain, vec![honest_verified.clone()], height, sim.time_ms + 1).expect("builds");
+    assert_eq!(built.applied.block, reused.applied.block);
+    let block = &built.applied.block;
+    let plain = apply_block(&sim.chain, block).expect("valid");
+    let known = apply_block_verified(&sim.chain, block, vec![Some(honest_verified)]).expect("valid");
+    assert_eq!(plain.state.state_root(), known.state.state_root());
+    // A verification made for another chain is refused on this one.
+    let mut other_chain = sim.sign_raw("Alice", 1, 1_000_000, &[("Bob", &[(0, 9)])]);
+    other_chain.envelope.chain_id += 1;
+    other_chain.envelope.signature = key_of("Alice").sign(&other_chain.envelope.sighash());
+    let foreign = other_chain
+        .verify(sim.chain.chain_id + 1)
+        .expect("valid on its own chain");
+    assert!(matches!(
+        sim.chain.check_verified(&foreign, height),
+        Err(EntryError::Bundle(bundle::BundleError::WrongChain { .. }))
+    ));
 }

@@ -58,6 +58,7 @@ enum Mutation {
     HeaderRoot { node: usize, unit: usize },
     ReceiptSeq { node: usize, unit: usize },
     ReceiptPrevRef { node: usize, unit: usize },
+    ReceiptHoldings { node: usize, unit: usize },
     Recipient,
     EnlargeTarget,
     NodeOwner { node: usize },
@@ -75,6 +76,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (idx.clone(), idx.clone()).prop_map(|(node, unit)| Mutation::HeaderRoot { node, unit }),
         (idx.clone(), idx.clone()).prop_map(|(node, unit)| Mutation::ReceiptSeq { node, unit }),
         (idx.clone(), idx.clone()).prop_map(|(node, unit)| Mutation::ReceiptPrevRef { node, unit }),
+        (idx.clone(), idx.clone()).prop_map(|(node, unit)| Mutation::ReceiptHoldings { node, unit }),
         Just(Mutation::Recipient),
         Just(Mutation::EnlargeTarget),
         idx.clone().prop_map(|node| Mutation::NodeOwner { node }),
@@ -113,9 +115,13 @@ fn mutate(package: &mut TransferPackage, mutation: &Mutation) -> bool {
             let node = node_mut(&mut package.witness, *node);
             let Some(u) = unit_of(node, *unit) else { return false };
             let proof = &mut node.chain[u].receipt.proof;
-            match proof.siblings.first_mut() {
+            // Flip a listed sibling; with none listed, claim a non-empty half or a deeper leaf.
+            match proof.siblings.iter_mut().find_map(Option::as_mut) {
                 Some(sibling) => sibling.0[0] ^= 1,
-                None => proof.non_default[31] ^= 0x80,
+                None => match proof.siblings.first_mut() {
+                    Some(empty) => *empty = Some(Hash32::ZERO),
+                    None => proof.siblings.push(None),
+                },
             }
         }
         Mutation::DropUnit { node, unit } => {
@@ -139,6 +145,17 @@ fn mutate(package: &mut TransferPackage, mutation: &Mutation) -> bool {
             let node = node_mut(&mut package.witness, *node);
             let Some(u) = unit_of(node, *unit) else { return false };
             node.chain[u].receipt.seq += 1;
+        }
+        Mutation::ReceiptHoldings { node, unit } => {
+            // A receipt claiming a holdings snapshot the leaf never committed.
+            let node = node_mut(&mut package.witness, *node);
+            let Some(u) = unit_of(node, *unit) else { return false };
+            let at = node.chain[u].bundle_ref();
+            node.chain[u].receipt.holdings = Some(HoldingsCommitment {
+                root: Hash32::ZERO,
+                count: 0,
+                at,
+            });
         }
         Mutation::ReceiptPrevRef { node, unit } => {
             let node = node_mut(&mut package.witness, *node);

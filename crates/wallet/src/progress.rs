@@ -30,7 +30,7 @@ pub enum Effect {
     /// [`PendingProgress::recorded`].
     RecordSubmitted,
     /// The bundle is final: apply its receipt. The machine is done.
-    Finalize(Receipt),
+    Finalize(Box<Receipt>),
     /// The bundle can never be included: release its values, for this reason. Done.
     Release(String),
     /// Wait for a pushed event until this instant; answer with a `pushed_*` call or
@@ -91,7 +91,7 @@ impl PendingProgress {
     /// receipt if the node has one.
     pub fn polled(&mut self, now: Instant, tip: Option<u64>, receipt: Option<Receipt>) -> Effect {
         if let Some(receipt) = receipt {
-            return Effect::Finalize(receipt);
+            return Effect::Finalize(Box::new(receipt));
         }
         if let Some(reason) = self.refusal.take() {
             return Effect::Release(reason);
@@ -138,7 +138,7 @@ impl PendingProgress {
     /// The node pushed a receipt of this account's bundle `receipt.seq`.
     pub fn pushed_receipt(&mut self, now: Instant, receipt: Receipt) -> Effect {
         if receipt.seq == self.seq {
-            return Effect::Finalize(receipt);
+            return Effect::Finalize(Box::new(receipt));
         }
         self.keep_waiting(now)
     }
@@ -202,7 +202,7 @@ pub fn rejection_retention(kept: &[u64], new: &[u64], keep: usize) -> Retention 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ezchain_protocol::smt::CompressedSmtProof;
+    use ezchain_protocol::smt::SmtProof;
     use ezchain_protocol::{Hash32, HeaderLite, Receipt};
 
     const RESUBMIT: Duration = Duration::from_secs(5);
@@ -217,10 +217,8 @@ mod tests {
             },
             seq,
             prev_ref: None,
-            proof: CompressedSmtProof {
-                non_default: [0; 32],
-                siblings: Vec::new(),
-            },
+            holdings: None,
+            proof: SmtProof::default(),
         }
     }
 
@@ -235,7 +233,7 @@ mod tests {
         let mut machine = drive(start, Duration::from_secs(60));
         assert_eq!(
             machine.polled(start, Some(4), Some(receipt(7))),
-            Effect::Finalize(receipt(7))
+            Effect::Finalize(Box::new(receipt(7)))
         );
     }
 
@@ -259,7 +257,10 @@ mod tests {
             Effect::Wait(start + POLL),
             "another bundle's receipt is not this one's"
         );
-        assert_eq!(machine.pushed_receipt(start, receipt(7)), Effect::Finalize(receipt(7)));
+        assert_eq!(
+            machine.pushed_receipt(start, receipt(7)),
+            Effect::Finalize(Box::new(receipt(7)))
+        );
     }
 
     #[test]
@@ -293,7 +294,7 @@ mod tests {
         );
         assert_eq!(
             machine.polled(start, Some(11), Some(receipt(7))),
-            Effect::Finalize(receipt(7)),
+            Effect::Finalize(Box::new(receipt(7))),
             "included at the last valid height"
         );
         let mut machine = drive(start, Duration::from_secs(60));
@@ -320,7 +321,7 @@ mod tests {
         );
         assert_eq!(
             machine.polled(start, Some(4), Some(receipt(7))),
-            Effect::Finalize(receipt(7)),
+            Effect::Finalize(Box::new(receipt(7))),
             "included meanwhile"
         );
         let mut machine = drive(start, Duration::from_secs(60));

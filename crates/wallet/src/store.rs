@@ -13,6 +13,7 @@ use crate::history::TxRecord;
 use ezchain_host::export::{ExportError, export_database};
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::ownership::Holdings;
+use ezchain_protocol::state::STATE_FORMAT;
 use ezchain_protocol::{Address, Hash32, HeaderLite, TransferPackage};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::collections::BTreeMap;
@@ -28,6 +29,10 @@ const CLIENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("client_ids"
 const OWNER_KEY: &str = "owner";
 const GENESIS_KEY: &str = "genesis_hash";
 const HOLDINGS_KEY: &str = "holdings";
+/// `ezchain_protocol::state::STATE_FORMAT` of the receipts and proofs inside the holdings; absent
+/// in states written before it was recorded (format 2).
+const STATE_FORMAT_KEY: &str = "state_format";
+const UNRECORDED_STATE_FORMAT: u32 = 2;
 /// Largest stored object read back.
 const MAX_STORED_BYTES: usize = 256 * 1024 * 1024;
 
@@ -39,6 +44,12 @@ pub enum StoreError {
     OwnerMismatch { stored: Address, expected: Address },
     #[error("this wallet state was made for genesis {stored}, not {expected}; use another data_dir")]
     GenesisMismatch { stored: Hash32, expected: Hash32 },
+    #[error(
+        "this wallet state holds proofs of state format {stored}, this version reads format {expected}: \
+         they belong to a chain that cannot continue; move the wallet_state folder aside (the keystore \
+         and mnemonic are not in it) and open the wallet again on the new chain"
+    )]
+    StateFormat { stored: u32, expected: u32 },
     #[error("stored {what} is corrupt: {reason}")]
     Corrupt { what: &'static str, reason: String },
     #[error(
@@ -178,6 +189,16 @@ impl WalletStore {
                             expected: genesis_hash,
                         });
                     }
+                    let format = match db_err!(meta.get(STATE_FORMAT_KEY))? {
+                        Some(bytes) => decode(bytes.value(), 8).map_err(|e| corrupt("state format")(e.to_string()))?,
+                        None => UNRECORDED_STATE_FORMAT,
+                    };
+                    if format != STATE_FORMAT {
+                        return Err(StoreError::StateFormat {
+                            stored: format,
+                            expected: STATE_FORMAT,
+                        });
+                    }
                     let bytes =
                         db_err!(meta.get(HOLDINGS_KEY))?.ok_or_else(|| corrupt("holdings")("missing".into()))?;
                     holdings =
@@ -187,6 +208,7 @@ impl WalletStore {
                     holdings = fresh();
                     db_err!(meta.insert(OWNER_KEY, encode(&owner).as_slice()))?;
                     db_err!(meta.insert(GENESIS_KEY, encode(&genesis_hash).as_slice()))?;
+                    db_err!(meta.insert(STATE_FORMAT_KEY, encode(&STATE_FORMAT).as_slice()))?;
                     db_err!(meta.insert(HOLDINGS_KEY, encode(&holdings).as_slice()))?;
                 }
             }
@@ -334,5 +356,41 @@ mod tests {
         let third = WalletStore::open(&path, owner, Hash32([2; 32]), || Holdings::new(owner));
         assert!(matches!(third, Err(StoreError::Busy)));
         drop(second);
+    }
+
+    #[test]
+    fn a_state_of_another_format_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wallet.redb");
+        let owner = Address([1; 20]);
+        let genesis = Hash32([2; 32]);
+        drop(WalletStore::open(&path, owner, genesis, || Holdings::new(owner)).expect("open"));
+        let set_format = |format: Option<u32>| {
+            let db = Database::create(&path).expect("db");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut meta = txn.open_table(META).expect("meta");
+                match format {
+                    Some(format) => drop(
+                        meta.insert(STATE_FORMAT_KEY, encode(&format).as_slice())
+                            .expect("insert"),
+                    ),
+                    None => drop(meta.remove(STATE_FORMAT_KEY).expect("remove")),
+                }
+            }
+            txn.commit().expect("commit");
+        };
+        // A state from before the format was recorded.
+        set_format(None);
+        let refused = WalletStore::open(&path, owner, genesis, || Holdings::new(owner)).err();
+        assert!(matches!(
+            refused,
+            Some(StoreError::StateFormat {
+                stored: 2,
+                expected: STATE_FORMAT
+            })
+        ));
+        set_format(Some(STATE_FORMAT));
+        assert!(WalletStore::open(&path, owner, genesis, || Holdings::new(owner)).is_ok());
     }
 }

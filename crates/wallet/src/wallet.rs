@@ -107,6 +107,7 @@ impl WalletError {
     pub fn code(&self) -> &'static str {
         match self {
             WalletError::Store(StoreError::Busy) => "wallet_busy",
+            WalletError::Store(StoreError::StateFormat { .. }) => "wallet_state_format",
             WalletError::Store(_) => "wallet_store_error",
             WalletError::Node(ClientError::Unreachable { .. }) => "node_unreachable",
             // The faucet's refusals are one kind for a user (the message says which).
@@ -695,7 +696,7 @@ impl Wallet {
                     }
                     machine.recorded(Instant::now())
                 }
-                Effect::Finalize(receipt) => return self.finalize(receipt),
+                Effect::Finalize(receipt) => return self.finalize(*receipt),
                 Effect::Release(reason) => return self.release_pending(reason),
                 Effect::Stop => return Ok(()),
                 Effect::Wait(until) => {

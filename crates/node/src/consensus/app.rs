@@ -1,12 +1,14 @@
 //! The application side of consensus: the loop that answers the engine's `AppMsg`s with EZchain
 //! blocks.
 //!
-//! - `GetValue`: the proposer builds a block from a mempool snapshot (`build_block`) — at once
+//! - `GetValue`: the proposer builds a block from a mempool snapshot (`build_block_verified`:
+//!   the signatures admission verified are not recovered again) — at once
 //!   when bundles wait, else when the first arrives (plus `batch_window`) or the block interval
 //!   is up — streams its body as proposal parts and proposes its header hash.
 //! - `ReceivedProposalPart`: parts are reassembled; a complete block must carry the proposer's
-//!   stream signature and is re-executed with `apply_block` on this node's own state — any
-//!   mismatch makes the proposal `Invalid`, never a crash.
+//!   stream signature and is re-executed with `apply_block_verified` on this node's own state —
+//!   entries this node's mempool verified are reused, the others are verified in parallel on
+//!   every core — and any mismatch makes the proposal `Invalid`, never a crash.
 //! - `Decided`: block, commit certificate, changed leaves and receipts are committed to the
 //!   chain store in one transaction before the reply; included bundles leave the mempool.
 //! - `Finalized` is always answered (`Next::Start` of the next height), or the chain would stall.
@@ -25,13 +27,14 @@ use crate::sign_guard::{SignGuard, SigningAlarm};
 use crate::store::{ChainStore, CommitOutcome};
 use bytes::Bytes;
 use ezchain_host::files::replace_file;
+use ezchain_protocol::bundle::VerifiedSubmission;
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::{
     CommitCertificate as FinalityCertificate, CommitSignature as FinalitySignature, ValidatorAddress,
 };
 use ezchain_protocol::mempool::PendingPool;
-use ezchain_protocol::state::AppliedBlock;
-use ezchain_protocol::{Block, ChainState, apply_block, build_block};
+use ezchain_protocol::state::{AppliedBlock, BlockError};
+use ezchain_protocol::{Block, ChainState, apply_block_verified, build_block_verified};
 use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
 use malachitebft_app_channel::app::types::core::{
     CommitCertificate, ExtendedCommitCertificate, ExtendedCommitSignature, HeightParams, LinearTimeouts, Round,
@@ -41,6 +44,7 @@ use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, ProposedValue};
 use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
 use malachitebft_signing_ed25519::{PrivateKey, Signature};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -151,7 +155,29 @@ impl ConsensusApp {
         if (logged_height, logged_round) != (height, round) {
             return None;
         }
-        apply_block(parent, &block).ok()
+        self.apply(parent, &block).ok()
+    }
+
+    /// Re-executes `block` on `parent`, reusing the verifications this node's mempool holds for
+    /// its entries and verifying the rest in parallel (rayon's pool, one thread per core; the
+    /// results are in entry order, so the outcome is the sequential one).
+    fn apply(&self, parent: &ChainState, block: &Block) -> Result<AppliedBlock, BlockError> {
+        let known: Vec<Option<VerifiedSubmission>> = {
+            let mempool = self.mempool.lock().unwrap_or_else(|p| p.into_inner());
+            block
+                .entries
+                .iter()
+                .map(|entry| mempool.verified(entry).cloned())
+                .collect()
+        };
+        let chain_id = parent.chain_id;
+        let known = block
+            .entries
+            .par_iter()
+            .zip(known)
+            .map(|(entry, known)| known.or_else(|| entry.verify(chain_id).ok()))
+            .collect();
+        apply_block_verified(parent, block, known)
     }
 
     /// Keeps the proposal before it is signed and sent.
@@ -246,7 +272,7 @@ impl ConsensusApp {
         if BlockId(block.hash()) != *id {
             return None;
         }
-        let applied = apply_block(&self.tip_state(), &block).ok()?;
+        let applied = self.apply(&self.tip_state(), &block).ok()?;
         info!(height, block = %id, "committing a block validated before the restart");
         Some(Candidate {
             applied,
@@ -473,7 +499,7 @@ impl ConsensusApp {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            let built = match build_block(parent, &candidates, height, now_ms.max(parent.timestamp_ms)) {
+            let built = match build_block_verified(parent, candidates, height, now_ms.max(parent.timestamp_ms)) {
                 Ok(built) => built,
                 Err(e) => {
                     error!(error = %e, "building a block failed");
@@ -646,7 +672,7 @@ impl ConsensusApp {
         body: Bytes,
         signature: [u8; 64],
     ) -> Validity {
-        match apply_block(&self.tip_state(), block) {
+        match self.apply(&self.tip_state(), block) {
             Ok(applied) => {
                 self.keep_candidate(block, &body);
                 self.candidates.insert(
@@ -895,7 +921,10 @@ mod tests {
             },
             &params,
         );
-        build_block(state, &[submission], 1, 10).expect("build").applied.block
+        ezchain_protocol::build_block(state, &[submission], 1, 10)
+            .expect("build")
+            .applied
+            .block
     }
 
     /// Streams `block` as `signer` would and returns what the app makes of it.

@@ -165,7 +165,7 @@ impl Sim {
         self.time_ms += 2_000;
         let height = self.chain.height + 1;
         let candidates = self.pool.snapshot(usize::MAX);
-        let built = build_block(&self.chain, &candidates, height, self.time_ms).expect("proposer builds");
+        let built = build_block_verified(&self.chain, candidates, height, self.time_ms).expect("proposer builds");
         assert!(
             built.rejected.is_empty(),
             "honest candidates rejected: {:?}",
