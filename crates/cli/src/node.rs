@@ -1,4 +1,5 @@
-//! `ezchain node run --home DIR`.
+//! `ezchain node run --home DIR`, `node health --home DIR` (a container's HEALTHCHECK), and the
+//! local testnet's `node start|status|stop`.
 
 use crate::CliError;
 use clap::{Args, Subcommand};
@@ -17,6 +18,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 pub enum NodeCommand {
     /// Run a validator or bootstrap node in the foreground until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Ask the node of this home whether it is ready (its RPC's `/readyz`): exit 0 when ready,
+    /// 1 with the reasons when not. A container image's HEALTHCHECK, so no curl is needed.
+    Health(RunArgs),
     /// Start the local testnet under <data_dir>/testnet/ (created on first use) in the
     /// background, wait until every node is ready, and point this wallet config at it.
     Start(StartArgs),
@@ -67,6 +71,7 @@ pub fn run_command(
         NodeCommand::Start(args) => start(args, config_path, json),
         NodeCommand::Status => status(config_path, json),
         NodeCommand::Stop { nodes } => stop(config_path, &nodes, json),
+        NodeCommand::Health(args) => health(&args.home, json),
         NodeCommand::Run(args) => {
             let config = NodeConfig::load(&args.home).map_err(|e| node_error(NodeError::Config(e)))?;
             let log_dir = config.resolve(&args.home, &config.log_dir);
@@ -100,6 +105,46 @@ pub fn run_command(
                 .block_on(run(&args.home, crate::build_info(), shutdown_signal()))
                 .map_err(node_error)
         }
+    }
+}
+
+/// `GET /readyz` on the node's own RPC listener (an unspecified listen address is asked on
+/// loopback).
+fn health(home: &Path, json: bool) -> Result<(), CliError> {
+    let config = NodeConfig::load(home).map_err(|e| node_error(NodeError::Config(e)))?;
+    let mut target = config.rpc.listen_addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{target}{}", ezchain_rpc::paths::READYZ);
+    let unreachable = |e: reqwest::Error| CliError {
+        code: "node_unreachable",
+        message: format!("{url}: {e}"),
+        hint: Some("is the node running? its log is under the home's logs/"),
+    };
+    let answer = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .and_then(|client| client.get(&url).send())
+        .map_err(unreachable)?;
+    let ready = answer.status().is_success();
+    let body: serde_json::Value = answer.json().unwrap_or(serde_json::Value::Null);
+    if json {
+        crate::print_json(json!({ "ready": ready, "readyz": body }).to_string());
+    } else {
+        println!("{} {}", if ready { "ready" } else { "not ready" }, body);
+    }
+    if ready {
+        Ok(())
+    } else {
+        Err(CliError {
+            code: "node_not_ready",
+            message: format!("{url} answered not ready: {body}"),
+            hint: Some("a validator is ready once it has peers and a fresh tip; see `ezchain network check`"),
+        })
     }
 }
 

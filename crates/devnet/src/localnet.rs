@@ -185,6 +185,8 @@ impl Localnet {
             allocations,
             faucet_amount: 1_000_000_000,
             genesis_time_ms,
+            placement: Default::default(),
+            compose: None,
         })?;
         let bootstrap = layout
             .nodes

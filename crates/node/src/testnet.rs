@@ -37,7 +37,36 @@ pub struct TestnetOptions {
     pub faucet_amount: u64,
     /// Genesis time (milliseconds since the Unix epoch).
     pub genesis_time_ms: u64,
+    pub placement: Placement,
+    pub compose: Option<ComposeOptions>,
 }
+
+/// Where the nodes run (module doc).
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    /// One address per node, in node order (validators, then the bootstrap node); empty = all on
+    /// `host`.
+    pub hosts: Vec<IpAddr>,
+    /// The address every node listens on; `None` = its own address.
+    pub listen: Option<IpAddr>,
+}
+
+/// A `compose.yaml` for the testnet.
+#[derive(Clone, Debug)]
+pub struct ComposeOptions {
+    /// The image every service runs (`deploy/build-image.sh` builds `ezchain:latest`).
+    pub image: String,
+    /// The private network's /24, as its first three octets: node i gets `.(10 + i)`.
+    pub subnet: [u8; 3],
+    /// The user the containers run as, `uid:gid` (the owner of the homes).
+    pub user: String,
+}
+
+/// The file `--compose` writes beside the homes.
+pub const COMPOSE_FILE: &str = "compose.yaml";
+/// Where a container finds its node's home and the genesis.
+pub const CONTAINER_HOME: &str = "/node";
+pub const CONTAINER_GENESIS: &str = "/genesis.json";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeSummary {
@@ -64,6 +93,10 @@ pub enum TestnetError {
     BadValidatorCount(usize),
     #[error("{needed} ports from --start-port {start} run past 65535; choose a lower --start-port")]
     PortRangeOverflow { start: u16, needed: usize },
+    #[error(
+        "--hosts names {given} addresses for {needed} nodes (validators, then the bootstrap node); give one per node"
+    )]
+    HostCount { given: usize, needed: usize },
     #[error("--faucet-amount and every --alloc amount must be positive")]
     ZeroAmount,
     #[error("the allocations add up to more than the value space (2^64 - 1 coins)")]
@@ -100,6 +133,13 @@ pub fn init(options: &TestnetOptions) -> Result<TestnetLayout, TestnetError> {
     }
     if options.faucet_amount == 0 || options.allocations.iter().any(|(_, amount)| *amount == 0) {
         return Err(TestnetError::ZeroAmount);
+    }
+    let given = options.placement.hosts.len();
+    if given != 0 && given != count + 1 {
+        return Err(TestnetError::HostCount {
+            given,
+            needed: count + 1,
+        });
     }
     let out = &options.out;
     if out.exists() && std::fs::read_dir(out).map_err(io_error(out))?.next().is_some() {
@@ -166,8 +206,20 @@ fn write_homes(
     let genesis_json = serde_json::to_string_pretty(genesis).expect("genesis serializes");
     let genesis_path = staging.join(GENESIS_FILE);
     std::fs::write(&genesis_path, genesis_json + "\n").map_err(io_error(&genesis_path))?;
-    let port =
-        |node: usize, offset: usize| SocketAddr::new(options.host, options.start_port + (2 * node + offset) as u16);
+    let hosts = placement_hosts(options, names.len());
+    // The address others reach node `node` at: its own host's, or the one host's with ports
+    // consecutive in node order.
+    let port = |node: usize, offset: usize| match &hosts {
+        Some(hosts) => SocketAddr::new(hosts[node], options.start_port + offset as u16),
+        None => SocketAddr::new(options.host, options.start_port + (2 * node + offset) as u16),
+    };
+    let listen = |node: usize, offset: usize| {
+        let mut addr = port(node, offset);
+        if let Some(ip) = listen_ip(options) {
+            addr.set_ip(ip);
+        }
+        addr
+    };
     let bootstrap_index = names.len() - 1;
     let mut nodes = Vec::with_capacity(names.len());
     for (index, (name, key)) in names.iter().zip(keys).enumerate() {
@@ -211,11 +263,11 @@ fn write_homes(
             data_dir: "data".into(),
             log_dir: "logs".into(),
             p2p: P2pConfig {
-                listen_addr: port(index, 0),
+                listen_addr: listen(index, 0),
                 persistent_peers,
             },
             rpc: RpcConfig {
-                listen_addr: port(index, 1),
+                listen_addr: listen(index, 1),
                 max_body_bytes: 256 * 1024,
             },
             consensus: ConsensusConfig::default(),
@@ -235,13 +287,78 @@ fn write_homes(
             name: name.clone(),
             role: config.role,
             home: out.join(name),
-            p2p_addr: config.p2p.listen_addr,
-            rpc_addr: config.rpc.listen_addr,
+            p2p_addr: port(index, 0),
+            rpc_addr: port(index, 1),
             validator_address: key.validator_address().to_string(),
         });
     }
 
+    if let Some(compose) = &options.compose {
+        let path = staging.join(COMPOSE_FILE);
+        std::fs::write(&path, compose_yaml(compose, &nodes, options.start_port)).map_err(io_error(&path))?;
+    }
     Ok(nodes)
+}
+
+/// The inventory in force: the given hosts, a compose network's addresses, or none (one host).
+fn placement_hosts(options: &TestnetOptions, nodes: usize) -> Option<Vec<IpAddr>> {
+    if !options.placement.hosts.is_empty() {
+        return Some(options.placement.hosts.clone());
+    }
+    let compose = options.compose.as_ref()?;
+    let [a, b, c] = compose.subnet;
+    Some((0..nodes).map(|i| IpAddr::from([a, b, c, 10 + i as u8])).collect())
+}
+
+fn listen_ip(options: &TestnetOptions) -> Option<IpAddr> {
+    options
+        .placement
+        .listen
+        .or_else(|| options.compose.as_ref().map(|_| IpAddr::from([0, 0, 0, 0])))
+}
+
+/// `compose.yaml`: one service per node on a private network with fixed addresses, each
+/// home mounted at [`CONTAINER_HOME`] and the genesis read-only at [`CONTAINER_GENESIS`]; the
+/// bootstrap node's RPC is published on the host's loopback (its RPC port) for wallets there.
+fn compose_yaml(compose: &ComposeOptions, nodes: &[NodeSummary], start_port: u16) -> String {
+    let [a, b, c] = compose.subnet;
+    let services: serde_json::Map<String, serde_json::Value> = nodes
+        .iter()
+        .map(|node| {
+            let mut service = serde_json::json!({
+                "image": compose.image,
+                "user": compose.user,
+                "command": ["node", "run", "--home", CONTAINER_HOME],
+                "volumes": [
+                    format!("./{}:{CONTAINER_HOME}", node.name),
+                    format!("./{GENESIS_FILE}:{CONTAINER_GENESIS}:ro"),
+                ],
+                "networks": { "ezchain": { "ipv4_address": node.p2p_addr.ip().to_string() } },
+                // The node stops cleanly on SIGTERM (it is PID 1); give it time to.
+                "stop_grace_period": "30s",
+                "restart": "unless-stopped",
+            });
+            if node.role == NodeRole::Bootstrap {
+                service["ports"] = serde_json::json!([format!("127.0.0.1:{0}:{0}", start_port + 1)]);
+            }
+            (node.name.clone(), service)
+        })
+        .collect();
+    let file = serde_json::json!({
+        "services": services,
+        "networks": {
+            "ezchain": {
+                "driver": "bridge",
+                "ipam": { "config": [{ "subnet": format!("{a}.{b}.{c}.0/24") }] },
+            }
+        },
+    });
+    let yaml = serde_norway::to_string(&file).expect("a JSON value serializes as YAML");
+    format!(
+        "# Written by `ezchain testnet init --compose`. Start: `docker compose up -d` in this folder\n\
+         # (the image comes from deploy/build-image.sh); copy each home to its own server to run the\n\
+         # same testnet there.\n{yaml}"
+    )
 }
 
 /// Faucet first from coin 0, then each `--alloc` in order, back to back.
@@ -282,6 +399,8 @@ mod tests {
             allocations: vec![(Address([7u8; 20]), 500)],
             faucet_amount: 1_000_000,
             genesis_time_ms: 1,
+            placement: Default::default(),
+            compose: None,
         }
     }
 
@@ -332,6 +451,78 @@ mod tests {
         assert_eq!(unique.len(), 10, "ten distinct ports for five nodes");
         assert_eq!(ports.iter().min(), Some(&19500));
         assert!(!staging_dir(&out).exists());
+    }
+
+    #[test]
+    fn an_inventory_gives_every_node_its_address_peers_and_listen_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts: Vec<IpAddr> = (1..=5).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+        let mut opts = options(dir.path().join("net"), 4);
+        opts.placement = Placement {
+            hosts: hosts.clone(),
+            listen: Some(IpAddr::from([0, 0, 0, 0])),
+        };
+        let layout = init(&opts).unwrap();
+        for (index, node) in layout.nodes.iter().enumerate() {
+            assert_eq!(node.p2p_addr, SocketAddr::new(hosts[index], 19500));
+            assert_eq!(node.rpc_addr, SocketAddr::new(hosts[index], 19501));
+            let config = NodeConfig::load(&node.home).unwrap();
+            assert_eq!(config.p2p.listen_addr, "0.0.0.0:19500".parse().unwrap());
+            assert_eq!(config.rpc.listen_addr, "0.0.0.0:19501".parse().unwrap());
+            let others: Vec<SocketAddr> = (0..5)
+                .filter(|&other| other != index)
+                .map(|other| SocketAddr::new(hosts[other], 19500))
+                .collect();
+            assert_eq!(config.p2p.persistent_peers, others);
+            let validators_rpc: Vec<SocketAddr> = (0..4)
+                .filter(|&other| other != index)
+                .map(|other| SocketAddr::new(hosts[other], 19501))
+                .collect();
+            assert_eq!(config.mempool.forward_to, validators_rpc);
+        }
+        assert!(!dir.path().join("net").join(COMPOSE_FILE).exists());
+        // One address per node, or a clear refusal that writes nothing.
+        let mut short = options(dir.path().join("short"), 4);
+        short.placement.hosts = hosts[..4].to_vec();
+        assert!(matches!(
+            init(&short),
+            Err(TestnetError::HostCount { given: 4, needed: 5 })
+        ));
+        assert!(!dir.path().join("short").exists());
+    }
+
+    #[test]
+    fn compose_puts_each_node_on_the_private_network_with_its_own_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(dir.path().join("net"), 4);
+        opts.compose = Some(ComposeOptions {
+            image: "ezchain:test".into(),
+            subnet: [172, 30, 7],
+            user: "1000:1000".into(),
+        });
+        let layout = init(&opts).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("net").join(COMPOSE_FILE)).unwrap();
+        let compose: serde_json::Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(
+            compose["networks"]["ezchain"]["ipam"]["config"][0]["subnet"],
+            "172.30.7.0/24"
+        );
+        for (index, node) in layout.nodes.iter().enumerate() {
+            let service = &compose["services"][node.name.as_str()];
+            let ip = format!("172.30.7.{}", 10 + index);
+            assert_eq!(service["networks"]["ezchain"]["ipv4_address"], ip.as_str());
+            assert_eq!(service["image"], "ezchain:test");
+            assert_eq!(service["user"], "1000:1000");
+            assert_eq!(service["volumes"][0], format!("./{}:/node", node.name).as_str());
+            assert_eq!(service["volumes"][1], "./genesis.json:/genesis.json:ro");
+            assert_eq!(node.p2p_addr, format!("{ip}:19500").parse().unwrap());
+            let config = NodeConfig::load(&node.home).unwrap();
+            assert_eq!(config.rpc.listen_addr, "0.0.0.0:19501".parse().unwrap());
+            // The genesis resolves to the container's /genesis.json from the home at /node.
+            assert_eq!(config.genesis_file, PathBuf::from("../genesis.json"));
+        }
+        assert_eq!(compose["services"]["bootstrap"]["ports"][0], "127.0.0.1:19501:19501");
+        assert!(compose["services"]["validator-0"].get("ports").is_none());
     }
 
     #[test]

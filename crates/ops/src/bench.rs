@@ -287,6 +287,8 @@ fn write_testnet(
         allocations,
         faucet_amount: 1_000,
         genesis_time_ms,
+        placement: Default::default(),
+        compose: None,
     })
     .map_err(|e| BenchError::Setup(e.to_string()))?;
     let genesis = load_genesis(&layout.genesis_file).map_err(|e| BenchError::Setup(e.to_string()))?;
