@@ -175,7 +175,7 @@ pub fn run(command: TestnetCommand, json: bool) -> Result<(), CliError> {
                 if let Some(bootstrap) = layout.nodes.last().filter(|_| options.compose.is_some()) {
                     println!("next:");
                     println!(
-                        "  ./deploy/build-image.sh        # once, from a checkout: builds {}",
+                        "  deploy/build-image.sh {}    # once, in a checkout: the node image",
                         args_image_hint(&options)
                     );
                     println!("  cd {} && docker compose up -d", options.out.display());
