@@ -39,8 +39,9 @@ pub struct InitArgs {
     #[arg(long)]
     listen: Option<IpAddr>,
     /// Also write compose.yaml: the testnet as containers on a private Docker network
-    /// (`docker compose up -d` in the folder; the image from deploy/build-image.sh).
-    #[arg(long)]
+    /// (`docker compose up -d` in the folder; the image from deploy/build-image.sh). The
+    /// network's addresses are the inventory, so it does not take --hosts.
+    #[arg(long, conflicts_with = "hosts")]
     compose: bool,
     /// Image the compose services run.
     #[arg(long, default_value = "ezchain:latest", requires = "compose")]
@@ -97,10 +98,6 @@ fn container_user() -> (String, bool) {
     }
 }
 
-fn args_image_hint(options: &TestnetOptions) -> &str {
-    options.compose.as_ref().map_or("", |compose| compose.image.as_str())
-}
-
 fn chown_tree(path: &std::path::Path, uid: u32) -> std::io::Result<()> {
     std::os::unix::fs::chown(path, Some(uid), Some(uid))?;
     if path.is_dir() {
@@ -118,6 +115,7 @@ pub fn run(command: TestnetCommand, json: bool) -> Result<(), CliError> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
+            let (user, hand_over) = container_user();
             let options = TestnetOptions {
                 validators: args.validators,
                 out: args.out,
@@ -131,20 +129,11 @@ pub fn run(command: TestnetCommand, json: bool) -> Result<(), CliError> {
                     hosts: args.hosts,
                     listen: args.listen,
                 },
-                compose: None,
-            };
-            let (user, hand_over) = container_user();
-            let options = if args.compose {
-                TestnetOptions {
-                    compose: Some(ComposeOptions {
-                        image: args.image,
-                        subnet: args.subnet,
-                        user,
-                    }),
-                    ..options
-                }
-            } else {
-                options
+                compose: args.compose.then_some(ComposeOptions {
+                    image: args.image,
+                    subnet: args.subnet,
+                    user,
+                }),
             };
             let layout = init(&options).map_err(testnet_error)?;
             if options.compose.is_some() && hand_over {
@@ -172,11 +161,11 @@ pub fn run(command: TestnetCommand, json: bool) -> Result<(), CliError> {
                         node.home.display()
                     );
                 }
-                if let Some(bootstrap) = layout.nodes.last().filter(|_| options.compose.is_some()) {
+                if let (Some(compose), Some(bootstrap)) = (&options.compose, layout.nodes.last()) {
                     println!("next:");
                     println!(
                         "  deploy/build-image.sh {}    # once, in a checkout: the node image",
-                        args_image_hint(&options)
+                        compose.image
                     );
                     println!("  cd {} && docker compose up -d", options.out.display());
                     println!(

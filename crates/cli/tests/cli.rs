@@ -68,6 +68,32 @@ fn testnet_init_rejects_bad_input_with_a_code() {
     assert_eq!(bad_alloc.status.code(), Some(2), "clap usage error");
     let zero = ezchain(&["testnet", "init", "--validators", "0", "--out", out_str]);
     assert!(String::from_utf8_lossy(&zero.stderr).starts_with("error[bad_validator_count]"));
+    // A compose network is its own inventory: --hosts beside it is refused, nothing written.
+    let both = ezchain(&[
+        "testnet",
+        "init",
+        "--validators",
+        "1",
+        "--out",
+        out_str,
+        "--compose",
+        "--hosts",
+        "10.0.0.1,10.0.0.2",
+    ]);
+    assert_eq!(both.status.code(), Some(2), "clap usage error");
+    assert!(!out.exists());
+    let short = ezchain(&[
+        "testnet",
+        "init",
+        "--validators",
+        "4",
+        "--out",
+        out_str,
+        "--hosts",
+        "10.0.0.1",
+    ]);
+    assert!(String::from_utf8_lossy(&short.stderr).starts_with("error[bad_host_count]"));
+    assert!(!out.exists());
     let ok = ezchain(&[
         "testnet",
         "init",
