@@ -84,7 +84,7 @@ fn anchors(witness: &WitnessV2) -> Vec<&WitnessAnchor> {
 }
 
 #[test]
-fn faucet_then_a_pays_b_pays_c_pays_a_back_through_a_checkpoint() {
+fn faucet_then_a_pays_b_pays_c_pays_a_back_with_a_snapshot_cutting_the_history() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let net = start(24600);
     let (alice, alice_addr, alice_key) = create(&net, "alice");
@@ -110,18 +110,22 @@ fn faucet_then_a_pays_b_pays_c_pays_a_back_through_a_checkpoint() {
     assert_eq!(balance(&carol), 300);
     send(&carol, &alice_addr, 300);
 
-    // The value Alice paid away comes back whole: the package is cut at Alice's own checkpoint
-    // instead of carrying Alice's history back to her.
+    // Bob's value came with a witness that already nested the faucet's: before paying it on,
+    // his wallet snapshotted (one more bundle of his, no history record), so the value that
+    // comes back to Alice carries two owners — Carol, and Bob from his snapshot — not the
+    // faucet's or Alice's own past.
     let waiting = client(&net)
         .mailbox_fetch(&alice_key, &net.genesis.hash())
         .expect("Alice's mailbox");
     assert_eq!(waiting.len(), 1);
     let package: TransferPackage = decode(&waiting[0].bytes, 1 << 24).expect("a package");
     assert!(
+        matches!(
+            anchors(&package.witness)[..],
+            [WitnessAnchor::PriorWitness(_), WitnessAnchor::Snapshot(_)]
+        ),
+        "the returning value is anchored on Bob's snapshot: {:?}",
         anchors(&package.witness)
-            .iter()
-            .any(|anchor| matches!(anchor, WitnessAnchor::Checkpoint(_))),
-        "the returning value is anchored on Alice's checkpoint"
     );
     assert_eq!(balance(&alice), 1000);
     assert_eq!(balance(&carol), 0);
@@ -152,7 +156,8 @@ fn faucet_then_a_pays_b_pays_c_pays_a_back_through_a_checkpoint() {
         );
         assert!(wallet.ok(&["tx", "pending"]).as_array().is_some_and(Vec::is_empty));
     }
-    assert_eq!(bob.ok(&["tx", "receipts"]).as_array().map(Vec::len), Some(1));
+    // Bob's receipts: his snapshot and his payment.
+    assert_eq!(bob.ok(&["tx", "receipts"]).as_array().map(Vec::len), Some(2));
 }
 
 #[test]

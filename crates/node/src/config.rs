@@ -162,8 +162,10 @@ fn default_log_dir() -> PathBuf {
     PathBuf::from("logs")
 }
 
-fn default_max_body_bytes() -> usize {
-    256 * 1024
+/// Room for the largest submission a node decodes (a snapshot with its evidence), as hex in
+/// JSON: twice its size and a little.
+pub(crate) fn default_max_body_bytes() -> usize {
+    ezchain_protocol::bundle::MAX_SUBMISSION_BYTES * 2 + 4096
 }
 
 #[derive(Debug, Error)]

@@ -264,6 +264,7 @@ async fn genesis(State(state): State<Arc<RpcState>>) -> Response {
 /// Stable code of an admission refusal.
 pub fn admission_code(error: &AdmissionError) -> ErrorCode {
     use ezchain_protocol::bundle::BundleError;
+    use ezchain_protocol::snapshot::SnapshotError;
     use ezchain_protocol::state::EntryError;
     match error {
         AdmissionError::Entry(EntryError::Bundle(BundleError::SelfTransfer { .. })) => ErrorCode::SelfTransfer,
@@ -272,6 +273,13 @@ pub fn admission_code(error: &AdmissionError) -> ErrorCode {
         AdmissionError::Entry(EntryError::StaleSeq { .. }) => ErrorCode::StaleSeq,
         AdmissionError::Entry(EntryError::SeqGap { .. }) => ErrorCode::SeqGap,
         AdmissionError::Entry(EntryError::DuplicateSender) => ErrorCode::DuplicateSender,
+        AdmissionError::Entry(EntryError::Snapshot(snapshot)) => match snapshot {
+            SnapshotError::Unsound | SnapshotError::List(_) => ErrorCode::SnapshotUnsound,
+            SnapshotError::HistoryTooLong { .. } => ErrorCode::SnapshotHistoryTooLong,
+            SnapshotError::EvidenceTooLarge { .. } | SnapshotError::BlockBudget => ErrorCode::SnapshotTooLarge,
+            SnapshotError::NoHistory => ErrorCode::InternalError,
+            _ => ErrorCode::SnapshotEvidenceInvalid,
+        },
         AdmissionError::ConflictingPending { .. } => ErrorCode::PendingBundleExists,
         AdmissionError::FeeNotHigher { .. } => ErrorCode::FeeNotHigher,
         AdmissionError::PoolFull { .. } => ErrorCode::MempoolFull,
@@ -304,7 +312,7 @@ async fn submit(
             "`submission` must be hex",
         );
     };
-    let submission: Submission = match decode(&bytes, ezchain_protocol::bundle::MAX_SIDECAR_BYTES * 2) {
+    let submission: Submission = match decode(&bytes, ezchain_protocol::bundle::MAX_SUBMISSION_BYTES) {
         Ok(submission) => submission,
         Err(e) => return fail(StatusCode::BAD_REQUEST, ErrorCode::MalformedSubmission, e),
     };
@@ -312,6 +320,18 @@ async fn submit(
     // Recovery (≈ 50 µs) outside the pool's lock, so concurrent submissions verify in parallel;
     // the pool keeps the verification for the block that includes the bundle.
     let admitted = match submission.verify(chain.chain_id) {
+        // A snapshot's evidence is checked against this node's chain before it may wait in the
+        // pool (bounded by the evidence limits), so a wallet hears at once why one is refused.
+        Ok(verified) if verified.submission().is_snapshot() => {
+            match chain.check_entry(&verified, chain.height + 1, Some(&state.chain.snapshot_rules())) {
+                Ok(_) => state
+                    .mempool
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .submit_verified(&chain, verified),
+                Err(e) => Err(AdmissionError::Entry(e)),
+            }
+        }
         Ok(verified) => state
             .mempool
             .lock()

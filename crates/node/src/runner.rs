@@ -217,7 +217,7 @@ pub async fn run(home: &Path, build: BuildInfo, shutdown: impl Future<Output = (
     let store = ChainStore::open(&data_dir.join("chain.redb"), &genesis)?;
     let state = store.load_state(genesis.chain_id)?;
     info!(moniker = %config.moniker, role = ?config.role, height = state.height, "node starting");
-    let chain = Arc::new(ChainView::new(store, state));
+    let chain = Arc::new(ChainView::new(store, state, genesis.clone()));
     let admin_token =
         ezchain_host::secret::ensure_token(&data_dir.join(crate::config::ADMIN_TOKEN_FILE)).map_err(|e| {
             NodeError::Store(StoreError::Corrupt {

@@ -14,7 +14,8 @@ use ezchain_host::export::{ExportError, copy_table, export_database, open_unheld
 use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::CommitCertificate;
 use ezchain_protocol::state::{AppliedBlock, STATE_FORMAT};
-use ezchain_protocol::{AccountLeaf, Address, Block, BlockHeader, ChainState, Genesis, Hash32, Receipt};
+use ezchain_protocol::witness::FinalizedHeaders;
+use ezchain_protocol::{AccountLeaf, Address, Block, BlockHeader, ChainState, Genesis, Hash32, HeaderLite, Receipt};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 use thiserror::Error;
@@ -91,6 +92,19 @@ fn decode_stored<T: BorshDeserialize>(what: &'static str, bytes: &[u8]) -> Resul
         what,
         reason: e.to_string(),
     })
+}
+
+/// Every header in the store is of a committed height, so the store is the node's set of
+/// finalized headers (what snapshot evidence is checked against).
+impl FinalizedHeaders for ChainStore {
+    fn finalized_header(&self, height: u64) -> Option<HeaderLite> {
+        // A read failure makes the evidence look unproven: this node then refuses the snapshot
+        // (and a block holding it) rather than guess — the other validators still decide.
+        self.header_lite(height).unwrap_or_else(|e| {
+            tracing::warn!(height, error = %e, "cannot read a header to check snapshot evidence");
+            None
+        })
+    }
 }
 
 impl ChainStore {
@@ -256,6 +270,11 @@ impl ChainStore {
 
     pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
         self.get_by_height(HEADERS, "header", height)
+    }
+
+    /// Height 0 is the genesis, not a block: it has no header here.
+    pub fn header_lite(&self, height: u64) -> Result<Option<HeaderLite>, StoreError> {
+        Ok(self.header(height)?.map(|header| header.lite()))
     }
 
     pub fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, StoreError> {

@@ -268,7 +268,7 @@ fn write_homes(
             },
             rpc: RpcConfig {
                 listen_addr: listen(index, 1),
-                max_body_bytes: 256 * 1024,
+                max_body_bytes: crate::config::default_max_body_bytes(),
             },
             consensus: ConsensusConfig::default(),
             mempool: MempoolConfig {

@@ -111,7 +111,7 @@ fn blocks(c: &mut Criterion) {
     // What a node does with bundles its mempool verified at admission: no recovery again.
     let verified: Vec<VerifiedSubmission> = submissions.iter().map(|s| s.verify(chain.chain_id).unwrap()).collect();
     group.bench_function("build_block_verified_1000_bundles", |b| {
-        b.iter(|| black_box(build_block_verified(&chain, verified.clone(), 1, 1).unwrap()))
+        b.iter(|| black_box(build_block_verified(&chain, verified.clone(), 1, 1, None).unwrap()))
     });
     let known: Vec<Option<VerifiedSubmission>> = block
         .entries
@@ -119,7 +119,7 @@ fn blocks(c: &mut Criterion) {
         .map(|entry| verified.iter().find(|v| v.submission() == entry).cloned())
         .collect();
     group.bench_function("apply_block_verified_1000_bundles_all_known", |b| {
-        b.iter(|| black_box(apply_block_verified(&chain, &block, known.clone()).unwrap()))
+        b.iter(|| black_box(apply_block_verified(&chain, &block, known.clone(), None).unwrap()))
     });
     group.finish();
 }

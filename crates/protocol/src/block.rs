@@ -78,6 +78,9 @@ pub struct DiffEntry {
     pub new_leaf_hash: Hash32,
     pub envelope_hash: Hash32,
     pub bundle_hash: Hash32,
+    /// A snapshot bundle's evidence hash: the evidence is not signed, so the header pins it
+    /// here — a block cannot travel with other evidence than the one its validators checked.
+    pub evidence_hash: Option<Hash32>,
 }
 
 impl DiffEntry {
@@ -168,6 +171,7 @@ mod tests {
             new_leaf_hash: h,
             envelope_hash: h,
             bundle_hash: h,
+            evidence_hash: None,
         }
     }
 

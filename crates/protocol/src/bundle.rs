@@ -3,10 +3,13 @@
 //!
 //! Rules checked by [`Submission::verify`] (mempool and block validation share them):
 //! 1. envelope version is [`BUNDLE_VERSION`] and `chain_id` is this chain's;
-//! 2. the sidecar has 1..=128 txs, each with 1..=64 ranges, sorted, non-overlapping and
+//! 2. a plain bundle (no `holdings_root`, no evidence): the sidecar has 1..=128 txs, each with 1..=64 ranges, sorted, non-overlapping and
 //!    non-adjacent (adjacent ranges must be merged), `sender == sidecar.sender`,
 //!    `local_index` equal to its position, extra data ≤ 256 bytes, `recipient != sender`; no
-//!    two txs touch the same coin; the encoded sidecar is ≤ 32 KiB;
+//!    two txs touch the same coin; the encoded sidecar is ≤ 32 KiB. A snapshot bundle
+//!    (`holdings_root` set, docs/bounded-witnesses.md): no txs, and snapshot evidence of at most
+//!    [`MAX_SNAPSHOT_EVIDENCE_BYTES`] beside it (the evidence itself is checked against the
+//!    chain by `snapshot::check_snapshot`, not here);
 //! 3. `bundle_hash` and `claim_set_hash` equal the values recomputed from the sidecar;
 //! 4. the signature is low-s and recovers to `sidecar.sender`.
 //!
@@ -23,16 +26,21 @@ use crate::address::Address;
 use crate::codec::encoded_len;
 use crate::hash::{Hash32, hash_object, tag};
 use crate::signature::{RecoverableSignature, SignatureError, SigningKey};
+use crate::snapshot::{MAX_SNAPSHOT_EVIDENCE_BYTES, SnapshotEvidence};
 use crate::value::{ValueRange, claim_set, claim_set_hash};
 use borsh::{BorshDeserialize, BorshSerialize};
 use thiserror::Error;
 
-/// Envelope version of EZchain V2 bundles.
-pub const BUNDLE_VERSION: u16 = 2;
+/// Envelope version of EZchain V2 bundles. 3: the envelope signs an optional holdings root
+/// (snapshot bundles).
+pub const BUNDLE_VERSION: u16 = 3;
 pub const MAX_SIDECAR_BYTES: usize = 32 * 1024;
 pub const MAX_TXS_PER_BUNDLE: usize = 128;
 pub const MAX_RANGES_PER_TX: usize = 64;
 pub const MAX_EXTRA_DATA_BYTES: usize = 256;
+/// Largest encoded submission a node decodes: a full sidecar or a snapshot's evidence, plus the
+/// envelope.
+pub const MAX_SUBMISSION_BYTES: usize = MAX_SNAPSHOT_EVIDENCE_BYTES + MAX_SIDECAR_BYTES + 1024;
 
 /// One transfer inside a bundle. Not signed on its own: the envelope signs the whole sidecar.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
@@ -150,6 +158,7 @@ struct EnvelopeSigningFields {
     anti_spam_nonce: u64,
     bundle_hash: Hash32,
     claim_set_hash: Hash32,
+    holdings_root: Option<Hash32>,
 }
 
 /// The signed header of a bundle.
@@ -166,6 +175,8 @@ pub struct BundleEnvelope {
     pub anti_spam_nonce: u64,
     pub bundle_hash: Hash32,
     pub claim_set_hash: Hash32,
+    /// Set only on a snapshot bundle: the root of the holdings list it asks the leaf to commit.
+    pub holdings_root: Option<Hash32>,
     pub signature: RecoverableSignature,
 }
 
@@ -182,6 +193,7 @@ impl BundleEnvelope {
                 anti_spam_nonce: self.anti_spam_nonce,
                 bundle_hash: self.bundle_hash,
                 claim_set_hash: self.claim_set_hash,
+                holdings_root: self.holdings_root,
             },
         )
     }
@@ -197,6 +209,8 @@ impl BundleEnvelope {
 pub struct Submission {
     pub envelope: BundleEnvelope,
     pub sidecar: BundleSidecar,
+    /// A snapshot bundle's evidence (unsigned: it only proves the signed root).
+    pub evidence: Option<SnapshotEvidence>,
 }
 
 /// Parameters a sender chooses for one bundle.
@@ -212,6 +226,31 @@ pub struct EnvelopeParams {
 impl Submission {
     /// Builds and signs a submission for `sidecar` (the signer must be the sidecar's sender).
     pub fn sign(key: &SigningKey, sidecar: BundleSidecar, params: &EnvelopeParams) -> Submission {
+        Self::sign_with(key, sidecar, None, None, params)
+    }
+
+    /// Builds and signs a snapshot bundle of `key`'s account claiming the list whose root is
+    /// `holdings_root`, proven by `evidence`.
+    pub fn sign_snapshot(
+        key: &SigningKey,
+        holdings_root: Hash32,
+        evidence: SnapshotEvidence,
+        params: &EnvelopeParams,
+    ) -> Submission {
+        let sidecar = BundleSidecar {
+            sender: key.address(),
+            txs: Vec::new(),
+        };
+        Self::sign_with(key, sidecar, Some(holdings_root), Some(evidence), params)
+    }
+
+    fn sign_with(
+        key: &SigningKey,
+        sidecar: BundleSidecar,
+        holdings_root: Option<Hash32>,
+        evidence: Option<SnapshotEvidence>,
+        params: &EnvelopeParams,
+    ) -> Submission {
         let mut envelope = BundleEnvelope {
             version: BUNDLE_VERSION,
             chain_id: params.chain_id,
@@ -221,10 +260,20 @@ impl Submission {
             anti_spam_nonce: params.anti_spam_nonce,
             bundle_hash: sidecar.bundle_hash(),
             claim_set_hash: sidecar.claim_set_hash(),
+            holdings_root,
             signature: RecoverableSignature([0u8; 65]),
         };
         envelope.signature = key.sign(&envelope.sighash());
-        Submission { envelope, sidecar }
+        Submission {
+            envelope,
+            sidecar,
+            evidence,
+        }
+    }
+
+    /// True for a snapshot bundle (its envelope claims a holdings root).
+    pub fn is_snapshot(&self) -> bool {
+        self.envelope.holdings_root.is_some()
     }
 
     /// Checks rules 1–4 of the module doc.
@@ -244,7 +293,20 @@ impl Submission {
         if envelope.seq == 0 {
             return Err(BundleError::ZeroSeq);
         }
-        self.sidecar.check_shape()?;
+        match (&envelope.holdings_root, &self.evidence) {
+            (None, None) => self.sidecar.check_shape()?,
+            (Some(_), Some(evidence)) => {
+                if !self.sidecar.txs.is_empty() {
+                    return Err(BundleError::SnapshotMovesValue);
+                }
+                let size = encoded_len(evidence);
+                if size > MAX_SNAPSHOT_EVIDENCE_BYTES {
+                    return Err(BundleError::EvidenceTooLarge { size });
+                }
+            }
+            (Some(_), None) => return Err(BundleError::SnapshotWithoutEvidence),
+            (None, Some(_)) => return Err(BundleError::EvidenceWithoutSnapshot),
+        }
         let bundle_hash = self.sidecar.bundle_hash();
         if bundle_hash != envelope.bundle_hash {
             return Err(BundleError::BundleHashMismatch);
@@ -341,6 +403,14 @@ pub enum BundleError {
     DoubleSpendInBundle,
     #[error("sidecar is {size} bytes, the limit is {MAX_SIDECAR_BYTES}")]
     SidecarTooLarge { size: usize },
+    #[error("a snapshot bundle moves no value: its sidecar must hold no transactions")]
+    SnapshotMovesValue,
+    #[error("a snapshot bundle needs its evidence beside it")]
+    SnapshotWithoutEvidence,
+    #[error("only a snapshot bundle carries snapshot evidence")]
+    EvidenceWithoutSnapshot,
+    #[error("snapshot evidence is {size} bytes, the limit is {MAX_SNAPSHOT_EVIDENCE_BYTES}; snapshot sooner")]
+    EvidenceTooLarge { size: usize },
     #[error("envelope bundle_hash does not match the sidecar")]
     BundleHashMismatch,
     #[error("envelope claim_set_hash does not match the sidecar")]

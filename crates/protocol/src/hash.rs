@@ -93,6 +93,11 @@ pub mod tag {
     pub const GENESIS: &[u8] = b"EZCHAIN_GENESIS_V2";
     pub const ALLOCATION_LEAF: &[u8] = b"EZCHAIN_ALLOCATION_V2";
     pub const MAILBOX_AUTH: &[u8] = b"EZCHAIN_MAILBOX_AUTH_V1";
+    pub const HOLDING_LEAF: &[u8] = b"EZCHAIN_HOLDING_LEAF_V1";
+    pub const HOLDINGS_NODE: &[u8] = b"EZCHAIN_HOLDINGS_NODE_V1";
+    pub const HOLDINGS_ROOT: &[u8] = b"EZCHAIN_HOLDINGS_ROOT_V1";
+    pub const HOLDINGS_EMPTY: &[u8] = b"EZCHAIN_HOLDINGS_EMPTY_V1";
+    pub const SNAPSHOT_EVIDENCE: &[u8] = b"EZCHAIN_SNAPSHOT_EVIDENCE_V1";
 }
 
 /// `Keccak256(tag ‖ part₀ ‖ part₁ ‖ …)`.

@@ -13,6 +13,12 @@
 //! 4. **Accepting.** A verified package becomes a spendable record whose chain holds the owner's
 //!    own units at heights ≥ `hA` (inclusive boundary, R4), anchored on the payer's witness with
 //!    checkpoints rehydrated.
+//! 5. **Snapshotting** (docs/bounded-witnesses.md). A snapshot bundle claims the list the
+//!    owner holds, built with the validators' own `snapshot::replay` from the basis (the last
+//!    snapshot's list, or the genesis allocations), the own bundles since it and every live
+//!    value received since it (at most what the evidence limits allow). On its receipt every
+//!    live record inside the list is re-anchored on the snapshot: its chain restarts at the
+//!    snapshot unit, so what it exports no longer grows with the owner's history.
 //!
 //! Invariant: a record's chain always holds every own unit at or after its acquisition height,
 //! so the witnesses this owner exports satisfy the tail rule.
@@ -22,15 +28,20 @@ use crate::bundle::{BundleError, BundleSidecar, EnvelopeParams, OffChainTx, Subm
 use crate::codec::encoded_len;
 use crate::genesis::Genesis;
 use crate::hash::Hash32;
+use crate::holdings::{HoldingsError, HoldingsList};
 use crate::receipt::{ConfirmedBundleUnit, Receipt};
 use crate::signature::SigningKey;
+use crate::snapshot::{
+    MAX_SNAPSHOT_EVIDENCE_BYTES, MAX_SNAPSHOT_INCOMING, MAX_SNAPSHOT_OWN_UNITS, MAX_SNAPSHOT_UNITS, SnapshotEvidence,
+    genesis_holdings, replay,
+};
 use crate::value::{ValueRange, claim_set, total_len};
 use crate::witness::{
-    Checkpoint, CheckpointAnchor, FinalizedHeaders, GenesisAnchor, OwnCheckpoints, PriorWitnessLink, TransferPackage,
-    Verifier, VerifyBudget, VerifyError, WitnessAnchor, WitnessV2,
+    Checkpoint, CheckpointAnchor, FinalizedHeaders, GenesisAnchor, OwnCheckpoints, PriorWitnessLink, SnapshotAnchor,
+    TransferPackage, Verifier, VerifyBudget, VerifyError, WitnessAnchor, WitnessV2,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use thiserror::Error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -64,6 +75,15 @@ impl ValueRecord {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct PendingSend {
     pub submission: Submission,
+    /// For a snapshot bundle: the list it claims.
+    pub holdings: Option<HoldingsList>,
+}
+
+/// The owner's latest confirmed snapshot: the list its leaf commits and the unit that did it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SnapshotRecord {
+    pub list: HoldingsList,
+    pub unit: ConfirmedBundleUnit,
 }
 
 /// What a package delivery did.
@@ -77,6 +97,26 @@ pub enum AcceptOutcome {
     Duplicate,
 }
 
+/// When a wallet snapshots on its own (docs/bounded-witnesses.md §4): so that no package it
+/// exports holds more than ≈ `every_bundles` own units per owner, and provenance stays at most
+/// one hop deep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Own bundles since the last snapshot that make one due (0: never snapshot).
+    pub every_bundles: usize,
+    /// Values received since the last snapshot that make one due.
+    pub received: usize,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        SnapshotPolicy {
+            every_bundles: 16,
+            received: 32,
+        }
+    }
+}
+
 /// Everything one owner holds. Its borsh encoding is how a wallet persists it.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Holdings {
@@ -87,6 +127,7 @@ pub struct Holdings {
     checkpoints: Vec<Checkpoint>,
     pending: Option<PendingSend>,
     accepted_packages: HashSet<Hash32>,
+    snapshot: Option<SnapshotRecord>,
 }
 
 impl Holdings {
@@ -98,6 +139,7 @@ impl Holdings {
             checkpoints: Vec::new(),
             pending: None,
             accepted_packages: HashSet::new(),
+            snapshot: None,
         }
     }
 
@@ -144,6 +186,47 @@ impl Holdings {
 
     pub fn pending(&self) -> Option<&PendingSend> {
         self.pending.as_ref()
+    }
+
+    pub fn snapshot(&self) -> Option<&SnapshotRecord> {
+        self.snapshot.as_ref()
+    }
+
+    /// Own bundles confirmed since the latest snapshot (all of them before the first): what the
+    /// snapshot policy counts.
+    pub fn bundles_since_snapshot(&self) -> usize {
+        let since = self.snapshot.as_ref().map_or(0, |s| s.unit.receipt.seq);
+        self.own_units.iter().filter(|unit| unit.receipt.seq > since).count()
+    }
+
+    /// Live values received since the latest snapshot's height, which the next snapshot can
+    /// take in (at most [`MAX_SNAPSHOT_INCOMING`] at once).
+    pub fn received_since_snapshot(&self) -> usize {
+        self.snapshot_candidates().count()
+    }
+
+    /// True when `policy` asks for a snapshot before the next payment: enough own bundles or
+    /// received values since the last one, or a received value whose payer's own witness was
+    /// not anchored on a snapshot or the genesis (paying it on would nest provenance twice).
+    pub fn snapshot_due(&self, policy: &SnapshotPolicy) -> bool {
+        if policy.every_bundles == 0 {
+            return false;
+        }
+        self.bundles_since_snapshot() >= policy.every_bundles
+            || self.received_since_snapshot() >= policy.received.max(1)
+            || self.snapshot_candidates().any(|record| match &record.witness.anchor {
+                WitnessAnchor::PriorWitness(link) => link.prior_witness.depth() >= 1,
+                _ => false,
+            })
+    }
+
+    fn snapshot_candidates(&self) -> impl Iterator<Item = &ValueRecord> {
+        let basis_height = self.snapshot.as_ref().map_or(0, |s| s.unit.height());
+        self.records.iter().filter(move |record| {
+            record.status == RecordStatus::Spendable
+                && record.acquisition_height >= basis_height
+                && matches!(record.witness.anchor, WitnessAnchor::PriorWitness(_))
+        })
     }
 
     /// Seq of the newest own confirmed bundle (0 if none).
@@ -293,6 +376,93 @@ impl Holdings {
         self.records = records;
         self.pending = Some(PendingSend {
             submission: submission.clone(),
+            holdings: None,
+        });
+        Ok(submission)
+    }
+
+    /// Builds and signs a snapshot bundle (rule 5) claiming everything this owner can prove it
+    /// holds: the basis less its spends since, plus the values received since the basis, oldest
+    /// first, as many as the evidence limits take. Needs no pending bundle.
+    pub fn prepare_snapshot(
+        &mut self,
+        key: &SigningKey,
+        genesis: &Genesis,
+        params: &EnvelopeParams,
+    ) -> Result<Submission, OwnershipError> {
+        if self.pending.is_some() {
+            return Err(OwnershipError::PendingBundleExists);
+        }
+        if key.address() != self.owner {
+            return Err(OwnershipError::WrongKey);
+        }
+        if params.seq != self.confirmed_seq() + 1 {
+            return Err(OwnershipError::SeqNotNext {
+                expected: self.confirmed_seq() + 1,
+                got: params.seq,
+            });
+        }
+        let (basis, basis_seq, evidence_basis) = match &self.snapshot {
+            Some(snapshot) => (snapshot.list.clone(), snapshot.unit.receipt.seq, snapshot.list.clone()),
+            None => (genesis_holdings(genesis, &self.owner)?, 1, HoldingsList::new()),
+        };
+        // Newest first, down to the basis snapshot unit (or the first bundle).
+        let own: Vec<ConfirmedBundleUnit> = self
+            .own_units
+            .iter()
+            .rev()
+            .take_while(|unit| unit.receipt.seq >= basis_seq)
+            .cloned()
+            .collect();
+        if own.len() > MAX_SNAPSHOT_OWN_UNITS {
+            return Err(OwnershipError::SnapshotHistoryTooLong { units: own.len() });
+        }
+        let mut claims: BTreeMap<u64, Vec<ValueRange>> = BTreeMap::new();
+        for unit in &own {
+            claims
+                .entry(unit.height())
+                .or_default()
+                .extend(unit.sidecar.claim_set());
+        }
+        let mut candidates: Vec<&ValueRecord> = self.snapshot_candidates().collect();
+        candidates.sort_by_key(|record| (record.acquisition_height, record.value));
+        let mut evidence = SnapshotEvidence {
+            basis: evidence_basis,
+            own,
+            incoming: Vec::new(),
+        };
+        let mut arrivals: BTreeMap<u64, Vec<ValueRange>> = BTreeMap::new();
+        let mut size = encoded_len(&evidence);
+        for record in candidates {
+            let WitnessAnchor::PriorWitness(link) = &record.witness.anchor else {
+                continue;
+            };
+            let package = TransferPackage {
+                target_tx: link.acquire_tx.clone(),
+                target_value: record.value,
+                witness: (*link.prior_witness).clone(),
+            };
+            let package_size = encoded_len(&package);
+            let units = evidence.units() + package.witness.total_units();
+            if evidence.incoming.len() >= MAX_SNAPSHOT_INCOMING
+                || units > MAX_SNAPSHOT_UNITS
+                || size + package_size > MAX_SNAPSHOT_EVIDENCE_BYTES
+            {
+                // Left out: still spendable on its own witness, as before any snapshot.
+                continue;
+            }
+            size += package_size;
+            arrivals
+                .entry(record.acquisition_height)
+                .or_default()
+                .push(record.value);
+            evidence.incoming.push(package);
+        }
+        let list = replay(basis, claims, arrivals)?;
+        let submission = Submission::sign_snapshot(key, list.root(), evidence, params);
+        self.pending = Some(PendingSend {
+            submission: submission.clone(),
+            holdings: Some(list),
         });
         Ok(submission)
     }
@@ -344,6 +514,9 @@ impl Holdings {
             return Err(OwnershipError::Verify(VerifyError::InclusionProofInvalid { height }));
         }
         let unit_ref = unit.bundle_ref();
+        if let Some(list) = self.pending.as_ref().and_then(|p| p.holdings.clone()) {
+            return self.apply_snapshot_receipt(unit, list).map(|()| Vec::new());
+        }
         let mut paid = Vec::new();
         for record in &mut self.records {
             let in_bundle = matches!(
@@ -386,6 +559,36 @@ impl Holdings {
                 })
             })
             .collect())
+    }
+
+    /// The receipt of a pending snapshot (rule 5): live records inside the list restart their
+    /// chain at the snapshot unit; the others get the unit like any own bundle.
+    fn apply_snapshot_receipt(&mut self, unit: ConfirmedBundleUnit, list: HoldingsList) -> Result<(), OwnershipError> {
+        let unit_ref = unit.bundle_ref();
+        let committed = unit.receipt.holdings;
+        if committed.map(|c| (c.root, c.count as usize, c.at)) != Some((list.root(), list.len(), unit_ref)) {
+            return Err(OwnershipError::SnapshotReceiptMismatch);
+        }
+        for record in self.records.iter_mut().filter(|record| record.is_live()) {
+            let anchored = list
+                .containing(&record.value)
+                .and_then(|(index, held)| Some((held, list.prove(index)?)));
+            match anchored {
+                Some((held, proof)) => {
+                    record.witness = WitnessV2 {
+                        value: record.value,
+                        current_owner: self.owner,
+                        chain: vec![unit.clone()],
+                        anchor: WitnessAnchor::Snapshot(SnapshotAnchor { held, proof }),
+                    };
+                }
+                None => record.witness.chain.insert(0, unit.clone()),
+            }
+        }
+        self.own_units.push(unit.clone());
+        self.snapshot = Some(SnapshotRecord { list, unit });
+        self.pending = None;
+        Ok(())
     }
 
     /// Verifies a package addressed to this owner and stores the value as spendable (rule 4).
@@ -506,6 +709,15 @@ pub enum OwnershipError {
     ReceiptPrevRefMismatch,
     #[error("bundle is malformed: {0}")]
     Bundle(#[from] BundleError),
+    #[error(
+        "{units} own bundles since the last snapshot, over the {MAX_SNAPSHOT_OWN_UNITS} one snapshot may show; \
+         this account can no longer snapshot"
+    )]
+    SnapshotHistoryTooLong { units: usize },
+    #[error("the snapshot's receipt commits another list than the one this wallet claimed")]
+    SnapshotReceiptMismatch,
+    #[error("cannot build the snapshot's list: {0}")]
+    Holdings(#[from] HoldingsError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
 }

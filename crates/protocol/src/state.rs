@@ -5,27 +5,35 @@
 //!    its seq is `confirmed_seq(s) + 1` (1 for a new account);
 //! 2. s appears at most once, and entries are sorted by `addr_key(s)`;
 //! 3. the new leaf is computed from the parent state and the envelope, never taken from the
-//!    proposer: `{s, head_ref = {h, bundle_hash, seq}, prev_ref = old.head_ref, claim_set_hash}`;
-//! 4. the header's `diff_root` and `state_root` must equal the recomputed ones.
+//!    proposer: `{s, head_ref = {h, bundle_hash, seq}, prev_ref = old.head_ref, claim_set_hash,
+//!    holdings}`, where `holdings` is the old leaf's commitment carried forward — or, for a
+//!    snapshot bundle that passes the snapshot rule (`snapshot` module, within the block's
+//!    snapshot budget), `{root, count, at = head_ref}` of the list the rule computed;
+//! 4. the header's `diff_root` (which covers each snapshot's evidence) and `state_root` must
+//!    equal the recomputed ones.
 //!
 //! Invariant: `apply_block(parent, build_block(parent, …).block)` reproduces the same state, and
 //! any other block is rejected with an error, never a panic.
 
 use crate::address::Address;
 use crate::block::{
-    AccountLeaf, BLOCK_VERSION, Block, BlockEntry, BlockHeader, BundleRef, DiffEntry, HeaderLite, diff_root,
+    AccountLeaf, BLOCK_VERSION, Block, BlockEntry, BlockHeader, BundleRef, DiffEntry, HeaderLite, HoldingsCommitment,
+    diff_root,
 };
 use crate::bundle::{BundleError, Submission, VerifiedSubmission};
 use crate::genesis::Genesis;
 use crate::hash::Hash32;
 use crate::receipt::Receipt;
 use crate::smt::Smt;
+use crate::snapshot::{BlockSnapshotBudget, SnapshotError, SnapshotEvidence, SnapshotRules, check_snapshot};
 use thiserror::Error;
 
 /// Version of the state definition — the account leaf and the state tree that together give a
-/// header's `state_root`. 3: the leaf-shortcut tree and the leaf's holdings commitment. A store
-/// written under another version cannot be read: its roots would not match its headers.
-pub const STATE_FORMAT: u32 = 3;
+/// header's `state_root` — and of the blocks that change it. 3: the leaf-shortcut tree and the
+/// leaf's holdings commitment. 4: snapshot bundles can set it (bundle envelope version 3, which
+/// signs the holdings root, and submissions carrying snapshot evidence). A store written under
+/// another version cannot be read: its roots or its blocks would not match.
+pub const STATE_FORMAT: u32 = 4;
 
 /// The state after a finalized height: the account tree and the tip it belongs to.
 #[derive(Clone)]
@@ -141,22 +149,77 @@ impl ChainState {
         Ok(())
     }
 
-    /// Rules 3–4: applies verified, sorted, distinct entries on top of `self`.
-    fn execute(&self, height: u64, timestamp_ms: u64, entries: &[VerifiedSubmission]) -> (BlockHeader, ChainState) {
+    /// [`Self::check_verified`], and for a snapshot bundle the snapshot rule against `rules`
+    /// (refused without them). Returns the length of the list a snapshot commits.
+    pub fn check_entry(
+        &self,
+        verified: &VerifiedSubmission,
+        height: u64,
+        rules: Option<&SnapshotRules<'_>>,
+    ) -> Result<Option<u32>, EntryError> {
+        self.check_verified(verified, height)?;
+        let submission = verified.submission();
+        let (Some(root), Some(evidence)) = (&submission.envelope.holdings_root, &submission.evidence) else {
+            return Ok(None);
+        };
+        let rules = rules.ok_or(SnapshotError::NoHistory)?;
+        let list = check_snapshot(
+            rules,
+            &verified.sender(),
+            self.leaf(&verified.sender()),
+            root,
+            evidence,
+            height,
+        )?;
+        Ok(Some(list.len() as u32))
+    }
+
+    /// The entry checks of a block: [`Self::check_entry`] within the block's snapshot budget.
+    fn check_in_block(
+        &self,
+        verified: &VerifiedSubmission,
+        height: u64,
+        rules: Option<&SnapshotRules<'_>>,
+        budget: &mut BlockSnapshotBudget,
+    ) -> Result<Option<u32>, EntryError> {
+        if let Some(evidence) = &verified.submission().evidence {
+            self.check_verified(verified, height)?;
+            budget.take(evidence.units())?;
+        }
+        self.check_entry(verified, height, rules)
+    }
+
+    /// Rules 3–4: applies verified, sorted, distinct entries on top of `self`; `snapshots[i]` is
+    /// the list length entry i's snapshot commits (`None` for a plain bundle).
+    fn execute(
+        &self,
+        height: u64,
+        timestamp_ms: u64,
+        entries: &[VerifiedSubmission],
+        snapshots: &[Option<u32>],
+    ) -> (BlockHeader, ChainState) {
         let mut accounts = self.accounts.clone();
         let mut diff = Vec::with_capacity(entries.len());
-        for entry in entries {
+        for (entry, snapshot) in entries.iter().zip(snapshots) {
             let envelope = &entry.submission().envelope;
             let old = accounts.get(&entry.addr_key());
             let prev_ref = old.map(|old| old.head_ref);
-            let holdings = old.and_then(|old| old.holdings);
+            let head_ref = BundleRef {
+                height,
+                bundle_hash: entry.bundle_hash(),
+                seq: envelope.seq,
+            };
+            let holdings = match (snapshot, envelope.holdings_root) {
+                (Some(count), Some(root)) => Some(HoldingsCommitment {
+                    root,
+                    count: *count,
+                    at: head_ref,
+                }),
+                _ => old.and_then(|old| old.holdings),
+            };
             let new_leaf = AccountLeaf {
                 owner: entry.sender(),
-                head_ref: BundleRef {
-                    height,
-                    bundle_hash: entry.bundle_hash(),
-                    seq: envelope.seq,
-                },
+                head_ref,
                 prev_ref,
                 claim_set_hash: envelope.claim_set_hash,
                 holdings,
@@ -166,6 +229,11 @@ impl ChainState {
                 new_leaf_hash: new_leaf.leaf_hash(),
                 envelope_hash: envelope.envelope_hash(),
                 bundle_hash: entry.bundle_hash(),
+                evidence_hash: entry
+                    .submission()
+                    .evidence
+                    .as_ref()
+                    .map(SnapshotEvidence::evidence_hash),
             });
             accounts.insert(entry.addr_key(), new_leaf);
         }
@@ -228,18 +296,26 @@ pub fn build_block(
         .iter()
         .map(|candidate| candidate.verify(parent.chain_id))
         .collect();
-    build_from(parent, verified, height, timestamp_ms)
+    build_from(parent, verified, height, timestamp_ms, None)
 }
 
 /// [`build_block`] from candidates already verified (a proposer's mempool holds them so):
-/// no signature is recovered again.
+/// no signature is recovered again. Snapshot bundles are checked against `rules` (and left
+/// out without them).
 pub fn build_block_verified(
     parent: &ChainState,
     candidates: Vec<VerifiedSubmission>,
     height: u64,
     timestamp_ms: u64,
+    rules: Option<&SnapshotRules<'_>>,
 ) -> Result<BuiltBlock, BlockError> {
-    build_from(parent, candidates.into_iter().map(Ok).collect(), height, timestamp_ms)
+    build_from(
+        parent,
+        candidates.into_iter().map(Ok).collect(),
+        height,
+        timestamp_ms,
+        rules,
+    )
 }
 
 fn build_from(
@@ -247,26 +323,32 @@ fn build_from(
     candidates: Vec<Result<VerifiedSubmission, BundleError>>,
     height: u64,
     timestamp_ms: u64,
+    rules: Option<&SnapshotRules<'_>>,
 ) -> Result<BuiltBlock, BlockError> {
     check_position(parent, height, timestamp_ms)?;
     let mut rejected = Vec::new();
-    let mut accepted: Vec<VerifiedSubmission> = Vec::with_capacity(candidates.len());
+    let mut accepted: Vec<(VerifiedSubmission, Option<u32>)> = Vec::with_capacity(candidates.len());
     let mut senders = std::collections::HashSet::new();
+    let mut budget = BlockSnapshotBudget::default();
     for (index, candidate) in candidates.into_iter().enumerate() {
-        let checked = candidate
-            .map_err(EntryError::from)
-            .and_then(|verified| parent.check_verified(&verified, height).map(|()| verified));
+        let checked = candidate.map_err(EntryError::from).and_then(|verified| {
+            if senders.contains(&verified.sender()) {
+                return Err(EntryError::DuplicateSender);
+            }
+            let snapshot = parent.check_in_block(&verified, height, rules, &mut budget)?;
+            Ok((verified, snapshot))
+        });
         match checked {
-            Ok(verified) if senders.insert(verified.sender()) => accepted.push(verified),
-            Ok(_) => rejected.push(RejectedCandidate {
-                index,
-                error: EntryError::DuplicateSender,
-            }),
+            Ok(entry) => {
+                senders.insert(entry.0.sender());
+                accepted.push(entry);
+            }
             Err(error) => rejected.push(RejectedCandidate { index, error }),
         }
     }
-    accepted.sort_by_key(VerifiedSubmission::addr_key);
-    let (header, state) = parent.execute(height, timestamp_ms, &accepted);
+    accepted.sort_by_key(|(verified, _)| verified.addr_key());
+    let (accepted, snapshots): (Vec<VerifiedSubmission>, Vec<Option<u32>>) = accepted.into_iter().unzip();
+    let (header, state) = parent.execute(height, timestamp_ms, &accepted, &snapshots);
     let receipts = state.receipts(&header, &accepted);
     let entries: Vec<BlockEntry> = accepted.into_iter().map(VerifiedSubmission::into_submission).collect();
     Ok(BuiltBlock {
@@ -282,17 +364,19 @@ fn build_from(
 /// Re-executes `block` on `parent` and accepts it only if every rule holds and the header's
 /// roots match the recomputed ones.
 pub fn apply_block(parent: &ChainState, block: &Block) -> Result<AppliedBlock, BlockError> {
-    apply_block_verified(parent, block, Vec::new())
+    apply_block_verified(parent, block, Vec::new(), None)
 }
 
 /// [`apply_block`] with verifications the caller already has — from its mempool, or computed
 /// in parallel: `known[i]`, when `Some`, is entry i's verification. Entries without one are
 /// verified here. A verification that is not of exactly entry i proves nothing about it and
-/// is ignored, so a wrong mapping can cost time but never accept a bad entry.
+/// is ignored, so a wrong mapping can cost time but never accept a bad entry. Snapshot
+/// bundles are checked against `rules`; a block holding one is refused without them.
 pub fn apply_block_verified(
     parent: &ChainState,
     block: &Block,
     known: Vec<Option<VerifiedSubmission>>,
+    rules: Option<&SnapshotRules<'_>>,
 ) -> Result<AppliedBlock, BlockError> {
     let header = &block.header;
     if header.version != BLOCK_VERSION {
@@ -311,6 +395,8 @@ pub fn apply_block_verified(
         return Err(BlockError::WrongParent);
     }
     let mut checked_entries: Vec<VerifiedSubmission> = Vec::with_capacity(block.entries.len());
+    let mut snapshots = Vec::with_capacity(block.entries.len());
+    let mut budget = BlockSnapshotBudget::default();
     let mut known = known.into_iter();
     for (index, entry) in block.entries.iter().enumerate() {
         let verification = match known.next().flatten() {
@@ -318,9 +404,12 @@ pub fn apply_block_verified(
             // None, or the verification of some other submission.
             _ => entry.verify(parent.chain_id),
         };
-        let checked = verification
+        let (checked, snapshot) = verification
             .map_err(EntryError::from)
-            .and_then(|verified| parent.check_verified(&verified, header.height).map(|()| verified))
+            .and_then(|verified| {
+                let snapshot = parent.check_in_block(&verified, header.height, rules, &mut budget)?;
+                Ok((verified, snapshot))
+            })
             .map_err(|source| BlockError::InvalidEntry { index, source })?;
         if let Some(previous) = checked_entries.last().map(VerifiedSubmission::addr_key)
             && checked.addr_key() <= previous
@@ -328,8 +417,9 @@ pub fn apply_block_verified(
             return Err(BlockError::UnsortedEntries { index });
         }
         checked_entries.push(checked);
+        snapshots.push(snapshot);
     }
-    let (recomputed, state) = parent.execute(header.height, header.timestamp_ms, &checked_entries);
+    let (recomputed, state) = parent.execute(header.height, header.timestamp_ms, &checked_entries, &snapshots);
     if recomputed.diff_root != header.diff_root {
         return Err(BlockError::DiffRootMismatch);
     }
@@ -374,6 +464,8 @@ pub enum EntryError {
     SeqGap { expected: u64, got: u64 },
     #[error("the sender already has a bundle in this block")]
     DuplicateSender,
+    #[error("snapshot refused: {0}")]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// Why a block is rejected.

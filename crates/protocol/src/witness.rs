@@ -15,7 +15,8 @@
 //!    header's state root.
 //! 4. **Continuity.** `chain[i].prev_ref = ref(chain[i+1])`: no hidden bundle between two units.
 //! 5. **Conflict scan.** In the newest unit only `t` may touch `v`; in older units nothing may.
-//! 6. **Tail rule.** Under a genesis anchor the oldest unit has `prev_ref = ∅` and seq 1 (the
+//! 6. **Tail rule.** Under a snapshot anchor the oldest unit is the snapshot (rule 7). Under a
+//!    genesis anchor the oldest unit has `prev_ref = ∅` and seq 1 (the
 //!    genesis owner shows every bundle it ever sent). Under a prior-witness link with
 //!    acquisition height `hA` (height of the prior node's newest unit) every unit is at height
 //!    ≥ `hA` and the oldest unit's `prev_ref` is `∅` or below `hA`.
@@ -24,6 +25,10 @@
 //!    Prior link: recurse with `(P, v, r = W.owner, t = acquire_tx)`. Checkpoint: the checkpoint
 //!    is the verifier's own, for exactly `v`, and the verifier holds the archived witness it
 //!    names, whose chain equals `W`'s; the node is then rehydrated from that archived witness.
+//!    Snapshot (docs/bounded-witnesses.md §2.3): the oldest unit is a snapshot bundle (no txs,
+//!    its receipt's holdings commitment names the unit itself), `held` is proven under that
+//!    commitment and contains `W.value` and `v`. The node is complete: the validators that
+//!    finalized the snapshot checked how `W.owner` came to hold `held`.
 //! 8. **Budgets.** Total units, nesting depth and encoded size are capped.
 //!
 //! Invariant: with these checks, the chain of every owner since it acquired `v` is complete and
@@ -36,6 +41,7 @@ use crate::bundle::OffChainTx;
 use crate::codec::encoded_len;
 use crate::genesis::Genesis;
 use crate::hash::{Hash32, hash_object, tag};
+use crate::holdings::HoldingsProof;
 use crate::receipt::ConfirmedBundleUnit;
 use crate::value::ValueRange;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -68,6 +74,13 @@ pub struct CheckpointAnchor {
     pub checkpoint: Checkpoint,
 }
 
+/// "The owner's latest snapshot before these units committed `held`" (bounded-witnesses §2.3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
+pub struct SnapshotAnchor {
+    pub held: ValueRange,
+    pub proof: HoldingsProof,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, BorshSerialize)]
 pub struct PriorWitnessLink {
     pub acquire_tx: OffChainTx,
@@ -80,6 +93,7 @@ pub enum WitnessAnchor {
     Genesis(GenesisAnchor),
     Checkpoint(CheckpointAnchor),
     PriorWitness(PriorWitnessLink),
+    Snapshot(SnapshotAnchor),
 }
 
 /// The proof that `current_owner` holds `value`: its confirmed bundles since acquiring it,
@@ -118,6 +132,7 @@ impl WitnessV2 {
                     prior_witness,
                 })
             }
+            3 => WitnessAnchor::Snapshot(SnapshotAnchor::deserialize_reader(reader)?),
             other => {
                 return Err(IoError::new(
                     ErrorKind::InvalidData,
@@ -422,6 +437,21 @@ impl<'a> Verifier<'a> {
                 }
                 archived.anchor.clone()
             }
+            WitnessAnchor::Snapshot(anchor) => {
+                // 6–7. The oldest unit is the snapshot that committed `held`.
+                let commitment = oldest
+                    .receipt
+                    .holdings
+                    .filter(|commitment| oldest.sidecar.txs.is_empty() && commitment.at == oldest.bundle_ref())
+                    .ok_or(VerifyError::SnapshotAnchorNotSnapshot { depth })?;
+                if !anchor.held.contains(value) || !anchor.held.contains(&node.value) {
+                    return Err(VerifyError::SnapshotRangeMismatch { depth });
+                }
+                if !anchor.proof.verify(&commitment.root, commitment.count, &anchor.held) {
+                    return Err(VerifyError::SnapshotProofInvalid { depth });
+                }
+                node.anchor.clone()
+            }
         };
         Ok(WitnessV2 {
             value: node.value,
@@ -483,4 +513,10 @@ pub enum VerifyError {
     UnknownCheckpoint { depth: usize },
     #[error("witness node {depth}: the checkpointed history differs from the archived one")]
     CheckpointMismatch { depth: usize },
+    #[error("witness node {depth}: a snapshot anchor's oldest unit is not the snapshot bundle that committed it")]
+    SnapshotAnchorNotSnapshot { depth: usize },
+    #[error("witness node {depth}: the snapshot's range does not contain the value")]
+    SnapshotRangeMismatch { depth: usize },
+    #[error("witness node {depth}: the snapshot does not hold that range (bad holdings proof)")]
+    SnapshotProofInvalid { depth: usize },
 }

@@ -505,7 +505,7 @@ fn a_reused_verification_of_another_submission_does_not_admit_a_forged_entry() {
     let mut forged = honest.clone();
     forged.envelope.signature = key_of("Mallory").sign(&forged.envelope.sighash());
     let block = block_with(&sim, vec![forged]);
-    let result = apply_block_verified(&sim.chain, &block, vec![Some(honest_verified.clone())]);
+    let result = apply_block_verified(&sim.chain, &block, vec![Some(honest_verified.clone())], None);
     assert!(matches!(
         result,
         Err(BlockError::InvalidEntry {
@@ -518,11 +518,11 @@ fn a_reused_verification_of_another_submission_does_not_admit_a_forged_entry() {
     let height = sim.chain.height + 1;
     let built = build_block(&sim.chain, std::slice::from_ref(&honest), height, sim.time_ms + 1).expect("builds");
     let reused =
-        build_block_verified(&sim.chain, vec![honest_verified.clone()], height, sim.time_ms + 1).expect("builds");
+        build_block_verified(&sim.chain, vec![honest_verified.clone()], height, sim.time_ms + 1, None).expect("builds");
     assert_eq!(built.applied.block, reused.applied.block);
     let block = &built.applied.block;
     let plain = apply_block(&sim.chain, block).expect("valid");
-    let known = apply_block_verified(&sim.chain, block, vec![Some(honest_verified)]).expect("valid");
+    let known = apply_block_verified(&sim.chain, block, vec![Some(honest_verified)], None).expect("valid");
     assert_eq!(plain.state.state_root(), known.state.state_root());
     // A verification made for another chain is refused on this one.
     let mut other_chain = sim.sign_raw("Alice", 1, 1_000_000, &[("Bob", &[(0, 9)])]);

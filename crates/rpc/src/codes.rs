@@ -66,6 +66,14 @@ error_codes! {
     PendingBundleExists = "pending_bundle_exists",
     /// A replacement that does not raise the fee.
     FeeNotHigher = "fee_not_higher",
+    /// A snapshot whose claimed holdings are not what its evidence proves.
+    SnapshotUnsound = "snapshot_unsound",
+    /// A snapshot that would show more own bundles than one snapshot may.
+    SnapshotHistoryTooLong = "snapshot_history_too_long",
+    /// A snapshot's evidence over its limits, or a block already full of snapshots (transient).
+    SnapshotTooLarge = "snapshot_too_large",
+    /// A snapshot whose evidence does not check (basis, own bundles or an incoming package).
+    SnapshotEvidenceInvalid = "snapshot_evidence_invalid",
     /// The mempool is full; retry later (transient).
     MempoolFull = "mempool_full",
     /// No finalized block at that height (yet).
@@ -144,6 +152,9 @@ impl ErrorCode {
                 | ErrorCode::BundleExpired
                 | ErrorCode::MalformedSubmission
                 | ErrorCode::SeqGap
+                | ErrorCode::SnapshotUnsound
+                | ErrorCode::SnapshotHistoryTooLong
+                | ErrorCode::SnapshotEvidenceInvalid
         )
     }
 }

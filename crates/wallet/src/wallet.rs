@@ -19,7 +19,7 @@ use crate::store::{StoreError, Update, WalletStore};
 use ezchain_protocol::bundle::EnvelopeParams;
 use ezchain_protocol::codec::decode;
 use ezchain_protocol::finality::ValidatorSet;
-use ezchain_protocol::ownership::{AcceptOutcome, Holdings, OwnershipError, RecordStatus};
+use ezchain_protocol::ownership::{AcceptOutcome, Holdings, OwnershipError, RecordStatus, SnapshotPolicy};
 use ezchain_protocol::value::total_len;
 use ezchain_protocol::witness::VerifyError;
 use ezchain_protocol::{Address, Checkpoint, Genesis, Hash32, HeaderLite, Receipt, SigningKey, TransferPackage};
@@ -230,6 +230,8 @@ pub struct WalletOptions {
     /// Largest transfer package decoded from a mailbox: the verifier's size budget, so nothing
     /// larger than it would accept is ever decoded.
     pub max_package_bytes: usize,
+    /// When a send first snapshots this wallet's holdings (docs/WALLET.md, "Snapshots").
+    pub snapshot_policy: SnapshotPolicy,
 }
 
 impl Default for WalletOptions {
@@ -239,6 +241,7 @@ impl Default for WalletOptions {
             poll_interval: Duration::from_millis(250),
             max_tx_amount: u64::MAX,
             max_package_bytes: ezchain_protocol::witness::VerifyBudget::default().max_encoded_bytes,
+            snapshot_policy: SnapshotPolicy::default(),
         }
     }
 }
@@ -532,7 +535,11 @@ impl Wallet {
                 return Err(WalletError::Ownership(OwnershipError::PendingBundleExists));
             }
         }
-        let tip = self.check_chain()?;
+        let mut tip = self.check_chain()?;
+        if self.holdings.snapshot_due(&self.options.snapshot_policy) {
+            self.snapshot(tip, wait)?;
+            tip = self.check_chain()?;
+        }
         // The next sequence number must be free on chain: a receipt there means another state
         // of this account already used it, and a bundle signed from this state could never be
         // included (or proven).
@@ -578,6 +585,53 @@ impl Wallet {
         })?;
         info!(tx = %record.tx_ref(), %recipient, amount, "bundle signed");
         self.progress(record, wait)
+    }
+
+    /// Commits this wallet's holdings in a snapshot bundle and waits up to `wait` for it (one
+    /// block). A refused snapshot is logged and the send goes on without it: its values are
+    /// untouched, and their witnesses are as long as before. One still pending when `wait` runs
+    /// out holds the account's slot, so the send answers `pending_bundle_exists` and a retry
+    /// resumes it.
+    pub fn snapshot(&mut self, tip: u64, wait: Duration) -> Result<(), WalletError> {
+        let key = self.key.as_ref().ok_or(WalletError::Locked)?;
+        let next_seq = self.holdings.confirmed_seq() + 1;
+        if self.client.receipt(&self.address(), next_seq)?.is_some() {
+            return Err(WalletError::BehindChain { seq: next_seq });
+        }
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| WalletError::Genesis(format!("randomness: {e}")))?;
+        let params = EnvelopeParams {
+            chain_id: self.genesis.chain_id,
+            seq: next_seq,
+            expiry_height: tip + self.options.bundle_expiry_blocks,
+            fee: 0,
+            anti_spam_nonce: u64::from_le_bytes(nonce),
+        };
+        let submission = self.holdings.prepare_snapshot(key, &self.genesis, &params)?;
+        self.commit(Update {
+            holdings: Some(&self.holdings),
+            ..Update::default()
+        })?;
+        let incoming = submission.evidence.as_ref().map_or(0, |e| e.incoming.len());
+        info!(seq = next_seq, incoming, "holdings snapshot signed");
+        match self.drive_pending(wait) {
+            Ok(()) => {}
+            Err(WalletError::SendFailed { reason, .. }) => {
+                warn!(%reason, "the holdings snapshot was refused; paying without it");
+            }
+            Err(e) => return Err(e),
+        }
+        if self.holdings.pending().is_some() {
+            return Err(WalletError::Ownership(OwnershipError::PendingBundleExists));
+        }
+        if let Some(snapshot) = self.holdings.snapshot().filter(|s| s.unit.receipt.seq == next_seq) {
+            info!(
+                height = snapshot.unit.height(),
+                ranges = snapshot.list.len(),
+                "holdings snapshot confirmed"
+            );
+        }
+        Ok(())
     }
 
     /// Takes a signed send as far as it goes within `wait` and answers the state it reached.

@@ -33,8 +33,9 @@ use ezchain_protocol::finality::{
     CommitCertificate as FinalityCertificate, CommitSignature as FinalitySignature, ValidatorAddress,
 };
 use ezchain_protocol::mempool::PendingPool;
+use ezchain_protocol::snapshot::SnapshotRules;
 use ezchain_protocol::state::{AppliedBlock, BlockError};
-use ezchain_protocol::{Block, ChainState, apply_block_verified, build_block_verified};
+use ezchain_protocol::{Block, ChainState, Genesis, apply_block_verified, build_block_verified};
 use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
 use malachitebft_app_channel::app::types::core::{
     CommitCertificate, ExtendedCommitCertificate, ExtendedCommitSignature, HeightParams, LinearTimeouts, Round,
@@ -59,21 +60,32 @@ const MEMPOOL_POLL: Duration = Duration::from_millis(5);
 /// A proposer answers this long before the engine's own deadline for a value.
 const PROPOSE_MARGIN: Duration = Duration::from_millis(500);
 
-/// The node's view of the chain, shared with RPC: the tip state (read-mostly) and the store.
+/// The node's view of the chain, shared with RPC: the tip state (read-mostly), the store and
+/// the genesis.
 pub struct ChainView {
     pub store: ChainStore,
     pub state: RwLock<ChainState>,
+    pub genesis: Genesis,
     /// Every committed height, for subscribers (RPC server-sent events).
     pub commits: tokio::sync::broadcast::Sender<Arc<CommittedHeight>>,
 }
 
 impl ChainView {
-    pub fn new(store: ChainStore, state: ChainState) -> Self {
+    pub fn new(store: ChainStore, state: ChainState, genesis: Genesis) -> Self {
         let (commits, _) = tokio::sync::broadcast::channel(256);
         ChainView {
             store,
             state: RwLock::new(state),
+            genesis,
             commits,
+        }
+    }
+
+    /// What snapshot bundles are checked against: this node's genesis and finalized headers.
+    pub fn snapshot_rules(&self) -> SnapshotRules<'_> {
+        SnapshotRules {
+            genesis: &self.genesis,
+            headers: &self.store,
         }
     }
 }
@@ -177,7 +189,7 @@ impl ConsensusApp {
             .zip(known)
             .map(|(entry, known)| known.or_else(|| entry.verify(chain_id).ok()))
             .collect();
-        apply_block_verified(parent, block, known)
+        apply_block_verified(parent, block, known, Some(&self.chain.snapshot_rules()))
     }
 
     /// Keeps the proposal before it is signed and sent.
@@ -499,7 +511,13 @@ impl ConsensusApp {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            let built = match build_block_verified(parent, candidates, height, now_ms.max(parent.timestamp_ms)) {
+            let built = match build_block_verified(
+                parent,
+                candidates,
+                height,
+                now_ms.max(parent.timestamp_ms),
+                Some(&self.chain.snapshot_rules()),
+            ) {
                 Ok(built) => built,
                 Err(e) => {
                     error!(error = %e, "building a block failed");
@@ -867,7 +885,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = ChainStore::open(&dir.path().join("chain.redb"), &genesis).expect("store");
         let state = store.load_state(4).expect("state");
-        let chain = Arc::new(ChainView::new(store, state.clone()));
+        let chain = Arc::new(ChainView::new(store, state.clone(), genesis.clone()));
         let set = ValidatorSet::from_genesis(&genesis).expect("set");
         let proposer = set.validators[0].address;
         let app = ConsensusApp::new(

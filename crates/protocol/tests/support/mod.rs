@@ -7,6 +7,7 @@ use ezchain_protocol::bundle::EnvelopeParams;
 use ezchain_protocol::hash::keccak256;
 use ezchain_protocol::mempool::PendingPool;
 use ezchain_protocol::ownership::{AcceptOutcome, Holdings, OwnershipError};
+use ezchain_protocol::snapshot::SnapshotRules;
 use ezchain_protocol::witness::WitnessAnchor;
 use ezchain_protocol::*;
 use std::collections::{BTreeMap, HashMap};
@@ -152,6 +153,26 @@ impl Sim {
         submission
     }
 
+    /// Signs `name`'s snapshot of everything it holds and puts it into the mempool.
+    pub fn snapshot(&mut self, name: &str) -> Submission {
+        let user = self.users.get_mut(name).expect("known user");
+        let params = EnvelopeParams {
+            chain_id: CHAIN_ID,
+            seq: user.holdings.confirmed_seq() + 1,
+            expiry_height: 1_000_000,
+            fee: 0,
+            anti_spam_nonce: 7,
+        };
+        let submission = user
+            .holdings
+            .prepare_snapshot(&user.key.clone(), &self.genesis, &params)
+            .expect("an honest snapshot can be prepared");
+        self.pool
+            .submit(&self.chain, &submission)
+            .expect("an honest snapshot is admitted");
+        submission
+    }
+
     /// Pays `amount` to `to`, letting the wallet choose the ranges.
     pub fn pay_amount(&mut self, sender: &str, to: &str, amount: u64) -> Submission {
         let ranges = self.users[sender].holdings.select_ranges(amount).expect("enough funds");
@@ -165,13 +186,19 @@ impl Sim {
         self.time_ms += 2_000;
         let height = self.chain.height + 1;
         let candidates = self.pool.snapshot(usize::MAX);
-        let built = build_block_verified(&self.chain, candidates, height, self.time_ms).expect("proposer builds");
+        let rules = SnapshotRules {
+            genesis: &self.genesis,
+            headers: &self.headers,
+        };
+        let built =
+            build_block_verified(&self.chain, candidates, height, self.time_ms, Some(&rules)).expect("proposer builds");
         assert!(
             built.rejected.is_empty(),
             "honest candidates rejected: {:?}",
             built.rejected
         );
-        let followed = apply_block(&self.chain, &built.applied.block).expect("follower accepts the proposal");
+        let followed = apply_block_verified(&self.chain, &built.applied.block, Vec::new(), Some(&rules))
+            .expect("follower accepts the proposal");
         assert_eq!(followed.state.state_root(), built.applied.state.state_root());
         assert_eq!(
             followed.receipts, built.applied.receipts,
@@ -252,6 +279,7 @@ impl Sim {
                     WitnessAnchor::Genesis(_) => "gen",
                     WitnessAnchor::Checkpoint(_) => "ckpt",
                     WitnessAnchor::PriorWitness(_) => "link",
+                    WitnessAnchor::Snapshot(_) => "snap",
                 };
                 (self.names[&node.current_owner].clone(), units, anchor)
             })
