@@ -306,15 +306,8 @@ impl Holdings {
         Ok(ranges)
     }
 
-    /// Carves the paid ranges out of spendable records, builds and signs the bundle, and marks
-    /// every touched piece pending. `payments` lists, per tx, a recipient and the ranges it gets.
-    pub fn prepare_bundle(
-        &mut self,
-        key: &SigningKey,
-        payments: &[(Address, Vec<ValueRange>)],
-        params: &EnvelopeParams,
-        tx_time: u64,
-    ) -> Result<Submission, OwnershipError> {
+    /// What every bundle this owner signs needs: no bundle pending, its own key, the next seq.
+    fn check_can_sign(&self, key: &SigningKey, params: &EnvelopeParams) -> Result<(), OwnershipError> {
         if self.pending.is_some() {
             return Err(OwnershipError::PendingBundleExists);
         }
@@ -327,6 +320,19 @@ impl Holdings {
                 got: params.seq,
             });
         }
+        Ok(())
+    }
+
+    /// Carves the paid ranges out of spendable records, builds and signs the bundle, and marks
+    /// every touched piece pending. `payments` lists, per tx, a recipient and the ranges it gets.
+    pub fn prepare_bundle(
+        &mut self,
+        key: &SigningKey,
+        payments: &[(Address, Vec<ValueRange>)],
+        params: &EnvelopeParams,
+        tx_time: u64,
+    ) -> Result<Submission, OwnershipError> {
+        self.check_can_sign(key, params)?;
         // No bundle is pending, so every PendingChange record below is a fresh remainder of
         // this bundle, and may itself be paid from by a later payment of the same bundle.
         let mut records = self.records.clone();
@@ -390,18 +396,7 @@ impl Holdings {
         genesis: &Genesis,
         params: &EnvelopeParams,
     ) -> Result<Submission, OwnershipError> {
-        if self.pending.is_some() {
-            return Err(OwnershipError::PendingBundleExists);
-        }
-        if key.address() != self.owner {
-            return Err(OwnershipError::WrongKey);
-        }
-        if params.seq != self.confirmed_seq() + 1 {
-            return Err(OwnershipError::SeqNotNext {
-                expected: self.confirmed_seq() + 1,
-                got: params.seq,
-            });
-        }
+        self.check_can_sign(key, params)?;
         let (basis, basis_seq, evidence_basis) = match &self.snapshot {
             Some(snapshot) => (snapshot.list.clone(), snapshot.unit.receipt.seq, snapshot.list.clone()),
             None => (genesis_holdings(genesis, &self.owner)?, 1, HoldingsList::new()),

@@ -33,6 +33,18 @@ fn judge(sim: &Sim, submission: &Submission) -> Result<Option<u32>, EntryError> 
         .check_entry(&verified, sim.chain.height + 1, Some(&rules(sim)))
 }
 
+/// What a proposer builds from the whole pool as the next block.
+fn propose(sim: &Sim) -> state::BuiltBlock {
+    build_block_verified(
+        &sim.chain,
+        sim.pool.snapshot(usize::MAX),
+        sim.chain.height + 1,
+        sim.time_ms + 1,
+        Some(&rules(sim)),
+    )
+    .expect("builds")
+}
+
 /// The snapshot `name`'s wallet would make now (the wallet itself is left unchanged).
 fn honest_snapshot(sim: &Sim, name: &str) -> Submission {
     let mut holdings = sim.user(name).holdings.clone();
@@ -176,14 +188,7 @@ fn a_snapshot_that_keeps_a_spent_range_or_claims_a_foreign_one_is_unsound() {
     sim.pool
         .submit(&sim.chain, &kept_spent)
         .expect("the pool does not run the snapshot rule");
-    let built = build_block_verified(
-        &sim.chain,
-        sim.pool.snapshot(usize::MAX),
-        sim.chain.height + 1,
-        sim.time_ms + 1,
-        Some(&rules(&sim)),
-    )
-    .expect("builds");
+    let built = propose(&sim);
     assert_eq!(built.rejected[0].error, EntryError::Snapshot(SnapshotError::Unsound));
     assert!(built.applied.block.entries.is_empty());
 }
@@ -426,14 +431,7 @@ fn evidence_bombs_and_full_blocks_are_bounded() {
     for name in &names {
         sim.snapshot(name);
     }
-    let built = build_block_verified(
-        &sim.chain,
-        sim.pool.snapshot(usize::MAX),
-        sim.chain.height + 1,
-        sim.time_ms + 1,
-        Some(&rules(&sim)),
-    )
-    .expect("builds");
+    let built = propose(&sim);
     assert_eq!(built.applied.block.entries.len(), 16);
     assert_eq!(built.rejected.len(), 1);
     assert_eq!(
@@ -448,14 +446,7 @@ fn a_block_whose_evidence_was_swapped_is_refused_by_followers() {
     sim.pay("Alice", &[("Carol", &[(0, 99)])]);
     sim.step();
     sim.snapshot("Carol");
-    let built = build_block_verified(
-        &sim.chain,
-        sim.pool.snapshot(usize::MAX),
-        sim.chain.height + 1,
-        sim.time_ms + 1,
-        Some(&rules(&sim)),
-    )
-    .expect("builds");
+    let built = propose(&sim);
     let block = built.applied.block;
     assert!(apply_block_verified(&sim.chain, &block, Vec::new(), Some(&rules(&sim))).is_ok());
     let mut swapped = block.clone();

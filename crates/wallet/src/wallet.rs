@@ -540,23 +540,8 @@ impl Wallet {
             self.snapshot(tip, wait)?;
             tip = self.check_chain()?;
         }
-        // The next sequence number must be free on chain: a receipt there means another state
-        // of this account already used it, and a bundle signed from this state could never be
-        // included (or proven).
-        let next_seq = self.holdings.confirmed_seq() + 1;
-        if self.client.receipt(&self.address(), next_seq)?.is_some() {
-            return Err(WalletError::BehindChain { seq: next_seq });
-        }
+        let params = self.next_params(tip)?;
         let ranges = self.holdings.select_ranges(amount)?;
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(|e| WalletError::Genesis(format!("randomness: {e}")))?;
-        let params = EnvelopeParams {
-            chain_id: self.genesis.chain_id,
-            seq: next_seq,
-            expiry_height: tip + self.options.bundle_expiry_blocks,
-            fee: 0,
-            anti_spam_nonce: u64::from_le_bytes(nonce),
-        };
         let created_at_ms = now_ms();
         let key = self.key.as_ref().ok_or(WalletError::Locked)?;
         let submission = self
@@ -587,26 +572,34 @@ impl Wallet {
         self.progress(record, wait)
     }
 
-    /// Commits this wallet's holdings in a snapshot bundle and waits up to `wait` for it (one
-    /// block). A refused snapshot is logged and the send goes on without it: its values are
-    /// untouched, and their witnesses are as long as before. One still pending when `wait` runs
-    /// out holds the account's slot, so the send answers `pending_bundle_exists` and a retry
-    /// resumes it.
-    pub fn snapshot(&mut self, tip: u64, wait: Duration) -> Result<(), WalletError> {
-        let key = self.key.as_ref().ok_or(WalletError::Locked)?;
+    /// The envelope of this wallet's next bundle. Its seq must be free on chain: a receipt there
+    /// means another state of this account already used it, and a bundle signed from this state
+    /// could never be included (or proven).
+    fn next_params(&self, tip: u64) -> Result<EnvelopeParams, WalletError> {
         let next_seq = self.holdings.confirmed_seq() + 1;
         if self.client.receipt(&self.address(), next_seq)?.is_some() {
             return Err(WalletError::BehindChain { seq: next_seq });
         }
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| WalletError::Genesis(format!("randomness: {e}")))?;
-        let params = EnvelopeParams {
+        Ok(EnvelopeParams {
             chain_id: self.genesis.chain_id,
             seq: next_seq,
             expiry_height: tip + self.options.bundle_expiry_blocks,
             fee: 0,
             anti_spam_nonce: u64::from_le_bytes(nonce),
-        };
+        })
+    }
+
+    /// Commits this wallet's holdings in a snapshot bundle and waits up to `wait` for it (one
+    /// block). A refused snapshot is logged and the send goes on without it: its values are
+    /// untouched, and their witnesses are as long as before. One still pending when `wait` runs
+    /// out holds the account's slot, so the send answers `pending_bundle_exists` and a retry
+    /// resumes it.
+    pub fn snapshot(&mut self, tip: u64, wait: Duration) -> Result<(), WalletError> {
+        let params = self.next_params(tip)?;
+        let next_seq = params.seq;
+        let key = self.key.as_ref().ok_or(WalletError::Locked)?;
         let submission = self.holdings.prepare_snapshot(key, &self.genesis, &params)?;
         self.commit(Update {
             holdings: Some(&self.holdings),

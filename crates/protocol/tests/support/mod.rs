@@ -136,13 +136,7 @@ impl Sim {
             .map(|(to, ranges)| (self.addr(to), ranges.iter().map(|(b, e)| range(*b, *e)).collect()))
             .collect();
         let user = self.users.get_mut(sender).expect("known sender");
-        let params = EnvelopeParams {
-            chain_id: CHAIN_ID,
-            seq: user.holdings.confirmed_seq() + 1,
-            expiry_height: 1_000_000,
-            fee: 0,
-            anti_spam_nonce: 7,
-        };
+        let params = next_params(user);
         let submission = user
             .holdings
             .prepare_bundle(&user.key.clone(), &payments, &params, self.time_ms)
@@ -156,13 +150,7 @@ impl Sim {
     /// Signs `name`'s snapshot of everything it holds and puts it into the mempool.
     pub fn snapshot(&mut self, name: &str) -> Submission {
         let user = self.users.get_mut(name).expect("known user");
-        let params = EnvelopeParams {
-            chain_id: CHAIN_ID,
-            seq: user.holdings.confirmed_seq() + 1,
-            expiry_height: 1_000_000,
-            fee: 0,
-            anti_spam_nonce: 7,
-        };
+        let params = next_params(user);
         let submission = user
             .holdings
             .prepare_snapshot(&user.key.clone(), &self.genesis, &params)
@@ -288,6 +276,17 @@ impl Sim {
 
     pub fn total_supply_held(&self) -> u64 {
         self.users.values().map(|u| u.holdings.balance()).sum()
+    }
+}
+
+/// The envelope of `user`'s next bundle, as its wallet would sign it.
+fn next_params(user: &User) -> EnvelopeParams {
+    EnvelopeParams {
+        chain_id: CHAIN_ID,
+        seq: user.holdings.confirmed_seq() + 1,
+        expiry_height: 1_000_000,
+        fee: 0,
+        anti_spam_nonce: 7,
     }
 }
 
