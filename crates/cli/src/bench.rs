@@ -3,6 +3,8 @@
 use crate::CliError;
 use clap::Args;
 use ezchain_ops::bench::{BenchOptions, html_report, run};
+use ezchain_ops::witness_bench::{Scenario, WitnessBenchOptions};
+use ezchain_protocol::ownership::SnapshotPolicy;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,6 +51,22 @@ pub struct BenchArgs {
     /// from the send to the payee's verified receipt (payments/s and latency percentiles).
     #[arg(long)]
     sequential: Option<usize>,
+    /// Instead of a testnet: one account paying this many times in a row, with the protocol's
+    /// own rules in this process (package size, verification time and wallet size over a long
+    /// history; consensus and transport left out).
+    #[arg(long, conflicts_with = "sequential")]
+    long_payer: Option<usize>,
+    /// Instead of a testnet: one value handed over this many times between --owners wallets
+    /// picked at random, in this process like --long-payer.
+    #[arg(long, conflicts_with_all = ["sequential", "long_payer"])]
+    circulate: Option<usize>,
+    /// Wallets in --long-payer (the payer and its recipients) and --circulate.
+    #[arg(long, default_value_t = 64)]
+    owners: usize,
+    /// Own bundles after which a wallet snapshots its holdings in --long-payer and
+    /// --circulate (the wallet default; 0 = never, today's unbounded witnesses).
+    #[arg(long, default_value_t = 16)]
+    snapshot_every: usize,
     /// Print the `--alloc ADDRESS=AMOUNT` arguments that fund --accounts bench accounts in
     /// `ezchain testnet init`, and exit.
     #[arg(long)]
@@ -80,6 +98,9 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
             }
         }
         return Ok(());
+    }
+    if let Some(scenario) = witness_scenario(&args) {
+        return run_witness_bench(&args, scenario, json);
     }
     let temp = tempfile::tempdir().map_err(|e| fail("io_error", e.to_string()))?;
     let dir = args.keep_dir.clone().unwrap_or_else(|| temp.path().join("testnet"));
@@ -178,6 +199,73 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
                 report.verification_failures
             ),
         ));
+    }
+    Ok(())
+}
+
+fn witness_scenario(args: &BenchArgs) -> Option<(Scenario, usize)> {
+    match (args.long_payer, args.circulate) {
+        (Some(steps), _) => Some((Scenario::LongPayer, steps)),
+        (None, Some(steps)) => Some((Scenario::Circulate, steps)),
+        (None, None) => None,
+    }
+}
+
+fn run_witness_bench(args: &BenchArgs, (scenario, steps): (Scenario, usize), json: bool) -> Result<(), CliError> {
+    let options = WitnessBenchOptions {
+        scenario,
+        steps,
+        owners: args.owners,
+        policy: SnapshotPolicy {
+            every_bundles: args.snapshot_every,
+            ..SnapshotPolicy::default()
+        },
+        seed: 1,
+    };
+    let report =
+        ezchain_ops::witness_bench::run(&options, |line| eprintln!("bench: {line}")).map_err(|e| CliError {
+            code: "bench_failed",
+            message: e.to_string(),
+            hint: Some("--long-payer and --circulate need at least one step and --owners 2"),
+        })?;
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    if let Some(path) = &args.out_json {
+        std::fs::write(path, &text).map_err(|e| CliError {
+            code: "io_error",
+            message: e.to_string(),
+            hint: None,
+        })?;
+    }
+    if json {
+        crate::print_json(&text);
+        return Ok(());
+    }
+    let (bytes, units, verify) = (&report.package_bytes, &report.package_units, &report.verify_ms);
+    println!(
+        "{:?}: {} steps between {} wallets in {:.1} s, {} snapshots (every {} own bundles)",
+        report.scenario,
+        report.steps,
+        report.owners,
+        report.duration_s,
+        report.snapshots,
+        report.snapshot_every_bundles
+    );
+    println!(
+        "package    p50 {:.0} B  max {:.0} B  last {} B; units p50 {:.0} max {:.0}; owners max {:.0}",
+        bytes.p50, bytes.max, report.last_package_bytes, units.p50, units.max, report.package_owners.max
+    );
+    println!(
+        "verify     p50 {:.2} ms  max {:.2} ms (as the payee)",
+        verify.p50, verify.max
+    );
+    println!(
+        "validator  payment block p50 {:.0} µs, snapshot block p50 {:.0} µs: snapshots {:.1} % of a saturated block",
+        report.apply_payment_us.p50,
+        report.apply_snapshot_us.p50,
+        report.snapshot_share_of_block_cpu * 100.0
+    );
+    if let Some((step, wallet)) = report.wallet_bytes.last() {
+        println!("wallet     {wallet} B after {step} steps");
     }
     Ok(())
 }

@@ -97,7 +97,7 @@ pub struct Percentiles {
     pub count: usize,
 }
 
-fn percentiles(mut values: Vec<f64>) -> Percentiles {
+pub(crate) fn percentiles(mut values: Vec<f64>) -> Percentiles {
     if values.is_empty() {
         return Percentiles::default();
     }
@@ -149,7 +149,7 @@ pub struct BenchReport {
     pub killed_validator_at_s: Option<f64>,
 }
 
-fn bench_key(index: usize) -> SigningKey {
+pub(crate) fn bench_key(index: usize) -> SigningKey {
     let mut attempt = 0u32;
     loop {
         let seed = keccak256(format!("ezchain-bench-account-{index}-{attempt}").as_bytes());

@@ -1,5 +1,6 @@
 //! EZchain operations tooling, what an operator runs against an installation: the benchmark
-//! harness behind `ezchain bench` ([`bench`]), the metrics probe behind `ezchain ops
+//! harness behind `ezchain bench` ([`bench`], and its in-process witness scenarios,
+//! [`witness_bench`]), the metrics probe behind `ezchain ops
 //! metrics-probe` ([`probe`]), the canary monitor and gate ([`canary`]), the security gate
 //! ([`security`]), snapshots and their restore ([`backup`]), the release and stability gates
 //! ([`gates`]) and the runbook drill ([`drill`]). The local testnet they start is
@@ -13,3 +14,4 @@ pub mod gates;
 pub mod html;
 pub mod probe;
 pub mod security;
+pub mod witness_bench;

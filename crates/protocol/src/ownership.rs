@@ -7,9 +7,10 @@
 //! 2. **Own receipt at height h.** The unit is prepended to every piece of the bundle and to
 //!    every other live record acquired at or before h. Paid pieces are archived and get an
 //!    exact-range checkpoint; change becomes spendable.
-//! 3. **Exporting.** Each paid piece becomes one package. If a node of its witness belongs to the
-//!    recipient with exactly the same range, the outermost such node is trimmed to a checkpoint
-//!    anchor: the recipient holds that history itself.
+//! 3. **Exporting.** Each paid piece becomes one package with its whole witness. (Wallets used
+//!    to trim a node the recipient owned to a checkpoint anchor; with snapshots that node is at
+//!    most one snapshot's worth of units, and trimming would make the recipient depend on
+//!    keeping every archive forever — rule 6 lets it forget them.)
 //! 4. **Accepting.** A verified package becomes a spendable record whose chain holds the owner's
 //!    own units at heights ≥ `hA` (inclusive boundary, R4), anchored on the payer's witness with
 //!    checkpoints rehydrated.
@@ -19,6 +20,10 @@
 //!    value received since it (at most what the evidence limits allow). On its receipt every
 //!    live record inside the list is re-anchored on the snapshot: its chain restarts at the
 //!    snapshot unit, so what it exports no longer grows with the owner's history.
+//! 6. **Forgetting.** Own units beyond the newest [`OWN_UNITS_KEPT`] (never the latest
+//!    snapshot's or later) and archived values beyond the newest [`ARCHIVED_VALUES_KEPT`] are
+//!    dropped: storage grows with what the owner holds. A package acquired before the oldest
+//!    kept unit is refused (`AcquiredTooLongAgo`) — it could never be paid on anyway.
 //!
 //! Invariant: a record's chain always holds every own unit at or after its acquisition height,
 //! so the witnesses this owner exports satisfy the tail rule.
@@ -37,8 +42,8 @@ use crate::snapshot::{
 };
 use crate::value::{ValueRange, claim_set, total_len};
 use crate::witness::{
-    Checkpoint, CheckpointAnchor, FinalizedHeaders, GenesisAnchor, OwnCheckpoints, PriorWitnessLink, SnapshotAnchor,
-    TransferPackage, Verifier, VerifyBudget, VerifyError, WitnessAnchor, WitnessV2,
+    Checkpoint, FinalizedHeaders, GenesisAnchor, OwnCheckpoints, PriorWitnessLink, SnapshotAnchor, TransferPackage,
+    Verifier, VerifyBudget, VerifyError, WitnessAnchor, WitnessV2,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::{BTreeMap, HashSet};
@@ -96,6 +101,13 @@ pub enum AcceptOutcome {
     /// The same package was accepted before; nothing changed.
     Duplicate,
 }
+
+/// Own units a wallet keeps: a value acquired before the oldest of them would need a longer
+/// chain than any payee's budget takes (`VerifyBudget::max_units`), so nothing older is needed.
+pub const OWN_UNITS_KEPT: usize = 4096;
+/// Values paid away whose history a wallet keeps for its checkpoints (wallets no longer trim
+/// packages to checkpoints, so only packages from elsewhere can name one).
+pub const ARCHIVED_VALUES_KEPT: usize = 256;
 
 /// When a wallet snapshots on its own (docs/bounded-witnesses.md §4): so that no package it
 /// exports holds more than ≈ `every_bundles` own units per owner, and provenance stays at most
@@ -537,6 +549,7 @@ impl Holdings {
         }
         self.own_units.push(unit.clone());
         self.pending = None;
+        self.forget_the_distant_past();
         Ok(paid
             .into_iter()
             .filter_map(|record| {
@@ -546,11 +559,10 @@ impl Holdings {
                     .iter()
                     .find(|tx| tx.covering_range(&record.value).is_some())?
                     .clone();
-                let witness = trim_for_recipient(record.witness, &target_tx.recipient);
                 Some(TransferPackage {
                     target_tx,
                     target_value: record.value,
-                    witness,
+                    witness: record.witness,
                 })
             })
             .collect())
@@ -583,7 +595,45 @@ impl Holdings {
         self.own_units.push(unit.clone());
         self.snapshot = Some(SnapshotRecord { list, unit });
         self.pending = None;
+        self.forget_the_distant_past();
         Ok(())
+    }
+
+    /// Storage follows what the owner holds, not its history (rule 6): own units beyond the
+    /// newest [`OWN_UNITS_KEPT`] (and before the latest snapshot) and archived values beyond the
+    /// newest [`ARCHIVED_VALUES_KEPT`] are dropped.
+    fn forget_the_distant_past(&mut self) {
+        let snapshot_seq = self.snapshot.as_ref().map_or(u64::MAX, |s| s.unit.receipt.seq);
+        let excess = self.own_units.len().saturating_sub(OWN_UNITS_KEPT);
+        let droppable = self
+            .own_units
+            .iter()
+            .take(excess)
+            .take_while(|unit| unit.receipt.seq < snapshot_seq)
+            .count();
+        self.own_units.drain(..droppable);
+        let archived = self
+            .records
+            .iter()
+            .filter(|r| r.status == RecordStatus::Archived)
+            .count();
+        let mut to_drop = archived.saturating_sub(ARCHIVED_VALUES_KEPT);
+        if to_drop == 0 {
+            return;
+        }
+        let mut dropped = Vec::new();
+        self.records.retain(|record| {
+            if to_drop > 0 && record.status == RecordStatus::Archived {
+                to_drop -= 1;
+                if let Some(newest) = record.witness.chain.first() {
+                    dropped.push((record.value, newest.bundle_ref()));
+                }
+                return false;
+            }
+            true
+        });
+        self.checkpoints
+            .retain(|checkpoint| !dropped.contains(&(checkpoint.value, checkpoint.unit)));
     }
 
     /// Verifies a package addressed to this owner and stores the value as spendable (rule 4).
@@ -613,6 +663,16 @@ impl Holdings {
         }
         let accepted = Verifier::new(genesis, headers, &*self, self.owner).verify_package(package)?;
         let acquisition_height = accepted.acquisition_height;
+        // The chain must hold every own unit since the acquisition; if some were forgotten, more
+        // than OWN_UNITS_KEPT of them exist, and no payee's budget would take that chain.
+        if self.own_units.first().is_some_and(|oldest| {
+            oldest
+                .receipt
+                .prev_ref
+                .is_some_and(|prev| prev.height >= acquisition_height)
+        }) {
+            return Err(OwnershipError::AcquiredTooLongAgo { acquisition_height });
+        }
         let chain: Vec<ConfirmedBundleUnit> = self
             .own_units
             .iter()
@@ -656,32 +716,6 @@ impl OwnCheckpoints for Holdings {
     }
 }
 
-/// Replaces the anchor of the outermost node owned by `recipient` for exactly the paid range
-/// with a checkpoint anchor (rule 3). The payer's own node is never trimmed.
-pub fn trim_for_recipient(mut witness: WitnessV2, recipient: &Address) -> WitnessV2 {
-    let target = witness.value;
-    let mut node = &mut witness;
-    let mut depth = 0;
-    loop {
-        let owned = depth > 0 && node.current_owner == *recipient && node.value == target;
-        if owned && let Some(newest) = node.chain.first() {
-            let checkpoint = Checkpoint {
-                value: target,
-                owner: *recipient,
-                unit: newest.bundle_ref(),
-            };
-            node.anchor = WitnessAnchor::Checkpoint(CheckpointAnchor { checkpoint });
-            break;
-        }
-        match &mut node.anchor {
-            WitnessAnchor::PriorWitness(link) => node = &mut link.prior_witness,
-            _ => break,
-        }
-        depth += 1;
-    }
-    witness
-}
-
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OwnershipError {
     #[error("a bundle is already pending; wait for its receipt before sending again")]
@@ -709,6 +743,11 @@ pub enum OwnershipError {
          this account can no longer snapshot"
     )]
     SnapshotHistoryTooLong { units: usize },
+    #[error(
+        "the value was paid to this wallet at height {acquisition_height}, and this wallet made more than \
+         {OWN_UNITS_KEPT} bundles since: no payee would accept the history it would need to pay it on"
+    )]
+    AcquiredTooLongAgo { acquisition_height: u64 },
     #[error("the snapshot's receipt commits another list than the one this wallet claimed")]
     SnapshotReceiptMismatch,
     #[error("cannot build the snapshot's list: {0}")]

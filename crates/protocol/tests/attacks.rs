@@ -216,7 +216,12 @@ fn checkpoint_anchor_only_for_the_exact_range() {
     sim.step();
     sim.pay("Bob", &[("Alice", &[(0, 99)])]);
     let h2 = sim.step();
-    let back = package_for(&h2, "Bob", "Alice", (0, 99)).clone();
+    let back = trim_for_recipient(package_for(&h2, "Bob", "Alice", (0, 99)).clone(), &sim.addr("Alice"));
+    assert_eq!(
+        sim.verify_as("Alice", &back),
+        Ok(2),
+        "Alice's own archive backs the checkpoint"
+    );
     assert!(matches!(
         back.witness.nodes().nth(1).unwrap().anchor,
         WitnessAnchor::Checkpoint(_)

@@ -469,3 +469,49 @@ fn a_block_whose_evidence_was_swapped_is_refused_by_followers() {
         })
     );
 }
+
+#[test]
+fn a_busy_payers_wallet_forgets_the_values_it_paid_long_ago() {
+    use ezchain_protocol::ownership::{ARCHIVED_VALUES_KEPT, RecordStatus};
+    let mut sim = Sim::new(&[("Faucet", &[(0, 99_999)]), ("U0", &[]), ("U1", &[])]);
+    for payment in 0..ARCHIVED_VALUES_KEPT + 40 {
+        if sim.user("Faucet").holdings.bundles_since_snapshot() >= 16 {
+            snapshot_now(&mut sim, "Faucet");
+        }
+        sim.pay_amount("Faucet", &format!("U{}", payment % 2), 1);
+        sim.step();
+    }
+    let faucet = &sim.user("Faucet").holdings;
+    let archived = faucet
+        .records()
+        .iter()
+        .filter(|record| record.status == RecordStatus::Archived)
+        .count();
+    assert_eq!(archived, ARCHIVED_VALUES_KEPT);
+    assert_eq!(faucet.checkpoints().len(), ARCHIVED_VALUES_KEPT);
+    // The newest checkpoints are the ones kept, each still backed by its archive.
+    let newest = faucet.checkpoints().last().copied().expect("a checkpoint");
+    assert!(ezchain_protocol::witness::OwnCheckpoints::archived_witness(faucet, &newest).is_some());
+    assert_eq!(sim.balance("U0") + sim.balance("U1"), (ARCHIVED_VALUES_KEPT + 40) as u64);
+}
+
+#[test]
+fn a_package_older_than_every_kept_own_unit_is_refused_not_stored_unspendable() {
+    use ezchain_protocol::ownership::{OWN_UNITS_KEPT, OwnershipError};
+    let mut sim = Sim::new(&[("Alice", &[(0, 99)]), ("Bob", &[(1_000, 9_999)]), ("Carol", &[])]);
+    sim.pay("Alice", &[("Bob", &[(0, 99)])]);
+    sim.finalize_block();
+    let late = sim.apply_receipt("Alice");
+    for _ in 0..=OWN_UNITS_KEPT {
+        if sim.user("Bob").holdings.bundles_since_snapshot() >= 16 {
+            snapshot_now(&mut sim, "Bob");
+        }
+        sim.pay_amount("Bob", "Carol", 1);
+        sim.step();
+    }
+    assert!(sim.user("Bob").holdings.own_units().len() <= OWN_UNITS_KEPT);
+    assert_eq!(
+        sim.deliver("Bob", &late[0].package),
+        Err(OwnershipError::AcquiredTooLongAgo { acquisition_height: 1 })
+    );
+}

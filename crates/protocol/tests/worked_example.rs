@@ -134,8 +134,8 @@ fn worked_example_four_heights_every_payment_verifies_and_balances_match() {
     let p7 = package_for(&h2, "Emma", "Dave", (1500, 1599));
     assert_eq!(
         sim.shape(&p7.witness),
-        shape(&[("Emma", &[(2, 1)], "link"), ("Dave", &[(1, 1)], "ckpt")]),
-        "Emma trims Dave's own history to his checkpoint CP_D1"
+        shape(&[("Emma", &[(2, 1)], "link"), ("Dave", &[(1, 1)], "gen")]),
+        "Emma sends the whole W7 (wallets no longer trim to the reference's CP_D1; see ownership rule 3)"
     );
 
     // §6 height 3: Dave's witness carries the full history (W7 rehydrated).
@@ -316,15 +316,18 @@ fn worked_example_balances_after_each_height() {
 }
 
 #[test]
-fn worked_example_full_w7_is_also_accepted_by_dave() {
+fn worked_example_w7_trimmed_to_dave_s_checkpoint_is_also_accepted_by_dave() {
     let Heights { sim, h2, .. } = run_four_heights();
-    // Dave's stored record for the returned [1500,1599] holds the rehydrated, full W7.
+    // Dave's stored record for the returned [1500,1599] holds the full W7.
     let dave = sim.user("Dave");
     let p7 = package_for(&h2, "Emma", "Dave", (1500, 1599));
+    // The reference's P7, trimmed to CP_D1: Dave's archive backs it.
+    let trimmed = trim_for_recipient(p7.clone(), &sim.addr("Dave"));
     assert!(matches!(
-        p7.witness.nodes().nth(1).unwrap().anchor,
+        trimmed.witness.nodes().nth(1).unwrap().anchor,
         WitnessAnchor::Checkpoint(_)
     ));
+    assert_eq!(verify_as(&sim, "Dave", &trimmed), Ok(2));
     let archived = dave
         .holdings
         .records()
@@ -448,7 +451,9 @@ fn worked_example_x1_returning_value_is_checked_up_to_the_checkpoint() {
     let Heights { mut sim, .. } = run_four_heights();
     sim.pay("Alice", &[("Dave", &[(1500, 1599)])]);
     let h5 = sim.step();
-    let x1 = package_for(&h5, "Alice", "Dave", (1500, 1599));
+    let full = package_for(&h5, "Alice", "Dave", (1500, 1599));
+    assert_eq!(full.witness.total_units(), 5, "Alice sends the whole history");
+    let x1 = &trim_for_recipient(full.clone(), &sim.addr("Dave"));
     assert_eq!(
         sim.shape(&x1.witness),
         shape(&[
@@ -456,7 +461,7 @@ fn worked_example_x1_returning_value_is_checked_up_to_the_checkpoint() {
             ("Helen", &[(4, 1)], "link"),
             ("Dave", &[(3, 2)], "ckpt")
         ]),
-        "Alice trims the outermost Dave node (W8) to CP_D3"
+        "trimmed at the outermost Dave node (W8) to CP_D3, as the reference does"
     );
     // Dave checked 3 units, and stored the rehydrated full history.
     let record = sim
@@ -466,11 +471,7 @@ fn worked_example_x1_returning_value_is_checked_up_to_the_checkpoint() {
         .iter()
         .find(|r| r.value == range(1500, 1599) && r.acquisition_height == 5)
         .unwrap();
-    assert_eq!(
-        record.witness.total_units(),
-        5,
-        "A3, H1, D2 shown; E1, D1 rehydrated from Dave's archive"
-    );
+    assert_eq!(record.witness.total_units(), 5, "A3, H1, D2, E1, D1: the whole history");
     assert_eq!(verify_as(&sim, "Dave", x1), Ok(3), "Dave checks A3 → H1 → D2 only");
     assert_eq!(sim.balance("Dave"), 600);
 }

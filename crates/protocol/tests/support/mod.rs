@@ -392,3 +392,30 @@ pub fn package(
         },
     }
 }
+
+/// What a payer that trims for its recipient sends (wallets here no longer do, but the
+/// verifier still takes a checkpoint anchor its own archive backs): the outermost node owned by
+/// `recipient` for exactly the paid range gets a checkpoint anchor. The payer's node is kept.
+pub fn trim_for_recipient(mut package: TransferPackage, recipient: &Address) -> TransferPackage {
+    let target = package.witness.value;
+    let mut node = &mut package.witness;
+    let mut depth = 0;
+    loop {
+        let owned = depth > 0 && node.current_owner == *recipient && node.value == target;
+        if owned && let Some(newest) = node.chain.first() {
+            let checkpoint = Checkpoint {
+                value: target,
+                owner: *recipient,
+                unit: newest.bundle_ref(),
+            };
+            node.anchor = WitnessAnchor::Checkpoint(ezchain_protocol::witness::CheckpointAnchor { checkpoint });
+            break;
+        }
+        match &mut node.anchor {
+            WitnessAnchor::PriorWitness(link) => node = &mut link.prior_witness,
+            _ => break,
+        }
+        depth += 1;
+    }
+    package
+}
