@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// --circulate (the wallet default; 0 = never, today's unbounded witnesses).
     #[arg(long, default_value_t = 16)]
     snapshot_every: usize,
+    /// Earlier owners beyond its payer a received value may carry before its wallet snapshots
+    /// to pay it on, in --long-payer and --circulate (the wallet default).
+    #[arg(long, default_value_t = 2)]
+    prior_owners: usize,
     /// Print the `--alloc ADDRESS=AMOUNT` arguments that fund --accounts bench accounts in
     /// `ezchain testnet init`, and exit.
     #[arg(long)]
@@ -218,6 +222,7 @@ fn run_witness_bench(args: &BenchArgs, (scenario, steps): (Scenario, usize), jso
         owners: args.owners,
         policy: SnapshotPolicy {
             every_bundles: args.snapshot_every,
+            prior_owners: args.prior_owners,
             ..SnapshotPolicy::default()
         },
         seed: 1,

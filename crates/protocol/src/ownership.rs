@@ -110,14 +110,17 @@ pub const OWN_UNITS_KEPT: usize = 4096;
 pub const ARCHIVED_VALUES_KEPT: usize = 256;
 
 /// When a wallet snapshots on its own (docs/bounded-witnesses.md §4): so that no package it
-/// exports holds more than ≈ `every_bundles` own units per owner, and provenance stays at most
-/// one hop deep.
+/// exports holds more than ≈ `every_bundles` own units per owner, and names at most
+/// `prior_owners + 1` owners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotPolicy {
     /// Own bundles since the last snapshot that make one due (0: never snapshot).
     pub every_bundles: usize,
     /// Values received since the last snapshot that make one due.
     pub received: usize,
+    /// Earlier owners a received value's witness may name beyond its payer before paying it
+    /// on needs a snapshot first: packages then name at most `prior_owners + 1` owners.
+    pub prior_owners: usize,
 }
 
 impl Default for SnapshotPolicy {
@@ -125,6 +128,7 @@ impl Default for SnapshotPolicy {
         SnapshotPolicy {
             every_bundles: 16,
             received: 32,
+            prior_owners: 2,
         }
     }
 }
@@ -218,8 +222,8 @@ impl Holdings {
     }
 
     /// True when `policy` asks for a snapshot before the next payment: enough own bundles or
-    /// received values since the last one, or a received value whose payer's own witness was
-    /// not anchored on a snapshot or the genesis (paying it on would nest provenance twice).
+    /// received values since the last one, or a received value whose witness names more earlier
+    /// owners than the policy lets a package carry on.
     pub fn snapshot_due(&self, policy: &SnapshotPolicy) -> bool {
         if policy.every_bundles == 0 {
             return false;
@@ -227,7 +231,7 @@ impl Holdings {
         self.bundles_since_snapshot() >= policy.every_bundles
             || self.received_since_snapshot() >= policy.received.max(1)
             || self.snapshot_candidates().any(|record| match &record.witness.anchor {
-                WitnessAnchor::PriorWitness(link) => link.prior_witness.depth() >= 1,
+                WitnessAnchor::PriorWitness(link) => link.prior_witness.depth() >= policy.prior_owners,
                 _ => false,
             })
     }

@@ -492,7 +492,10 @@ fn a_busy_payers_wallet_forgets_the_values_it_paid_long_ago() {
     // The newest checkpoints are the ones kept, each still backed by its archive.
     let newest = faucet.checkpoints().last().copied().expect("a checkpoint");
     assert!(ezchain_protocol::witness::OwnCheckpoints::archived_witness(faucet, &newest).is_some());
-    assert_eq!(sim.balance("U0") + sim.balance("U1"), (ARCHIVED_VALUES_KEPT + 40) as u64);
+    assert_eq!(
+        sim.balance("U0") + sim.balance("U1"),
+        (ARCHIVED_VALUES_KEPT + 40) as u64
+    );
 }
 
 #[test]
