@@ -321,14 +321,15 @@ async fn submit(
     // the pool keeps the verification for the block that includes the bundle.
     let admitted = match submission.verify(chain.chain_id) {
         // A snapshot's evidence is checked against this node's chain before it may wait in the
-        // pool (bounded by the evidence limits), so a wallet hears at once why one is refused.
+        // pool (bounded by the evidence limits), so a wallet hears at once why one is refused;
+        // the verdict stays with it, and the block that includes it reuses it.
         Ok(verified) if verified.submission().is_snapshot() => {
-            match chain.check_entry(&verified, chain.height + 1, Some(&state.chain.snapshot_rules())) {
-                Ok(_) => state
+            match chain.check_snapshot_once(verified, chain.height + 1, &state.chain.snapshot_rules()) {
+                Ok(checked) => state
                     .mempool
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .submit_verified(&chain, verified),
+                    .submit_verified(&chain, checked),
                 Err(e) => Err(AdmissionError::Entry(e)),
             }
         }

@@ -327,6 +327,7 @@ impl Submission {
             bundle_hash,
             chain_id,
             submission: self.clone(),
+            snapshot_verdict: None,
         })
     }
 }
@@ -341,9 +342,32 @@ pub struct VerifiedSubmission {
     bundle_hash: Hash32,
     chain_id: u64,
     submission: Submission,
+    /// For a snapshot bundle that passed the snapshot rule (set only by
+    /// `ChainState::check_snapshot_once`): the list length it commits, and the hash of the
+    /// sender's leaf it was checked against. Reused in a block only on that same leaf.
+    snapshot_verdict: Option<SnapshotVerdict>,
+}
+
+/// What the snapshot rule concluded for one snapshot bundle, and on which leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SnapshotVerdict {
+    pub(crate) leaf_hash: Option<Hash32>,
+    pub(crate) count: u32,
 }
 
 impl VerifiedSubmission {
+    pub(crate) fn with_snapshot_verdict(mut self, verdict: SnapshotVerdict) -> Self {
+        self.snapshot_verdict = Some(verdict);
+        self
+    }
+
+    /// The snapshot rule's verdict, if it was reached on a leaf hashing to `leaf_hash`.
+    pub(crate) fn snapshot_verdict_on(&self, leaf_hash: Option<Hash32>) -> Option<u32> {
+        self.snapshot_verdict
+            .filter(|verdict| verdict.leaf_hash == leaf_hash)
+            .map(|verdict| verdict.count)
+    }
+
     /// The recovered signer (equal to the sidecar's sender).
     pub fn sender(&self) -> Address {
         self.sender

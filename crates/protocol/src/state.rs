@@ -20,7 +20,7 @@ use crate::block::{
     AccountLeaf, BLOCK_VERSION, Block, BlockEntry, BlockHeader, BundleRef, DiffEntry, HeaderLite, HoldingsCommitment,
     diff_root,
 };
-use crate::bundle::{BundleError, Submission, VerifiedSubmission};
+use crate::bundle::{BundleError, SnapshotVerdict, Submission, VerifiedSubmission};
 use crate::genesis::Genesis;
 use crate::hash::Hash32;
 use crate::receipt::Receipt;
@@ -174,7 +174,28 @@ impl ChainState {
         Ok(Some(list.len() as u32))
     }
 
+    /// [`Self::check_entry`] for a node's mempool: a snapshot's verdict is kept in the
+    /// verification, so the block that includes it need not run the rule again.
+    pub fn check_snapshot_once(
+        &self,
+        verified: VerifiedSubmission,
+        height: u64,
+        rules: &SnapshotRules<'_>,
+    ) -> Result<VerifiedSubmission, EntryError> {
+        Ok(match self.check_entry(&verified, height, Some(rules))? {
+            Some(count) => {
+                let leaf_hash = self.leaf(&verified.sender()).map(AccountLeaf::leaf_hash);
+                verified.with_snapshot_verdict(SnapshotVerdict { leaf_hash, count })
+            }
+            None => verified,
+        })
+    }
+
     /// The entry checks of a block: [`Self::check_entry`] within the block's snapshot budget.
+    /// A verdict kept from admission is reused when the sender's leaf is still the one it was
+    /// reached on: the rule's inputs are then the same, except finalized headers, which only
+    /// grow — and more headers can never turn an accepted snapshot into a refused one. The
+    /// budget is charged either way, so every node counts a block alike.
     fn check_in_block(
         &self,
         verified: &VerifiedSubmission,
@@ -185,6 +206,10 @@ impl ChainState {
         if let Some(evidence) = &verified.submission().evidence {
             self.check_verified(verified, height)?;
             budget.take(evidence.units())?;
+            let leaf_hash = self.leaf(&verified.sender()).map(AccountLeaf::leaf_hash);
+            if let Some(count) = verified.snapshot_verdict_on(leaf_hash) {
+                return Ok(Some(count));
+            }
         }
         self.check_entry(verified, height, rules)
     }

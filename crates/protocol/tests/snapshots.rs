@@ -518,3 +518,48 @@ fn a_package_older_than_every_kept_own_unit_is_refused_not_stored_unspendable() 
         Err(OwnershipError::AcquiredTooLongAgo { acquisition_height: 1 })
     );
 }
+
+#[test]
+fn a_verdict_kept_from_admission_is_reused_only_on_the_same_leaf() {
+    let mut sim = Sim::new(USERS);
+    sim.pay("Alice", &[("Carol", &[(0, 99)])]);
+    sim.step();
+    let snapshot = honest_snapshot(&sim, "Carol");
+    let height = sim.chain.height + 1;
+    let checked = sim
+        .chain
+        .check_snapshot_once(snapshot.verify(CHAIN_ID).expect("well-formed"), height, &rules(&sim))
+        .expect("honest");
+    // Kept: a proposer without the chain's headers still includes it, with the same result a
+    // follower that runs the rule reaches.
+    let built = build_block_verified(&sim.chain, vec![checked.clone()], height, sim.time_ms + 1, None).expect("builds");
+    assert!(built.rejected.is_empty(), "{:?}", built.rejected);
+    let followed = apply_block_verified(&sim.chain, &built.applied.block, Vec::new(), Some(&rules(&sim)))
+        .expect("a follower agrees");
+    assert_eq!(followed.state.state_root(), built.applied.state.state_root());
+    // Reached on another leaf of the sender (same seq, other history), it is not reused: the
+    // rule runs again, and without headers it cannot.
+    let mut other = sim.clone();
+    other.pay("Carol", &[("Eve", &[(0, 9)])]);
+    other.step();
+    let mut this = sim.clone();
+    this.pay("Carol", &[("Eve", &[(0, 19)])]);
+    this.step();
+    let elsewhere = other
+        .chain
+        .check_snapshot_once(
+            honest_snapshot(&other, "Carol").verify(CHAIN_ID).expect("well-formed"),
+            other.chain.height + 1,
+            &rules(&other),
+        )
+        .expect("honest there");
+    let built = build_block_verified(
+        &this.chain,
+        vec![elsewhere],
+        this.chain.height + 1,
+        this.time_ms + 1,
+        None,
+    )
+    .expect("builds");
+    assert_eq!(built.rejected[0].error, EntryError::Snapshot(SnapshotError::NoHistory));
+}
