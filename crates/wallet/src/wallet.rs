@@ -537,7 +537,15 @@ impl Wallet {
         }
         let mut tip = self.check_chain()?;
         if self.holdings.snapshot_due(&self.options.snapshot_policy) {
-            self.snapshot(tip, wait)?;
+            match self.snapshot(tip, wait) {
+                Ok(()) => {}
+                // A snapshot this wallet cannot build (its history since the last one is too
+                // long, say) must not stop its payments: they go on with the longer witnesses.
+                Err(WalletError::Ownership(error)) if !matches!(error, OwnershipError::PendingBundleExists) => {
+                    warn!(%error, "cannot snapshot the holdings; paying without it");
+                }
+                Err(e) => return Err(e),
+            }
             tip = self.check_chain()?;
         }
         let params = self.next_params(tip)?;
