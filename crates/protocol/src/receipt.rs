@@ -51,6 +51,14 @@ impl ConfirmedBundleUnit {
         }
     }
 
+    /// The holdings commitment this unit made, if it is a snapshot bundle: no transactions, and
+    /// its receipt's commitment names the unit itself (later units only carry it forward).
+    pub fn snapshot_commitment(&self) -> Option<HoldingsCommitment> {
+        self.receipt
+            .holdings
+            .filter(|commitment| self.sidecar.txs.is_empty() && commitment.at == self.bundle_ref())
+    }
+
     /// The sender's leaf as the block must have written it.
     pub fn rebuilt_leaf(&self) -> AccountLeaf {
         AccountLeaf {

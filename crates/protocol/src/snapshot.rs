@@ -250,11 +250,6 @@ pub fn genesis_holdings(genesis: &Genesis, owner: &Address) -> Result<HoldingsLi
     Ok(list)
 }
 
-/// The unit that committed a holdings list: its ref is the commitment's `at`.
-pub fn is_snapshot_unit(unit: &ConfirmedBundleUnit) -> bool {
-    unit.sidecar.txs.is_empty() && unit.receipt.holdings.is_some_and(|c| c.at == unit.bundle_ref())
-}
-
 /// Why a snapshot is refused. Each names the rule of the module doc it breaks.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SnapshotError {

@@ -158,6 +158,17 @@ impl ChainState {
         rules: Option<&SnapshotRules<'_>>,
     ) -> Result<Option<u32>, EntryError> {
         self.check_verified(verified, height)?;
+        self.run_snapshot_rule(verified, height, rules)
+    }
+
+    /// The snapshot rule for a snapshot bundle (`None` for a plain one); the entry's other
+    /// checks are the caller's.
+    fn run_snapshot_rule(
+        &self,
+        verified: &VerifiedSubmission,
+        height: u64,
+        rules: Option<&SnapshotRules<'_>>,
+    ) -> Result<Option<u32>, EntryError> {
         let submission = verified.submission();
         let (Some(root), Some(evidence)) = (&submission.envelope.holdings_root, &submission.evidence) else {
             return Ok(None);
@@ -203,15 +214,15 @@ impl ChainState {
         rules: Option<&SnapshotRules<'_>>,
         budget: &mut BlockSnapshotBudget,
     ) -> Result<Option<u32>, EntryError> {
+        self.check_verified(verified, height)?;
         if let Some(evidence) = &verified.submission().evidence {
-            self.check_verified(verified, height)?;
             budget.take(evidence.units())?;
             let leaf_hash = self.leaf(&verified.sender()).map(AccountLeaf::leaf_hash);
             if let Some(count) = verified.snapshot_verdict_on(leaf_hash) {
                 return Ok(Some(count));
             }
         }
-        self.check_entry(verified, height, rules)
+        self.run_snapshot_rule(verified, height, rules)
     }
 
     /// Rules 3–4: applies verified, sorted, distinct entries on top of `self`; `snapshots[i]` is

@@ -440,9 +440,7 @@ impl<'a> Verifier<'a> {
             WitnessAnchor::Snapshot(anchor) => {
                 // 6–7. The oldest unit is the snapshot that committed `held`.
                 let commitment = oldest
-                    .receipt
-                    .holdings
-                    .filter(|commitment| oldest.sidecar.txs.is_empty() && commitment.at == oldest.bundle_ref())
+                    .snapshot_commitment()
                     .ok_or(VerifyError::SnapshotAnchorNotSnapshot { depth })?;
                 if !anchor.held.contains(value) || !anchor.held.contains(&node.value) {
                     return Err(VerifyError::SnapshotRangeMismatch { depth });
