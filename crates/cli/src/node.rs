@@ -188,6 +188,10 @@ fn node_error(error: NodeError) -> CliError {
                 "another process uses the RPC address (is this node already running?); stop it or change rpc.listen_addr in node.yaml",
             ),
         ),
+        NodeError::MetricsBind { .. } => (
+            "metrics_listen_failed",
+            Some("another process uses metrics.listen_addr; stop it or change metrics.listen_addr in node.yaml"),
+        ),
         NodeError::P2pBind { .. } => (
             "p2p_listen_failed",
             Some(

@@ -148,6 +148,114 @@ fn a_node_whose_p2p_or_rpc_address_is_taken_stops_at_once_naming_it() {
     }
 }
 
+/// Stops the node it holds however the test ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn metrics_listen_addr_moves_metrics_off_the_rpc_port() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("net");
+    let init = ezchain(&[
+        "testnet",
+        "init",
+        "--validators",
+        "1",
+        "--start-port",
+        "24750",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+        "--json",
+    ]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let layout: serde_json::Value = serde_json::from_slice(&init.stdout).expect("JSON layout");
+    let node = &layout["nodes"][0];
+    let home = std::path::PathBuf::from(node["home"].as_str().expect("home"));
+    let rpc = node["rpc_addr"].as_str().expect("rpc_addr").to_string();
+    let metrics_addr = "127.0.0.1:24759";
+    let config = home.join("node.yaml");
+    let mut yaml = std::fs::read_to_string(&config).expect("node.yaml");
+    yaml.push_str(&format!("metrics:\n  listen_addr: {metrics_addr}\n"));
+    std::fs::write(&config, yaml).expect("write node.yaml");
+
+    // Taken, it stops the node at start, named.
+    {
+        let _taken = std::net::TcpListener::bind(metrics_addr).expect("take the port");
+        let run = ezchain(&["node", "run", "--home", home.to_str().expect("utf-8")]);
+        assert!(!run.status.success());
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("error[metrics_listen_failed]"), "{stderr}");
+        assert!(stderr.contains(metrics_addr), "{stderr}");
+    }
+
+    let _node = Running(
+        Command::new(env!("CARGO_BIN_EXE_ezchain"))
+            .args(["node", "run", "--home"])
+            .arg(&home)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the node starts"),
+    );
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let exported = loop {
+        if let Ok(answer) = client.get(format!("http://{metrics_addr}/metrics")).send()
+            && answer.status().is_success()
+        {
+            let text = answer.text().expect("text");
+            let height = text
+                .lines()
+                .find_map(|line| line.strip_prefix("ezchain_node_height "))
+                .and_then(|value| value.trim().parse::<u64>().ok());
+            if height.is_some_and(|height| height >= 1) {
+                break text;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no metrics on {metrics_addr}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert!(exported.contains("ezchain_node_mempool_capacity 10000"), "{exported}");
+    assert!(
+        exported.contains("ezchain_node_validator_missed_commits{validator=\"validator-0\"} 0"),
+        "the one validator signs every commit: {exported}"
+    );
+    // The RPC port no longer serves them, and says where they went.
+    let on_rpc = client.get(format!("http://{rpc}/metrics")).send().expect("rpc answers");
+    assert_eq!(on_rpc.status().as_u16(), 404);
+    let refusal: serde_json::Value = on_rpc.json().expect("JSON");
+    assert_eq!(refusal["error"]["code"], "not_found");
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("metrics.listen_addr")),
+        "{refusal}"
+    );
+    assert!(
+        client
+            .get(format!("http://{rpc}/status"))
+            .send()
+            .expect("rpc")
+            .status()
+            .is_success()
+    );
+    // The metrics listener serves nothing else.
+    let status = client
+        .get(format!("http://{metrics_addr}/status"))
+        .send()
+        .expect("answers");
+    assert_eq!(status.status().as_u16(), 404);
+}
+
 #[test]
 fn a_one_shot_command_whose_reader_has_gone_ends_quietly() {
     use std::os::unix::process::ExitStatusExt;
@@ -510,4 +618,64 @@ fn a_second_serve_on_one_data_folder_says_another_serve_runs() {
         String::from_utf8_lossy(&second.stderr)
     );
     assert!(String::from_utf8_lossy(&second.stderr).contains("another `ezchain serve`"));
+}
+
+/// deploy/systemd's units pass `systemd-analyze verify` (no warning either: an unknown or
+/// misspelt key is only a warning there) and keep an exposure level of at most 2.5 in
+/// `systemd-analyze security`. The units name `/usr/local/bin/ezchain`; the checked copies name
+/// this build's binary, which verify requires to exist.
+#[test]
+fn the_systemd_units_verify_and_stay_hardened() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have systemd-analyze (Debian's systemd package)"
+        );
+        eprintln!("systemd-analyze not installed: the units are not checked");
+        return;
+    }
+    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/systemd");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (source, checked) in [
+        ("ezchain-node@.service", "ezchain-node@validator-0.service"),
+        ("ezchain-wallet.service", "ezchain-wallet.service"),
+    ] {
+        let text = std::fs::read_to_string(units.join(source)).expect("unit");
+        for needed in [
+            "ProtectSystem=strict",
+            "ReadWritePaths=",
+            "Restart=on-failure",
+            "LimitNOFILE=",
+            "User=",
+        ] {
+            assert!(text.contains(needed), "{source} lacks {needed}");
+        }
+        let path = dir.path().join(checked);
+        std::fs::write(
+            &path,
+            text.replace("/usr/local/bin/ezchain", env!("CARGO_BIN_EXE_ezchain")),
+        )
+        .expect("write unit");
+        let verify = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze");
+        let said = String::from_utf8_lossy(&verify.stderr).to_string() + &String::from_utf8_lossy(&verify.stdout);
+        let about_it: Vec<&str> = said.lines().filter(|line| line.contains(checked)).collect();
+        assert!(
+            verify.status.success() && about_it.is_empty(),
+            "systemd-analyze verify {source}: {said}"
+        );
+        let security = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=25"])
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze");
+        assert!(
+            security.status.success(),
+            "{source} is exposed: {}",
+            String::from_utf8_lossy(&security.stdout)
+        );
+    }
 }

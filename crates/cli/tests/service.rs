@@ -210,6 +210,29 @@ fn promtool_accepts(text: &str) {
     );
 }
 
+/// Every `ezchain_*` metric the alert rules and the Grafana dashboard (deploy/) use is one that
+/// a running node (the bootstrap node, which hosts the faucet) or wallet service exports.
+fn monitoring_kit_names_only_exported_metrics(exports: &[&str]) {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    for file in ["prometheus/alerts.yml", "grafana/ezchain-dashboard.json"] {
+        let text = std::fs::read_to_string(deploy.join(file)).expect("monitoring kit file");
+        let used: Vec<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("ezchain_"))
+            .collect();
+        assert!(used.len() > 5, "{file} uses {used:?}");
+        for metric in used {
+            let exported = exports.iter().any(|text| {
+                text.lines().any(|line| {
+                    line.strip_prefix(metric)
+                        .is_some_and(|rest| rest.starts_with([' ', '{']))
+                })
+            });
+            assert!(exported, "{file} uses {metric}, which no node or service exports");
+        }
+    }
+}
+
 fn start(port: u16) -> LocalTestnet {
     let net = LocalTestnet::start(binary(), 1, port);
     net.wait_for_height(net.bootstrap_index(), 1, LONG)
@@ -411,6 +434,7 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
         .expect("text");
     promtool_accepts(&metrics);
     promtool_accepts(&node_metrics);
+    monitoring_kit_names_only_exported_metrics(&[&metrics, &node_metrics]);
 
     // The runbook's post-release probe reads the same metrics.
     let probe = alice.ezchain(&[

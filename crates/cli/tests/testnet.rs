@@ -173,10 +173,34 @@ fn a_killed_validator_restarts_and_catches_up() {
     );
     // The other three keep finalizing without it.
     net.wait_for_height(0, before + 4, LONG).unwrap();
+    // The others count the commits it is missing from (what the monitoring kit alerts on).
+    let missed = |net: &LocalTestnet| {
+        metric(
+            &net.metrics(0).expect("metrics"),
+            "ezchain_node_validator_missed_commits{validator=\"validator-3\"}",
+        )
+    };
+    assert!(missed(&net) >= 3.0, "validator-3 missed {} commits", missed(&net));
+    assert_eq!(
+        metric(
+            &net.metrics(0).expect("metrics"),
+            "ezchain_node_validator_missed_commits{validator=\"validator-0\"}"
+        ),
+        0.0
+    );
     net.start_node(3);
     let target = net.status(0).expect("status").height + 2;
     net.wait_for_height(3, target, LONG).unwrap();
     assert_agreement(&net, target);
+    // Back, its precommits are in the commits again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while missed(&net) > 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "validator-3 still missing from commits"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let log = net.log(3).to_lowercase();
     assert!(!log.contains("equivocation"), "the restarted validator equivocated");
     assert!(!log.contains("panicked"), "a node panicked");
@@ -423,44 +447,76 @@ fn a_second_process_with_a_validators_key_never_signs_and_nothing_forks() {
     }
 }
 
-#[test]
-fn the_alert_rules_pass_promtool_and_use_only_metrics_a_node_exports() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/alerts.yml");
-    match std::process::Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .arg(&rules)
-        .output()
-    {
-        Ok(output) => assert!(
-            output.status.success(),
-            "promtool check rules: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
+/// `promtool` with `args`; `false` when it is not installed (outside CI only).
+fn promtool(args: &[&std::ffi::OsStr]) -> bool {
+    match std::process::Command::new("promtool").args(args).output() {
+        Ok(output) => {
+            assert!(
+                output.status.success(),
+                "promtool {args:?}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            true
+        }
         Err(e) => {
             assert!(std::env::var_os("CI").is_none(), "CI must have promtool: {e}");
-            eprintln!("promtool not installed: rules not checked");
+            eprintln!("promtool not installed: the monitoring kit is not checked");
+            false
         }
     }
-    let net = LocalTestnet::start(binary(), 1, 24540);
-    net.wait_for_height(0, 1, LONG).unwrap();
-    let exported = net.metrics(0).expect("metrics");
-    assert!(
-        exported.contains("ezchain_build_info{"),
-        "the node names its build: {exported}"
-    );
-    let text = std::fs::read_to_string(&rules).expect("rules");
-    let used: Vec<&str> = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|word| word.starts_with("ezchain_"))
-        .collect();
-    assert!(!used.is_empty());
-    for metric in used {
-        assert!(
-            exported.lines().any(|line| line.starts_with(metric)),
-            "{metric} is used by an alert but no node exports it"
-        );
+}
+
+/// The monitoring kit (deploy/): the alert rules pass `promtool check rules` and their own unit
+/// tests, the `prometheus.yml` that `testnet init` writes passes `promtool check config` (which
+/// loads the rules beside it), and every dashboard query parses as PromQL. (That each metric
+/// they name is exported: `crates/cli/tests/service.rs`.)
+#[test]
+fn the_monitoring_kit_passes_promtool() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let rules = deploy.join("prometheus/alerts.yml");
+    if !promtool(&["check".as_ref(), "rules".as_ref(), rules.as_os_str()]) {
+        return;
     }
+    promtool(&[
+        "test".as_ref(),
+        "rules".as_ref(),
+        deploy.join("prometheus/alerts_test.yml").as_os_str(),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = dir.path().join("net");
+    let init = std::process::Command::new(binary())
+        .args(["testnet", "init", "--validators", "4", "--out"])
+        .arg(&net)
+        .output()
+        .expect("testnet init");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let config = net.join("monitoring/prometheus.yml");
+    promtool(&["check".as_ref(), "config".as_ref(), config.as_os_str()]);
+    // The dashboard's queries, as recording rules: promtool parses each one.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy.join("grafana/ezchain-dashboard.json")).expect("dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .map(|target| target["expr"].as_str().expect("every target has an expr").to_string())
+        .collect();
+    assert!(exprs.len() >= 20, "{} queries", exprs.len());
+    let recording = serde_json::json!({
+        "groups": [{
+            "name": "dashboard",
+            "rules": exprs
+                .iter()
+                .enumerate()
+                .map(|(i, expr)| serde_json::json!({ "record": format!("dashboard:query_{i}"), "expr": expr }))
+                .collect::<Vec<_>>(),
+        }]
+    });
+    let queries = dir.path().join("dashboard_queries.yml");
+    std::fs::write(&queries, recording.to_string()).expect("write");
+    promtool(&["check".as_ref(), "rules".as_ref(), queries.as_os_str()]);
 }

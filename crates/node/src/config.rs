@@ -46,6 +46,25 @@ pub struct NodeConfig {
     /// Only on the node that hosts the testnet faucet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faucet: Option<FaucetConfig>,
+    #[serde(default, skip_serializing_if = "MetricsConfig::is_default")]
+    pub metrics: MetricsConfig,
+}
+
+/// Where `/metrics` is served.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A listener of its own for `/metrics` (as CometBFT's `prometheus_listen_addr`), so the
+    /// RPC port can face the public while the metrics stay on a private or loopback address.
+    /// Unset, `/metrics` is served on the RPC port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<SocketAddr>,
+}
+
+impl MetricsConfig {
+    fn is_default(&self) -> bool {
+        self == &MetricsConfig::default()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +252,14 @@ impl NodeConfig {
         if self.mempool.capacity == 0 {
             return invalid("mempool.capacity", "must be at least 1");
         }
+        if let Some(addr) = self.metrics.listen_addr
+            && (addr == self.rpc.listen_addr || addr == self.p2p.listen_addr)
+        {
+            return invalid(
+                "metrics.listen_addr",
+                "must differ from rpc.listen_addr and p2p.listen_addr (leave it out to serve /metrics on the RPC port)",
+            );
+        }
         if self.rpc.max_body_bytes < 1024 {
             return invalid("rpc.max_body_bytes", "must be at least 1024");
         }
@@ -323,6 +350,7 @@ mod tests {
             mempool: MempoolConfig::default(),
             mailbox: MailboxConfig::default(),
             faucet: None,
+            metrics: MetricsConfig::default(),
         }
     }
 

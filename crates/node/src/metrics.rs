@@ -28,12 +28,27 @@ pub struct NodeMetrics {
     pub submissions_received: Family<Vec<(String, String)>, Counter>,
     /// Requests the forwarder sent on to peers.
     pub bundle_forwards: Counter,
+    /// Bundles the mempool holds at most (`mempool.capacity`).
+    pub mempool_capacity: Gauge,
+    /// Per genesis validator (by name): committed heights in a row whose commit certificate
+    /// lacks its precommit; 0 once a commit holds it again.
+    pub validator_missed_commits: Family<Vec<(String, String)>, Gauge>,
+    /// Coins the co-hosted faucet can still pay (registered only on a node with a faucet).
+    pub faucet_available_coins: Gauge,
+}
+
+/// What the metrics describe beyond the binary: fixed for the life of the process.
+pub struct NodeFacts<'a> {
+    pub mempool_capacity: usize,
+    /// The genesis validators' names, each a `validator` label.
+    pub validators: &'a [String],
+    pub hosts_faucet: bool,
 }
 
 impl NodeMetrics {
     /// Registers the node metrics in the global registry (call once per process), with
     /// `ezchain_build_info{version, commit, date} 1` naming this binary.
-    pub fn register(build: &BuildInfo) -> Self {
+    pub fn register(build: &BuildInfo, facts: &NodeFacts<'_>) -> Self {
         let metrics = NodeMetrics {
             height: Gauge::default(),
             decided_round: Gauge::default(),
@@ -48,7 +63,20 @@ impl NodeMetrics {
             signing_paused: Gauge::default(),
             submissions_received: Family::default(),
             bundle_forwards: Counter::default(),
+            mempool_capacity: Gauge::default(),
+            validator_missed_commits: Family::default(),
+            faucet_available_coins: Gauge::default(),
         };
+        metrics
+            .mempool_capacity
+            .set(i64::try_from(facts.mempool_capacity).unwrap_or(i64::MAX));
+        // Every validator's series exists from the start, so a dashboard shows 0, not nothing.
+        for name in facts.validators {
+            metrics
+                .validator_missed_commits
+                .get_or_create(&validator_label(name))
+                .set(0);
+        }
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         build_info
             .get_or_create(&vec![
@@ -118,6 +146,23 @@ impl NodeMetrics {
                 metrics.bundle_forwards.clone(),
             );
             registry.register(
+                "mempool_capacity",
+                "Bundles the mempool holds at most (mempool.capacity); new senders are refused beyond it",
+                metrics.mempool_capacity.clone(),
+            );
+            registry.register(
+                "validator_missed_commits",
+                "Committed heights in a row whose commit lacks this validator's precommit (0 once one holds it)",
+                metrics.validator_missed_commits.clone(),
+            );
+            if facts.hosts_faucet {
+                registry.register(
+                    "faucet_available_coins",
+                    "Coins the co-hosted faucet can still pay, as of its last payment",
+                    metrics.faucet_available_coins.clone(),
+                );
+            }
+            registry.register(
                 "block_interval_seconds",
                 "Time between the timestamps of consecutive committed blocks",
                 metrics.block_interval_seconds.clone(),
@@ -125,6 +170,11 @@ impl NodeMetrics {
         });
         metrics
     }
+}
+
+/// The label set of one validator's series.
+pub fn validator_label(name: &str) -> Vec<(String, String)> {
+    vec![("validator".to_string(), name.to_string())]
 }
 
 /// The Prometheus text exposition of every registered metric.

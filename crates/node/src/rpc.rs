@@ -65,6 +65,9 @@ pub struct RpcState {
     pub admin_token: String,
     /// What this binary is (`/status`).
     pub build: ezchain_host::build::BuildInfo,
+    /// `/metrics` has a listener of its own (`metrics.listen_addr`): the RPC port does not
+    /// serve it.
+    pub metrics_elsewhere: bool,
 }
 
 pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
@@ -97,6 +100,20 @@ pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
         .route(paths::RECEIPT, get(receipt))
         .fallback(|| async { fail(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// The router of the `metrics.listen_addr` listener: `/metrics` and nothing else.
+pub fn metrics_router(state: Arc<RpcState>) -> Router {
+    Router::new()
+        .route(paths::METRICS, get(serve_metrics))
+        .fallback(|| async {
+            fail(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "this listener serves /metrics only; the API is on the node's rpc.listen_addr",
+            )
+        })
         .with_state(state)
 }
 
@@ -188,10 +205,28 @@ fn refresh_gauges(state: &RpcState) -> (u64, u64) {
     state.metrics.tip_age_seconds.set(tip_age_ms as f64 / 1000.0);
     let mempool = state.mempool.lock().unwrap_or_else(|p| p.into_inner()).len();
     state.metrics.mempool_bundles.set(mempool as i64);
+    if let Some(faucet) = &state.faucet {
+        state
+            .metrics
+            .faucet_available_coins
+            .set(i64::try_from(faucet.coins_left()).unwrap_or(i64::MAX));
+    }
     (height, tip_age_ms)
 }
 
+/// `/metrics` on the RPC port, unless it has a listener of its own.
 async fn metrics(State(state): State<Arc<RpcState>>) -> Response {
+    if state.metrics_elsewhere {
+        return fail(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "this node serves /metrics on its metrics.listen_addr (node.yaml), not on the RPC port",
+        );
+    }
+    serve_metrics(State(state)).await
+}
+
+async fn serve_metrics(State(state): State<Arc<RpcState>>) -> Response {
     refresh_gauges(&state);
     (
         [(

@@ -14,7 +14,7 @@ use crate::consensus::engine;
 use crate::forward::Forwarder;
 use crate::keys::{KeyError, NodeKey};
 use crate::mailbox::{Mailbox, MailboxError};
-use crate::metrics::NodeMetrics;
+use crate::metrics::{NodeFacts, NodeMetrics};
 use crate::rpc::{InProcessRpc, RpcState, router};
 use crate::sign_guard::{SIGN_STATE_FILE, SignGuard, SigningAlarm};
 use crate::store::{ChainStore, StoreError};
@@ -43,6 +43,11 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("cannot listen for RPC on {addr}: {source}")]
     RpcBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for metrics on {addr} (metrics.listen_addr): {source}")]
+    MetricsBind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
@@ -244,7 +249,23 @@ pub async fn run(home: &Path, build: BuildInfo, shutdown: impl Future<Output = (
             addr: config.rpc.listen_addr,
             source,
         })?;
-    let metrics = NodeMetrics::register(&build);
+    let metrics_listener = match config.metrics.listen_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::MetricsBind { addr, source })?,
+        ),
+        None => None,
+    };
+    let validator_names: Vec<String> = genesis.validators.iter().map(|v| v.name.clone()).collect();
+    let metrics = NodeMetrics::register(
+        &build,
+        &NodeFacts {
+            mempool_capacity: config.mempool.capacity,
+            validators: &validator_names,
+            hosts_faucet: faucet.is_some(),
+        },
+    );
     let (forwarder, forward_task) =
         Forwarder::start(config.mempool.forward_to.clone(), metrics.bundle_forwards.clone());
     let rpc_state = Arc::new(RpcState {
@@ -261,8 +282,21 @@ pub async fn run(home: &Path, build: BuildInfo, shutdown: impl Future<Output = (
         faucet,
         admin_token,
         build,
+        metrics_elsewhere: metrics_listener.is_some(),
     });
-    let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_rpc, rpc_stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = metrics_listener.map(|listener| {
+        let app = crate::rpc::metrics_router(rpc_state.clone());
+        let mut stopped = rpc_stopped.clone();
+        info!(addr = ?config.metrics.listen_addr, "metrics listening");
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        })
+    });
     let app = router(rpc_state, config.rpc.max_body_bytes);
     in_process.attach(app.clone());
     let rpc = tokio::spawn(async move {
@@ -271,7 +305,8 @@ pub async fn run(home: &Path, build: BuildInfo, shutdown: impl Future<Output = (
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(async {
-            let _ = rpc_stopped.await;
+            let mut stopped = rpc_stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
         })
         .await
     });
@@ -352,8 +387,11 @@ pub async fn run(home: &Path, build: BuildInfo, shutdown: impl Future<Output = (
     if let Some(task) = forward_task {
         task.abort();
     }
-    let _ = stop_rpc.send(());
+    let _ = stop_rpc.send(true);
     let _ = rpc.await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     drop(chain);
     if let Some(error) = stopped_signing {
         return Err(error);

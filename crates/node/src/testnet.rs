@@ -64,6 +64,11 @@ pub struct ComposeOptions {
 
 /// The file `--compose` writes beside the homes.
 pub const COMPOSE_FILE: &str = "compose.yaml";
+/// The folder beside the homes with a Prometheus configuration for this testnet.
+pub const MONITORING_DIR: &str = "monitoring";
+/// The alert rules of the monitoring kit (`deploy/prometheus/alerts.yml`), written beside the
+/// scrape configuration.
+pub const ALERT_RULES: &str = include_str!("../../../deploy/prometheus/alerts.yml");
 /// Where a container finds its node's home and the genesis.
 pub const CONTAINER_HOME: &str = "/node";
 pub const CONTAINER_GENESIS: &str = "/genesis.json";
@@ -270,6 +275,7 @@ fn write_homes(
                 listen_addr: listen(index, 1),
                 max_body_bytes: crate::config::default_max_body_bytes(),
             },
+            metrics: Default::default(),
             consensus: ConsensusConfig::default(),
             mempool: MempoolConfig {
                 forward_to: (0..bootstrap_index)
@@ -297,7 +303,53 @@ fn write_homes(
         let path = staging.join(COMPOSE_FILE);
         std::fs::write(&path, compose_yaml(compose, &nodes, options.start_port)).map_err(io_error(&path))?;
     }
+    let monitoring = staging.join(MONITORING_DIR);
+    std::fs::create_dir_all(&monitoring).map_err(io_error(&monitoring))?;
+    for (name, text) in [
+        ("prometheus.yml", prometheus_yaml(&nodes)),
+        ("alerts.yml", ALERT_RULES.to_string()),
+    ] {
+        let path = monitoring.join(name);
+        std::fs::write(&path, text).map_err(io_error(&path))?;
+    }
     Ok(nodes)
+}
+
+/// `monitoring/prometheus.yml`: every node's `/metrics` at the address others reach its RPC
+/// at, each labelled with its name and role (the alerts name nodes by `node`), the alert
+/// rules beside it, and a wallet service at its default address.
+fn prometheus_yaml(nodes: &[NodeSummary]) -> String {
+    let targets: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|node| {
+            let role = match node.role {
+                NodeRole::Validator => "validator",
+                NodeRole::Bootstrap => "bootstrap",
+            };
+            serde_json::json!({
+                "targets": [node.rpc_addr.to_string()],
+                "labels": { "node": node.name, "role": role },
+            })
+        })
+        .collect();
+    let file = serde_json::json!({
+        "global": { "scrape_interval": "5s", "evaluation_interval": "5s" },
+        "rule_files": ["alerts.yml"],
+        "scrape_configs": [
+            { "job_name": "ezchain-nodes", "static_configs": targets },
+            {
+                "job_name": "ezchain-wallet-services",
+                "static_configs": [{ "targets": ["127.0.0.1:8787"] }],
+            },
+        ],
+    });
+    let yaml = serde_norway::to_string(&file).expect("a JSON value serializes as YAML");
+    format!(
+        "# Written by `ezchain testnet init`: Prometheus scraping this testnet's nodes.\n\
+         # Run: prometheus --config.file=prometheus.yml (in this folder). A node with\n\
+         # metrics.listen_addr in its node.yaml serves /metrics there: put that address instead.\n\
+         # ezchain-wallet-services lists `ezchain serve` instances (default 127.0.0.1:8787).\n{yaml}"
+    )
 }
 
 /// The inventory in force: the given hosts, a compose network's addresses, or none (one host).
@@ -523,6 +575,20 @@ mod tests {
         }
         assert_eq!(compose["services"]["bootstrap"]["ports"][0], "127.0.0.1:19501:19501");
         assert!(compose["services"]["validator-0"].get("ports").is_none());
+        // Prometheus scrapes each node where the others reach it, named as the alerts name it.
+        let monitoring = dir.path().join("net").join(MONITORING_DIR);
+        let scrape: serde_json::Value =
+            serde_norway::from_str(&std::fs::read_to_string(monitoring.join("prometheus.yml")).unwrap()).unwrap();
+        let nodes = &scrape["scrape_configs"][0]["static_configs"];
+        assert_eq!(nodes.as_array().map(Vec::len), Some(layout.nodes.len()));
+        for (target, node) in nodes.as_array().unwrap().iter().zip(&layout.nodes) {
+            assert_eq!(target["targets"][0], node.rpc_addr.to_string());
+            assert_eq!(target["labels"]["node"], node.name.as_str());
+        }
+        assert_eq!(
+            std::fs::read_to_string(monitoring.join("alerts.yml")).unwrap(),
+            ALERT_RULES
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use ezchain_rpc::types::FaucetGrant;
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
@@ -208,6 +209,15 @@ pub struct Faucet {
     wallet: Actor<Wallet>,
     limiter: Arc<FaucetLimiter>,
     owner: Address,
+    /// Coins owned and not being paid away, as of the last payment (the node's metrics read it
+    /// without waiting behind a payment).
+    coins_left: Arc<AtomicU64>,
+}
+
+/// What the faucet can still pay: everything it owns except what a pending bundle pays away.
+fn coins_left(wallet: &Wallet) -> u64 {
+    let balance = wallet.balance();
+    balance.total_balance.saturating_sub(balance.pending_outgoing)
 }
 
 impl Faucet {
@@ -222,6 +232,8 @@ impl Faucet {
             node,
             ..
         } = setup;
+        let left = Arc::new(AtomicU64::new(0));
+        let opened_left = left.clone();
         let wallet = Actor::start("faucet", move || {
             let client = NodeClient::in_process(node)?;
             // In-process polls cost no socket, and there is no push stream in-process: poll
@@ -230,7 +242,9 @@ impl Faucet {
                 poll_interval: IN_PROCESS_POLL,
                 ..WalletOptions::default()
             };
-            Wallet::open(&data_dir, owner, Some(key), genesis, client, options)
+            let wallet = Wallet::open(&data_dir, owner, Some(key), genesis, client, options)?;
+            opened_left.store(coins_left(&wallet), Ordering::Relaxed);
+            Ok(wallet)
         })
         .map_err(|error| match error {
             ActorError::Spawn(e) => FaucetError::Thread(e),
@@ -241,6 +255,7 @@ impl Faucet {
             wallet,
             limiter: Arc::new(FaucetLimiter::with_file(setup.limits, setup.grants_file)),
             owner,
+            coins_left: left,
         })
     }
 
@@ -248,14 +263,24 @@ impl Faucet {
         self.owner
     }
 
+    /// Coins the faucet can still pay, as of its last payment (or its start).
+    pub fn coins_left(&self) -> u64 {
+        self.coins_left.load(Ordering::Relaxed)
+    }
+
     /// Pays `amount` to `recipient` within the limits; answers once the payment is final and
     /// in the recipient's mailbox.
     pub async fn pay(&self, recipient: Address, amount: u64) -> Result<FaucetGrant, FaucetRefusal> {
         let reserved_at = now_ms();
         self.limiter.reserve(recipient, amount, reserved_at)?;
+        let left = self.coins_left.clone();
         let result = self
             .wallet
-            .run(move |wallet: &mut Wallet| pay(wallet, recipient, amount))
+            .run(move |wallet: &mut Wallet| {
+                let result = pay(wallet, recipient, amount);
+                left.store(coins_left(wallet), Ordering::Relaxed);
+                result
+            })
             .await
             .unwrap_or_else(|| {
                 Err(FaucetRefusal {

@@ -795,6 +795,7 @@ impl ConsensusApp {
                 self.candidates.retain(|_, c| c.applied.block.header.height > committed);
                 self.forget_candidates(committed);
                 self.watch_own_key(&finality);
+                self.count_missed_precommits(&finality);
             }
             Err(e) => error!(error = %e, height = certificate.height.0, "committing a decided block failed"),
         }
@@ -819,6 +820,24 @@ impl ConsensusApp {
                 height: certificate.height,
                 round: certificate.round,
             });
+        }
+    }
+
+    /// Per genesis validator: one more height in a row without its precommit, or back to 0.
+    /// (A commit holds the precommits that made the quorum, so a live validator's late one can
+    /// be missing now and then; a run of them means it is down or cut off.)
+    fn count_missed_precommits(&self, certificate: &FinalityCertificate) {
+        for validator in &self.chain.genesis.validators {
+            let address = ValidatorAddress::from_public_key(&validator.consensus_public_key);
+            let run = self
+                .metrics
+                .validator_missed_commits
+                .get_or_create(&crate::metrics::validator_label(&validator.name));
+            if certificate.signatures.iter().any(|s| s.validator == address) {
+                run.set(0);
+            } else {
+                run.inc();
+            }
         }
     }
 
@@ -898,7 +917,14 @@ mod tests {
             chain,
             Arc::new(Mutex::new(PendingPool::new(10))),
             None,
-            NodeMetrics::register(&ezchain_host::build::BuildInfo::unknown()),
+            NodeMetrics::register(
+                &ezchain_host::build::BuildInfo::unknown(),
+                &crate::metrics::NodeFacts {
+                    mempool_capacity: 10,
+                    validators: &[],
+                    hosts_faucet: false,
+                },
+            ),
         );
         Fixture {
             app,
