@@ -2,20 +2,33 @@
 //! `deploy/build-image.sh` start 4 validators and a bootstrap node on a private Docker network
 //! this test creates and removes; a wallet on the host joins through the published bootstrap
 //! RPC; a validator cut off the network leaves the chain live and catches up when it comes
-//! back; a node stopped with SIGTERM as PID 1 exits cleanly.
+//! back; a node stopped with SIGTERM as PID 1 exits cleanly. Then, under a steady load of
+//! payments: a validator killed (SIGKILL) and restarted, a rolling restart of every validator,
+//! and a partition of two validators from the other two and the bootstrap node (no side may
+//! finalize). At the end every node holds the same block at every height and every payment the
+//! load saw final is on every node. The figures it prints (`container figures:`) are recorded
+//! in docs/BENCHMARKS.md.
 //!
 //! Needs Docker and the image: `EZ_NODE_IMAGE=ezchain:latest` (built by `deploy/build-image.sh`).
 //! Without it the test says so and passes; `.ci/run` builds the image and sets
 //! `EZ_REQUIRE_DOCKER=1`, which turns the skip into a failure.
 
+use ezchain_protocol::{Address, SigningKey};
+use ezchain_testkit::{LocalTestnet, payment};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const START_PORT: u16 = 25800;
 const BOOTSTRAP_RPC: &str = "127.0.0.1:25801";
 const VALIDATORS: usize = 4;
+/// Validator i's RPC is published on the host at this port + i (for the checks at the end).
+const VALIDATOR_RPC_BASE: u16 = 25810;
+/// The load's coins: allocated at genesis after the faucet's (`testnet init --alloc`).
+const LOAD_COINS: u64 = 100_000;
 
 fn run(program: &str, dir: &Path, args: &[&str]) -> Output {
     Command::new(program)
@@ -125,8 +138,141 @@ fn bootstrap_height() -> Option<u64> {
     answer["data"]["height"].as_u64()
 }
 
+/// Publishes each validator's RPC on the host's loopback (the compose file publishes only the
+/// bootstrap node's), so the test can compare every node's blocks and receipts.
+fn publish_validator_rpcs(compose_file: &Path) {
+    let text = std::fs::read_to_string(compose_file).expect("compose.yaml");
+    let mut compose: serde_json::Value = serde_norway::from_str(&text).expect("compose YAML");
+    for i in 0..VALIDATORS {
+        compose["services"][format!("validator-{i}")]["ports"] = serde_json::json!([format!(
+            "127.0.0.1:{}:{}",
+            VALIDATOR_RPC_BASE + i as u16,
+            START_PORT + 1
+        )]);
+    }
+    std::fs::write(compose_file, serde_norway::to_string(&compose).expect("YAML")).expect("write compose.yaml");
+}
+
+/// Heights the bootstrap node reported, with when each was first seen (polled every 200 ms).
+struct HeightWatch {
+    seen: Arc<Mutex<Vec<(Instant, u64)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeightWatch {
+    fn start() -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(height) = bootstrap_height() {
+                        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        if seen.last().is_none_or(|&(_, last)| height > last) {
+                            seen.push((Instant::now(), height));
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        };
+        HeightWatch {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The longest time between two new heights within `from..now` (from `from` to the first
+    /// new height counts too).
+    fn longest_stall_since(&self, from: Instant) -> Duration {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut longest = Duration::ZERO;
+        let mut previous = from;
+        for &(at, _) in seen.iter().filter(|(at, _)| *at >= from) {
+            longest = longest.max(at - previous);
+            previous = at;
+        }
+        longest.max(previous.elapsed())
+    }
+}
+
+impl Drop for HeightWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A steady stream of payments through the bootstrap node: one coin per bundle, the next bundle
+/// as soon as the previous one's receipt is there. Returns the seqs it saw final.
+struct Load {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<u64>>>,
+}
+
+impl Load {
+    fn start(net: Arc<LocalTestnet>, key: SigningKey, first_coin: u64, recipient: Address) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let bootstrap = net.bootstrap_index();
+                let owner = key.address();
+                let mut confirmed = Vec::new();
+                let mut seq = 1;
+                while !stop.load(Ordering::Relaxed) && seq < LOAD_COINS {
+                    let coin = first_coin + seq;
+                    let bundle = payment(&key, net.genesis.chain_id, seq, recipient, coin, coin);
+                    // Unreachable or busy: try again; the same bundle is never a second payment.
+                    if net.submit(bootstrap, &bundle).is_err() {
+                        std::thread::sleep(Duration::from_millis(200));
+                        continue;
+                    }
+                    let submitted = Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        if net.receipt(bootstrap, &owner, seq).is_some() {
+                            confirmed.push(seq);
+                            seq += 1;
+                            break;
+                        }
+                        // The validators it reached may have restarted since: hand it on again.
+                        if submitted.elapsed() > Duration::from_secs(3) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+                confirmed
+            })
+        };
+        Load {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Vec<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
-fn a_compose_testnet_runs_in_containers_survives_a_partition_and_stops_cleanly() {
+fn a_compose_testnet_runs_in_containers_survives_faults_and_stops_cleanly() {
     let Some(image) = std::env::var("EZ_NODE_IMAGE").ok().filter(|image| !image.is_empty()) else {
         assert!(
             std::env::var_os("EZ_REQUIRE_DOCKER").is_none(),
@@ -140,6 +286,7 @@ fn a_compose_testnet_runs_in_containers_survives_a_partition_and_stops_cleanly()
     // A subnet and project name of this run's own, so parallel runs never share a network.
     let pid = std::process::id();
     let subnet = format!("172.30.{}", 100 + pid % 100);
+    let load_key = SigningKey::from_bytes(&[0x42; 32]).expect("a valid key");
     let init = ezchain(
         root.path(),
         &[
@@ -156,6 +303,8 @@ fn a_compose_testnet_runs_in_containers_survives_a_partition_and_stops_cleanly()
             &image,
             "--subnet",
             &subnet,
+            "--alloc",
+            &format!("{}={LOAD_COINS}", load_key.address()),
             "--json",
         ],
     );
@@ -166,13 +315,19 @@ fn a_compose_testnet_runs_in_containers_survives_a_partition_and_stops_cleanly()
     let config = std::fs::read_to_string(net.join("validator-0/node.yaml")).expect("node.yaml");
     assert!(config.contains(&format!("{subnet}.11:{START_PORT}")), "{config}");
     assert!(config.contains(&format!("0.0.0.0:{START_PORT}")), "{config}");
+    publish_validator_rpcs(&net.join("compose.yaml"));
 
     let project = Project {
         dir: net.clone(),
         name: format!("ezct{pid}"),
     };
+    let up_at = Instant::now();
     let up = project.compose(&["up", "-d"]);
     assert!(up.status.success(), "{}", text(&up));
+    project.wait_until("a first finalized block", Duration::from_secs(180), || {
+        bootstrap_height().is_some_and(|height| height >= 1)
+    });
+    let first_block = up_at.elapsed();
     // Healthy = the image's own HEALTHCHECK (`ezchain node health`): ready, with a fresh tip.
     project.wait_until("every node healthy", Duration::from_secs(180), || {
         services().iter().all(|service| project.healthy(service))
@@ -222,14 +377,16 @@ fn a_compose_testnet_runs_in_containers_survives_a_partition_and_stops_cleanly()
         "validator-3 at {behind} kept up with {reached} while disconnected"
     );
     // Back on the network, it catches up and is healthy (ready with a fresh tip) again.
-    let ip = format!("{subnet}.13");
-    let reconnect = run("docker", &net, &["network", "connect", "--ip", &ip, &network, &cut]);
-    assert!(reconnect.status.success(), "{}", text(&reconnect));
+    let reconnected_at = Instant::now();
+    reconnect(&project, &network, 3, &subnet);
     project.wait_until("validator-3 to catch up", Duration::from_secs(120), || {
         project
             .own_height("validator-3")
             .is_some_and(|height| height >= reached)
-            && project.healthy("validator-3")
+    });
+    let disconnect_recovery = reconnected_at.elapsed();
+    project.wait_until("validator-3 healthy", Duration::from_secs(120), || {
+        project.healthy("validator-3")
     });
 
     // SIGTERM to PID 1: a clean exit, well inside the grace period.
@@ -242,4 +399,130 @@ fn a_compose_testnet_runs_in_containers_survives_a_partition_and_stops_cleanly()
     project.wait_until("validator-0 to rejoin", Duration::from_secs(120), || {
         project.healthy("validator-0")
     });
+
+    // From here on a steady load of payments runs through the bootstrap node.
+    let genesis = ezchain_host::genesis_file::load_genesis(&net.join("genesis.json")).expect("genesis");
+    let load_first_coin = genesis
+        .allocations
+        .iter()
+        .find(|allocation| allocation.owner == load_key.address())
+        .expect("the load's allocation")
+        .range
+        .begin();
+    let observed = Arc::new(LocalTestnet::observe(
+        Path::new(env!("CARGO_BIN_EXE_ezchain")),
+        genesis,
+        (0..VALIDATORS)
+            .map(|i| {
+                let rpc = format!("127.0.0.1:{}", VALIDATOR_RPC_BASE + i as u16);
+                (format!("validator-{i}"), net.join(format!("validator-{i}")), rpc.parse().expect("address"))
+            })
+            .chain([(
+                "bootstrap".to_string(),
+                net.join("bootstrap"),
+                BOOTSTRAP_RPC.parse().expect("address"),
+            )])
+            .collect(),
+    ));
+    let watch = HeightWatch::start();
+    let owner = load_key.address();
+    let load = Load::start(observed.clone(), load_key, load_first_coin, Address([0x77; 20]));
+
+    // A validator killed outright and started again: back at the tip, nothing lost.
+    let kill = project.compose(&["kill", "validator-2"]);
+    assert!(kill.status.success(), "{}", text(&kill));
+    std::thread::sleep(Duration::from_secs(5));
+    let started_at = Instant::now();
+    let start = project.compose(&["start", "validator-2"]);
+    assert!(start.status.success(), "{}", text(&start));
+    project.wait_until("the killed validator to reach the tip", Duration::from_secs(120), || {
+        let tip = bootstrap_height().unwrap_or(u64::MAX);
+        observed.status(2).is_some_and(|status| status.height >= tip)
+    });
+    let kill_recovery = started_at.elapsed();
+
+    // A rolling restart, one validator at a time, each back at the tip before the next.
+    let rolling_from = Instant::now();
+    for i in 0..VALIDATORS {
+        let service = format!("validator-{i}");
+        let restart = project.compose(&["restart", "-t", "30", &service]);
+        assert!(restart.status.success(), "{}", text(&restart));
+        project.wait_until(&format!("{service} back at the tip"), Duration::from_secs(120), || {
+            let tip = bootstrap_height().unwrap_or(u64::MAX);
+            observed.status(i).is_some_and(|status| status.height >= tip) && project.healthy(&service)
+        });
+    }
+    let rolling_stall = watch.longest_stall_since(rolling_from);
+
+    // Partition: validators 2 and 3 off the network, 0 and 1 with the bootstrap node. Neither
+    // side has more than 2/3 of the voting power: nothing is finalized anywhere, nothing forks.
+    for i in [2, 3] {
+        let id = project.container(&format!("validator-{i}"));
+        let disconnect = run("docker", &net, &["network", "disconnect", &network, &id]);
+        assert!(disconnect.status.success(), "{}", text(&disconnect));
+    }
+    // A height already decided may still land; then nothing for 8 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let split = bootstrap_height().expect("bootstrap answers");
+    std::thread::sleep(Duration::from_secs(8));
+    let still = bootstrap_height().expect("bootstrap answers");
+    assert!(still <= split + 1, "finalized without a quorum: {split} → {still}");
+    for i in [2, 3] {
+        let cut_off = project
+            .own_height(&format!("validator-{i}"))
+            .expect("a cut-off validator answers inside its container");
+        assert!(cut_off <= still + 1, "validator-{i} finalized alone: {cut_off} (majority side {still})");
+    }
+    let healed_at = Instant::now();
+    for i in [2, 3] {
+        reconnect(&project, &network, i, &subnet);
+    }
+    project.wait_until("finality to resume after the partition", Duration::from_secs(120), || {
+        bootstrap_height().is_some_and(|height| height > still + 1)
+    });
+    let partition_recovery = healed_at.elapsed();
+
+    // The end: every node at one tip, the same block at every height, every payment the load
+    // saw final on every node.
+    let confirmed = load.finish();
+    drop(watch);
+    assert!(confirmed.len() >= 10, "the load made only {} payments", confirmed.len());
+    let tip = bootstrap_height().expect("bootstrap answers");
+    for i in 0..observed.nodes.len() {
+        observed.wait_for_height(i, tip, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    observed.assert_agreement(tip);
+    for seq in &confirmed {
+        let reference = observed.receipt(4, &owner, *seq).expect("the bootstrap node's receipt");
+        for i in 0..VALIDATORS {
+            assert_eq!(
+                observed.receipt(i, &owner, *seq).as_ref(),
+                Some(&reference),
+                "validator-{i} lacks payment {seq}"
+            );
+        }
+    }
+    let image_bytes = run("docker", &net, &["image", "inspect", "--format", "{{.Size}}", &image]);
+    eprintln!(
+        "container figures: image {} bytes; compose up → first finalized block {:.1} s; \
+         disconnected validator back at the tip {:.1} s after reconnecting; killed validator at the \
+         tip {:.1} s after its start; rolling restart's longest stall {:.1} s; finality {:.1} s after \
+         the partition healed; {} payments final under faults, {} heights",
+        String::from_utf8_lossy(&image_bytes.stdout).trim(),
+        first_block.as_secs_f64(),
+        disconnect_recovery.as_secs_f64(),
+        kill_recovery.as_secs_f64(),
+        rolling_stall.as_secs_f64(),
+        partition_recovery.as_secs_f64(),
+        confirmed.len(),
+        tip
+    );
+}
+
+/// Puts validator `index` back on the network at its own address.
+fn reconnect(project: &Project, network: &str, index: usize, subnet: &str) {
+    let id = project.container(&format!("validator-{index}"));
+    let ip = format!("{subnet}.{}", 10 + index);
+    let reconnect = run("docker", &project.dir, &["network", "connect", "--ip", &ip, network, &id]);
+    assert!(reconnect.status.success(), "{}", text(&reconnect));
 }

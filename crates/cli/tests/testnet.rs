@@ -3,11 +3,10 @@
 //! limit, graceful shutdown, and hostile RPC input. These tests run one at a time: each starts
 //! several processes, and two cores are shared.
 
-use ezchain_protocol::bundle::EnvelopeParams;
 use ezchain_protocol::finality::verify_commit;
-use ezchain_protocol::{Address, BundleSidecar, OffChainTx, SigningKey, Submission, ValueRange};
+use ezchain_protocol::{Address, SigningKey};
 use ezchain_rpc::paths;
-use ezchain_testkit::LocalTestnet;
+use ezchain_testkit::{LocalTestnet, payment};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,50 +15,6 @@ const LONG: Duration = Duration::from_secs(60);
 
 fn binary() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_ezchain"))
-}
-
-fn payment(key: &SigningKey, chain_id: u64, seq: u64, to: Address, begin: u64, end: u64) -> Submission {
-    let tx = OffChainTx {
-        sender: key.address(),
-        recipient: to,
-        values: vec![ValueRange::new(begin, end).expect("valid range")],
-        local_index: 0,
-        tx_time: seq,
-        extra_data: vec![],
-    };
-    let params = EnvelopeParams {
-        chain_id,
-        seq,
-        expiry_height: 1_000_000,
-        fee: 0,
-        anti_spam_nonce: seq,
-    };
-    Submission::sign(
-        key,
-        BundleSidecar {
-            sender: key.address(),
-            txs: vec![tx],
-        },
-        &params,
-    )
-}
-
-/// Every node has the same block hash at each height up to `upto`, and every certificate passes
-/// the light client.
-fn assert_agreement(net: &LocalTestnet, upto: u64) {
-    for height in 1..=upto {
-        let (reference, certificate) = net.block(0, height).unwrap_or_else(|e| panic!("{e}"));
-        verify_commit(&net.genesis, &reference.header, &certificate).expect("certificate passes the light client");
-        for index in 1..net.nodes.len() {
-            let (block, _) = net.block(index, height).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(
-                block.hash(),
-                reference.hash(),
-                "{} disagrees at height {height}",
-                net.nodes[index].name
-            );
-        }
-    }
 }
 
 #[test]
@@ -110,7 +65,7 @@ fn four_validators_and_bootstrap_finalize_submitted_bundles() {
     for index in 0..net.nodes.len() {
         net.wait_for_height(index, top, LONG).unwrap();
     }
-    assert_agreement(&net, top);
+    net.assert_agreement(top);
     // A light client syncs the headers from the bootstrap node and checks every certificate.
     let headers = net.headers(bootstrap, 1, top).expect("headers");
     assert_eq!(headers.len() as u64, top);
@@ -191,7 +146,7 @@ fn a_killed_validator_restarts_and_catches_up() {
     net.start_node(3);
     let target = net.status(0).expect("status").height + 2;
     net.wait_for_height(3, target, LONG).unwrap();
-    assert_agreement(&net, target);
+    net.assert_agreement(target);
     // Back, its precommits are in the commits again.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while missed(&net) > 0.0 {
@@ -221,7 +176,7 @@ fn three_validators_stop_without_one_and_resume_when_it_returns() {
     net.start_node(2);
     net.wait_for_height(0, still + 2, LONG).unwrap();
     net.wait_for_height(2, still + 2, LONG).unwrap();
-    assert_agreement(&net, still + 2);
+    net.assert_agreement(still + 2);
 }
 
 #[test]
@@ -234,7 +189,7 @@ fn sigterm_stops_a_node_cleanly_and_it_resumes_from_its_store() {
     let stopped_at = net.status(1).map(|s| s.height).unwrap_or(0);
     net.start_node(0);
     net.wait_for_height(0, stopped_at.max(3) + 2, LONG).unwrap();
-    assert_agreement(&net, 3);
+    net.assert_agreement(3);
 }
 
 #[test]

@@ -9,8 +9,11 @@ use ezchain_devnet::launcher::{self, Attachment};
 use ezchain_host::genesis_file::load_genesis;
 use ezchain_node::testnet::GENESIS_FILE;
 use ezchain_protocol::codec::{decode, encode};
-use ezchain_protocol::finality::CommitCertificate;
-use ezchain_protocol::{Address, Block, Genesis, Hash32, Receipt, SigningKey, Submission};
+use ezchain_protocol::bundle::EnvelopeParams;
+use ezchain_protocol::finality::{CommitCertificate, verify_commit};
+use ezchain_protocol::{
+    Address, Block, BundleSidecar, Genesis, Hash32, OffChainTx, Receipt, SigningKey, Submission, ValueRange,
+};
 use ezchain_rpc::paths;
 use ezchain_rpc::types::{
     BlockAnswer, Envelope, HeadersAnswer, ReceiptAnswer, StatusAnswer, SubmitAnswer, SubmitRequest,
@@ -21,6 +24,33 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// A signed bundle of one transfer: `key` pays `[begin, end]` to `to` as its bundle `seq`.
+pub fn payment(key: &SigningKey, chain_id: u64, seq: u64, to: Address, begin: u64, end: u64) -> Submission {
+    let tx = OffChainTx {
+        sender: key.address(),
+        recipient: to,
+        values: vec![ValueRange::new(begin, end).expect("valid range")],
+        local_index: 0,
+        tx_time: seq,
+        extra_data: vec![],
+    };
+    let params = EnvelopeParams {
+        chain_id,
+        seq,
+        expiry_height: 1_000_000,
+        fee: 0,
+        anti_spam_nonce: seq,
+    };
+    Submission::sign(
+        key,
+        BundleSidecar {
+            sender: key.address(),
+            txs: vec![tx],
+        },
+        &params,
+    )
+}
 
 /// One node of the testnet.
 pub struct NodeProcess {
@@ -100,6 +130,50 @@ impl LocalTestnet {
             testnet.start_node(index);
         }
         testnet
+    }
+
+    /// A testnet whose nodes run elsewhere (in containers, say), seen through their RPC
+    /// addresses: the RPC helpers apply, starting and killing do not. `nodes` are
+    /// (name, home, rpc address), validators first.
+    pub fn observe(binary: &Path, genesis: Genesis, nodes: Vec<(String, PathBuf, SocketAddr)>) -> LocalTestnet {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
+        LocalTestnet {
+            dir: None,
+            binary: binary.to_path_buf(),
+            genesis,
+            nodes: nodes
+                .into_iter()
+                .map(|(name, home, rpc)| NodeProcess {
+                    name,
+                    home,
+                    rpc,
+                    child: None,
+                })
+                .collect(),
+            http,
+        }
+    }
+
+    /// Every node has the same block hash at each height up to `upto`, and every certificate
+    /// passes the light client.
+    pub fn assert_agreement(&self, upto: u64) {
+        for height in 1..=upto {
+            let (reference, certificate) = self.block(0, height).unwrap_or_else(|e| panic!("{e}"));
+            verify_commit(&self.genesis, &reference.header, &certificate)
+                .expect("certificate passes the light client");
+            for index in 1..self.nodes.len() {
+                let (block, _) = self.block(index, height).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    block.hash(),
+                    reference.hash(),
+                    "{} disagrees at height {height}",
+                    self.nodes[index].name
+                );
+            }
+        }
     }
 
     pub fn bootstrap_index(&self) -> usize {
