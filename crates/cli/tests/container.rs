@@ -415,7 +415,11 @@ fn a_compose_testnet_runs_in_containers_survives_faults_and_stops_cleanly() {
         (0..VALIDATORS)
             .map(|i| {
                 let rpc = format!("127.0.0.1:{}", VALIDATOR_RPC_BASE + i as u16);
-                (format!("validator-{i}"), net.join(format!("validator-{i}")), rpc.parse().expect("address"))
+                (
+                    format!("validator-{i}"),
+                    net.join(format!("validator-{i}")),
+                    rpc.parse().expect("address"),
+                )
             })
             .chain([(
                 "bootstrap".to_string(),
@@ -435,10 +439,14 @@ fn a_compose_testnet_runs_in_containers_survives_faults_and_stops_cleanly() {
     let started_at = Instant::now();
     let start = project.compose(&["start", "validator-2"]);
     assert!(start.status.success(), "{}", text(&start));
-    project.wait_until("the killed validator to reach the tip", Duration::from_secs(120), || {
-        let tip = bootstrap_height().unwrap_or(u64::MAX);
-        observed.status(2).is_some_and(|status| status.height >= tip)
-    });
+    project.wait_until(
+        "the killed validator to reach the tip",
+        Duration::from_secs(120),
+        || {
+            let tip = bootstrap_height().unwrap_or(u64::MAX);
+            observed.status(2).is_some_and(|status| status.height >= tip)
+        },
+    );
     let kill_recovery = started_at.elapsed();
 
     // A rolling restart, one validator at a time, each back at the tip before the next.
@@ -471,15 +479,20 @@ fn a_compose_testnet_runs_in_containers_survives_faults_and_stops_cleanly() {
         let cut_off = project
             .own_height(&format!("validator-{i}"))
             .expect("a cut-off validator answers inside its container");
-        assert!(cut_off <= still + 1, "validator-{i} finalized alone: {cut_off} (majority side {still})");
+        assert!(
+            cut_off <= still + 1,
+            "validator-{i} finalized alone: {cut_off} (majority side {still})"
+        );
     }
     let healed_at = Instant::now();
     for i in [2, 3] {
         reconnect(&project, &network, i, &subnet);
     }
-    project.wait_until("finality to resume after the partition", Duration::from_secs(120), || {
-        bootstrap_height().is_some_and(|height| height > still + 1)
-    });
+    project.wait_until(
+        "finality to resume after the partition",
+        Duration::from_secs(120),
+        || bootstrap_height().is_some_and(|height| height > still + 1),
+    );
     let partition_recovery = healed_at.elapsed();
 
     // The end: every node at one tip, the same block at every height, every payment the load
@@ -489,7 +502,9 @@ fn a_compose_testnet_runs_in_containers_survives_faults_and_stops_cleanly() {
     assert!(confirmed.len() >= 10, "the load made only {} payments", confirmed.len());
     let tip = bootstrap_height().expect("bootstrap answers");
     for i in 0..observed.nodes.len() {
-        observed.wait_for_height(i, tip, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
+        observed
+            .wait_for_height(i, tip, Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     observed.assert_agreement(tip);
     for seq in &confirmed {
@@ -523,6 +538,10 @@ fn a_compose_testnet_runs_in_containers_survives_faults_and_stops_cleanly() {
 fn reconnect(project: &Project, network: &str, index: usize, subnet: &str) {
     let id = project.container(&format!("validator-{index}"));
     let ip = format!("{subnet}.{}", 10 + index);
-    let reconnect = run("docker", &project.dir, &["network", "connect", "--ip", &ip, network, &id]);
+    let reconnect = run(
+        "docker",
+        &project.dir,
+        &["network", "connect", "--ip", &ip, network, &id],
+    );
     assert!(reconnect.status.success(), "{}", text(&reconnect));
 }

@@ -357,9 +357,24 @@ async fn submit(
     let admitted = match submission.verify(chain.chain_id) {
         // A snapshot's evidence is checked against this node's chain before it may wait in the
         // pool (bounded by the evidence limits), so a wallet hears at once why one is refused;
-        // the verdict stays with it, and the block that includes it reuses it.
+        // the verdict stays with it, and the block that includes it reuses it. The check reads
+        // up to 512 KiB of evidence and proofs against the store: it runs off the runtime's
+        // threads, so the RPC keeps answering meanwhile.
         Ok(verified) if verified.submission().is_snapshot() => {
-            match chain.check_snapshot_once(verified, chain.height + 1, &state.chain.snapshot_rules()) {
+            let view = state.chain.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                let verdict = chain.check_snapshot_once(verified, chain.height + 1, &view.snapshot_rules());
+                (chain, verdict)
+            })
+            .await;
+            let Ok((chain, verdict)) = checked else {
+                return fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::InternalError,
+                    "checking the snapshot failed inside the node; see its log",
+                );
+            };
+            match verdict {
                 Ok(checked) => state
                     .mempool
                     .lock()

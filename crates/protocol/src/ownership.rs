@@ -121,6 +121,10 @@ pub struct SnapshotPolicy {
     /// Earlier owners a received value's witness may name beyond its payer before paying it
     /// on needs a snapshot first: packages then name at most `prior_owners + 1` owners.
     pub prior_owners: usize,
+    /// A live value whose witness (what its package would carry) encodes to more than this
+    /// many bytes makes a snapshot due (0: no size trigger). Bundles of many transfers make
+    /// witnesses large long before `every_bundles` of them accumulate.
+    pub package_bytes: usize,
 }
 
 impl Default for SnapshotPolicy {
@@ -129,6 +133,7 @@ impl Default for SnapshotPolicy {
             every_bundles: 16,
             received: 32,
             prior_owners: 2,
+            package_bytes: 24 * 1024,
         }
     }
 }
@@ -222,8 +227,8 @@ impl Holdings {
     }
 
     /// True when `policy` asks for a snapshot before the next payment: enough own bundles or
-    /// received values since the last one, or a received value whose witness names more earlier
-    /// owners than the policy lets a package carry on.
+    /// received values since the last one, a received value whose witness names more earlier
+    /// owners than the policy lets a package carry on, or a witness over the size limit.
     pub fn snapshot_due(&self, policy: &SnapshotPolicy) -> bool {
         if policy.every_bundles == 0 {
             return false;
@@ -234,6 +239,22 @@ impl Holdings {
                 WitnessAnchor::PriorWitness(link) => link.prior_witness.depth() >= policy.prior_owners,
                 _ => false,
             })
+            || (policy.package_bytes > 0 && self.largest_shortenable_witness() > policy.package_bytes)
+    }
+
+    /// The encoded size of the largest witness of a live value that a snapshot would shorten
+    /// (one that carries own bundles, or an earlier owner's witness); 0 if none.
+    pub fn largest_shortenable_witness(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|record| {
+                record.status == RecordStatus::Spendable
+                    && (!record.witness.chain.is_empty()
+                        || matches!(record.witness.anchor, WitnessAnchor::PriorWitness(_)))
+            })
+            .map(|record| crate::codec::encoded_len(&record.witness))
+            .max()
+            .unwrap_or(0)
     }
 
     fn snapshot_candidates(&self) -> impl Iterator<Item = &ValueRecord> {

@@ -6,6 +6,7 @@ mod support;
 
 use ezchain_protocol::bundle::EnvelopeParams;
 use ezchain_protocol::holdings::HoldingsList;
+use ezchain_protocol::ownership::SnapshotPolicy;
 use ezchain_protocol::snapshot::{SnapshotError, SnapshotEvidence, SnapshotRules, check_snapshot};
 use ezchain_protocol::state::{BlockError, EntryError};
 use ezchain_protocol::witness::{SnapshotAnchor, VerifyError, WitnessAnchor};
@@ -562,4 +563,52 @@ fn a_verdict_kept_from_admission_is_reused_only_on_the_same_leaf() {
     )
     .expect("builds");
     assert_eq!(built.rejected[0].error, EntryError::Snapshot(SnapshotError::NoHistory));
+}
+
+#[test]
+fn a_witness_over_the_size_limit_makes_a_snapshot_due_before_the_bundle_count_does() {
+    let mut sim = Sim::new(&[("Faucet", &[(0, 99_999)]), ("U0", &[]), ("U1", &[]), ("U2", &[])]);
+    let policy = SnapshotPolicy::default();
+    let count_only = SnapshotPolicy {
+        package_bytes: 0,
+        ..SnapshotPolicy::default()
+    };
+    // Bundles of 3 transfers × 64 scattered coins: each own unit is kilobytes, so the witness of
+    // what the faucet still holds outgrows the limit long before 16 bundles.
+    let mut bundles = 0;
+    while !sim.user("Faucet").holdings.snapshot_due(&policy) {
+        assert!(
+            bundles < policy.every_bundles,
+            "no size trigger within {bundles} bundles"
+        );
+        let base = bundles as u64 * 1_000;
+        let scattered = |tx: u64| -> Vec<(u64, u64)> {
+            (0..64)
+                .map(|i| base + tx * 200 + 2 * i)
+                .map(|coin| (coin, coin))
+                .collect()
+        };
+        let (a, b, c) = (scattered(0), scattered(1), scattered(2));
+        sim.pay("Faucet", &[("U0", &a), ("U1", &b), ("U2", &c)]);
+        sim.step();
+        bundles += 1;
+    }
+    let holdings = &sim.user("Faucet").holdings;
+    assert!(bundles < policy.every_bundles, "{bundles} bundles");
+    assert!(holdings.largest_shortenable_witness() > policy.package_bytes);
+    assert!(
+        !holdings.snapshot_due(&count_only),
+        "only the size made it due after {bundles} bundles"
+    );
+    // The snapshot cuts the witnesses back; the next payment's package is small again.
+    snapshot_now(&mut sim, "Faucet");
+    assert!(!sim.user("Faucet").holdings.snapshot_due(&policy));
+    sim.pay_amount("Faucet", "U0", 10);
+    let sent = sim.step();
+    let size = codec::encoded_len(&sent[0].package);
+    assert!(
+        size < policy.package_bytes,
+        "package of {size} bytes after the snapshot"
+    );
+    assert_eq!(sim.total_supply_held(), 100_000);
 }

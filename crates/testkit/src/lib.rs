@@ -8,8 +8,8 @@ pub mod proxy;
 use ezchain_devnet::launcher::{self, Attachment};
 use ezchain_host::genesis_file::load_genesis;
 use ezchain_node::testnet::GENESIS_FILE;
-use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::bundle::EnvelopeParams;
+use ezchain_protocol::codec::{decode, encode};
 use ezchain_protocol::finality::{CommitCertificate, verify_commit};
 use ezchain_protocol::{
     Address, Block, BundleSidecar, Genesis, Hash32, OffChainTx, Receipt, SigningKey, Submission, ValueRange,
@@ -162,8 +162,7 @@ impl LocalTestnet {
     pub fn assert_agreement(&self, upto: u64) {
         for height in 1..=upto {
             let (reference, certificate) = self.block(0, height).unwrap_or_else(|e| panic!("{e}"));
-            verify_commit(&self.genesis, &reference.header, &certificate)
-                .expect("certificate passes the light client");
+            verify_commit(&self.genesis, &reference.header, &certificate).expect("certificate passes the light client");
             for index in 1..self.nodes.len() {
                 let (block, _) = self.block(index, height).unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(
