@@ -12,6 +12,8 @@ pub enum AuthCommand {
     ShowToken,
     /// Replace the API token; clients need the new one from the next request.
     RotateToken,
+    /// Ask the running `ezchain serve` for a one-time sign-in link to its web wallet.
+    LoginLink,
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,6 +153,14 @@ pub fn serve(config_path: &Path) -> Result<(), CliError> {
             config_path,
             devnet,
             crate::build_info(),
+            |link| {
+                use std::io::Write;
+                // Not through the log: the link signs a browser in (once, for 10 minutes).
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "web wallet: open {link} (a one-time sign-in link, valid 10 minutes; `ezchain auth login-link` makes another)"
+                );
+            },
             crate::node::shutdown_signal(),
         ))
         .map_err(|e| {
@@ -178,12 +188,52 @@ pub fn run_auth(command: AuthCommand, config_path: &Path, json: bool) -> Result<
     let token = match command {
         AuthCommand::ShowToken => ezchain_host::secret::ensure_token(&path),
         AuthCommand::RotateToken => ezchain_host::secret::rotate_token(&path),
+        AuthCommand::LoginLink => return login_link(&config, json),
     }
     .map_err(io_error)?;
     if json {
         crate::print_json(serde_json::json!({ "token": token, "file": path }));
     } else {
         println!("{token}");
+    }
+    Ok(())
+}
+
+/// `auth login-link`: a new sign-in link from the running service (it keeps its codes in memory).
+fn login_link(config: &AppConfig, json: bool) -> Result<(), CliError> {
+    let token = ezchain_host::secret::read_token(&config.token_file()).map_err(io_error)?;
+    let host = match config.app.api_host.as_str() {
+        "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+        host if host.contains(':') => format!("[{host}]"),
+        host => host.to_string(),
+    };
+    let url = format!("http://{host}:{}/ui/login-code", config.app.api_port);
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| io_error(std::io::Error::other(e.to_string())))?;
+    let unreachable = |e: reqwest::Error| CliError {
+        code: "service_unreachable",
+        message: format!("{url}: {e}"),
+        hint: Some("start the service first: `ezchain serve`"),
+    };
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(&url)
+        .header("X-EZ-Token", token)
+        .header("X-EZ-Nonce", format!("login-{}", hex::encode(nonce)))
+        .json(&serde_json::json!({}))
+        .send()
+        .and_then(|response| response.json())
+        .map_err(unreachable)?;
+    let Some(link) = answer["data"]["url"].as_str() else {
+        return Err(CliError {
+            code: "login_link_refused",
+            message: format!("the service answered {answer}"),
+            hint: Some("check that this config is the one `ezchain serve` runs with"),
+        });
+    };
+    if json {
+        crate::print_json(answer["data"].clone());
+    } else {
+        println!("{link}");
     }
     Ok(())
 }

@@ -812,3 +812,111 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_document
         "the service still answers after the fuzz run"
     );
 }
+
+/// The web wallet's sign-in over plain HTTP: a login code works once, the session cookie stands
+/// in for the token only from this service's own pages, signing out or rotating the token ends
+/// it, and every answer carries the page's security headers.
+#[test]
+fn a_web_session_is_one_time_code_in_same_origin_only_and_ends_with_the_token() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = start(25870);
+    let alice = Service::new(&net, "web", 25880);
+    let page = alice.http.get(alice.url("/")).send().expect("GET /");
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .is_ok_and(|csp| csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'")),
+        "{headers:?}"
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(page.text().expect("page").contains("/ui/app.js"));
+
+    let link = alice.ezchain(&["auth", "login-link"]);
+    let link = String::from_utf8_lossy(&link.stdout).trim().to_string();
+    let login_code = link.split("#login=").nth(1).expect("a code in the link").to_string();
+    let sign_in = |body: Value| {
+        alice
+            .http
+            .post(alice.url("/ui/session"))
+            .json(&body)
+            .send()
+            .expect("POST /ui/session")
+    };
+    let signed = sign_in(json!({ "code": login_code }));
+    assert_eq!(signed.status(), 200);
+    let cookie = signed.headers()["set-cookie"].to_str().expect("cookie").to_string();
+    assert!(
+        cookie.starts_with("ez_session_25880=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().expect("name=value").to_string();
+    assert_eq!(
+        code(&answer(sign_in(json!({ "code": login_code })))),
+        (401, "login_failed"),
+        "a code works once"
+    );
+    assert_eq!(
+        code(&answer(sign_in(json!({ "token": "0".repeat(64) })))),
+        (401, "login_failed")
+    );
+
+    let with_session = |origin: Option<&str>| {
+        let mut request = alice.http.get(alice.url("/ui/stats")).header("cookie", &session);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        answer(request.send().expect("GET with the cookie"))
+    };
+    assert_eq!(with_session(None).0, 200, "{}", with_session(None).1);
+    assert_eq!(with_session(Some("http://127.0.0.1:25880")).0, 200);
+    assert_eq!(code(&with_session(Some("http://evil.example"))), (403, "cross_origin"));
+    // A POST with the session still needs its nonce.
+    let post = |nonce: Option<&str>| {
+        let mut request = alice
+            .http
+            .post(alice.url("/tx/check-recipient"))
+            .header("cookie", &session)
+            .json(&json!({ "recipient": "0x52e66a0e6d9c4cc3bd0b6e57b8d5f1a4c25c0918" }));
+        if let Some(nonce) = nonce {
+            request = request.header("X-EZ-Nonce", nonce);
+        }
+        answer(request.send().expect("POST with the cookie"))
+    };
+    assert_eq!(code(&post(None)), (400, "nonce_required"));
+    assert_eq!(post(Some("session-nonce-1")).0, 200);
+
+    // Rotating the token signs every browser out.
+    let rotated = alice.ezchain(&["auth", "rotate-token"]);
+    assert!(rotated.status.success());
+    assert_eq!(code(&with_session(None)), (401, "unauthorized"));
+    let token = String::from_utf8_lossy(&rotated.stdout).trim().to_string();
+    let signed = sign_in(json!({ "token": token }));
+    assert_eq!(signed.status(), 200, "the token signs a browser in too");
+    let session = signed.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string();
+    let logout = alice
+        .http
+        .post(alice.url("/ui/logout"))
+        .header("cookie", &session)
+        .header("X-EZ-Nonce", "logout-nonce-1")
+        .body("{}")
+        .send()
+        .expect("logout");
+    assert_eq!(logout.status(), 200);
+    let after = answer(
+        alice
+            .http
+            .get(alice.url("/wallet/show"))
+            .header("cookie", &session)
+            .send()
+            .expect("GET after sign-out"),
+    );
+    assert_eq!(code(&after), (401, "unauthorized"));
+}

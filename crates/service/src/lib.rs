@@ -3,10 +3,11 @@
 //! Every response is the envelope `{"ok": true, "data": …}` or `{"ok": false, "error": {"code",
 //! "message"}}`, 404/405/413 included. Every request passes, in order: the audit and metrics
 //! layer (one chained audit line per request), the Host guard (loopback names only, against DNS
-//! rebinding), the per-client rate limit, the token check (`X-EZ-Token`, constant time; not on
-//! `/health`, `/readyz`, `/metrics`), and for state-changing POSTs the replay guard
-//! (`X-EZ-Nonce`, persisted). `/tx/send` is idempotent by `client_tx_id`. Wallet work runs on one
-//! wallet thread ([`worker`]).
+//! rebinding), the per-client rate limit, the token check (`X-EZ-Token`, constant time, or a web
+//! wallet session cookie from a same-origin page ([`session`]); not on the probes), and for
+//! state-changing POSTs the replay guard (`X-EZ-Nonce`, persisted). `/tx/send` is idempotent by
+//! `client_tx_id`. Wallet work runs on one wallet thread ([`worker`]). `/` is the web wallet
+//! ([`web`]); every answer carries its security headers.
 
 mod answer;
 mod api;
@@ -16,6 +17,9 @@ pub mod guard;
 pub mod metrics;
 mod middleware;
 pub mod routes;
+pub mod session;
+pub mod stats;
+pub mod web;
 pub mod worker;
 
 pub use api::tx::FINAL_SEND_REFUSALS;
@@ -67,6 +71,12 @@ pub struct ServiceState {
     devnet: Arc<dyn LocalDevnet>,
     build: ezchain_host::build::BuildInfo,
     started: Instant,
+    sessions: session::Sessions,
+    stats: stats::Stats,
+    /// The port this service listens on (its session cookie is named after it).
+    port: u16,
+    /// Where a browser on this machine finds the web wallet (`http://127.0.0.1:8787`).
+    page_url: String,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -75,11 +85,14 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Runs the service for the config at `config_path` until `shutdown` completes.
+/// Runs the service for the config at `config_path` until `shutdown` completes. Once it
+/// listens, `announce` gets a one-time sign-in link for the web wallet (for the operator's
+/// terminal, not the log).
 pub async fn serve(
     config_path: &Path,
     devnet: Arc<dyn LocalDevnet>,
     build: ezchain_host::build::BuildInfo,
+    announce: impl FnOnce(&str),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     let config = AppConfig::load(config_path).map_err(|e| ServiceError::Config(e.to_string()))?;
@@ -118,6 +131,14 @@ pub async fn serve(
         })?;
     let local = listener.local_addr().map_err(|e| ServiceError::Io(e.to_string()))?;
     let config_rate = config.security.rate_limit_per_minute;
+    let page_host = if local.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        match local.ip() {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        }
+    };
     let state = Arc::new(ServiceState {
         config,
         config_path: config_path.to_path_buf(),
@@ -131,8 +152,15 @@ pub async fn serve(
         devnet,
         build,
         started: Instant::now(),
+        sessions: session::Sessions::default(),
+        stats: stats::Stats::default(),
+        port: local.port(),
+        page_url: format!("http://{page_host}:{}", local.port()),
     });
-    tracing::info!(addr = %local, config = %state.config_path.display(), "wallet service listening");
+    tracing::info!(addr = %local, config = %state.config_path.display(), page = %state.page_url, "wallet service listening");
+    if let Ok(login) = api::ui::login_code(&state) {
+        announce(&login.url);
+    }
     let receiver = tokio::spawn(maintain(state.clone(), worker));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
@@ -147,9 +175,10 @@ pub async fn serve(
 /// Every 10 s: probes the configured nodes (the node gauges of /metrics stay current), and
 /// while the wallet is unlocked finishes pending sends and picks up payments.
 pub(crate) async fn maintain(state: Arc<ServiceState>, worker: WalletWorker) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut tick = tokio::time::interval(stats::SAMPLE_EVERY);
     loop {
         tick.tick().await;
+        state.stats.sample(now_ms());
         probe_nodes(&state).await;
         worker
             .run(|slot: &mut Slot| {

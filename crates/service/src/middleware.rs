@@ -4,7 +4,7 @@
 use crate::answer::*;
 use crate::guard::NonceOutcome;
 use crate::routes::{ROUTES, is_public};
-use crate::{ServiceState, audit, metrics, now_ms};
+use crate::{ServiceState, audit, metrics, now_ms, session, web};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -85,6 +85,7 @@ pub(crate) async fn observe(State(state): State<Arc<ServiceState>>, request: Req
         })
         .inc();
     if let Some(code) = &code {
+        state.stats.record_error(code);
         state
             .metrics
             .errors
@@ -106,6 +107,7 @@ pub(crate) async fn observe(State(state): State<Arc<ServiceState>>, request: Req
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    web::add_security_headers(response.headers_mut());
     response
 }
 
@@ -174,11 +176,28 @@ pub(crate) fn check(state: &ServiceState, request: &Request) -> Result<(), ApiEr
     let token = secret::read_token(&state.token_file)
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "token_unavailable", e))?;
     let given = headers.get("x-ez-token").map(HeaderValue::as_bytes).unwrap_or(b"");
-    if !secret::token_matches(given, token.as_bytes()) {
+    let session = session::cookie(headers, &session::cookie_name(state.port));
+    let authorized = if !given.is_empty() {
+        secret::token_matches(given, token.as_bytes())
+    } else if let Some(id) = session {
+        // A browser's session: only for the page this service served, never a request another
+        // site's page makes the browser send.
+        if !session::same_origin(headers) {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "a request from another site's page; use the web wallet this service serves",
+            ));
+        }
+        state.sessions.check(id, keccak256(token.as_bytes()), Instant::now())
+    } else {
+        false
+    };
+    if !authorized {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "missing or wrong X-EZ-Token (see `ezchain auth show-token`)",
+            "missing or wrong X-EZ-Token (see `ezchain auth show-token`), or no web session (sign in again)",
         ));
     }
     if request.method() == Method::POST {

@@ -2,9 +2,9 @@
 
 use crate::answer::*;
 use crate::answer::{AnyObject, HealthData, Items, Refusal};
-use crate::api::{health::*, node::*, ops::*, tx::*, wallet::*};
+use crate::api::{health::*, node::*, ops::*, tx::*, ui::*, wallet::*};
 use crate::middleware::{observe, protect};
-use crate::{ServiceState, now_ms};
+use crate::{ServiceState, now_ms, web};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, get, post};
@@ -100,6 +100,24 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         method: Method::Get,
+        path: "/ui/session",
+        needs_token: false,
+        summary: "Whether this browser has a web wallet session",
+        request: None,
+        data: Some(schema::<SessionState>),
+        handler: || get(ui_session),
+    },
+    Route {
+        method: Method::Post,
+        path: "/ui/session",
+        needs_token: false,
+        summary: "Sign a browser in: a one-time login code (or the token) for a session cookie",
+        request: Some(schema::<SignInRequest>),
+        data: Some(schema::<SessionState>),
+        handler: || post(ui_sign_in),
+    },
+    Route {
+        method: Method::Get,
         path: "/wallet/show",
         needs_token: true,
         summary: "Address, name and creation time of the wallet",
@@ -115,6 +133,15 @@ pub static ROUTES: &[Route] = &[
         request: None,
         data: Some(schema::<AnyObject>),
         handler: || get(wallet_balance),
+    },
+    Route {
+        method: Method::Get,
+        path: "/wallet/address.svg",
+        needs_token: true,
+        summary: "The wallet's address as a QR code (SVG)",
+        request: None,
+        data: None,
+        handler: || get(wallet_address_svg),
     },
     Route {
         method: Method::Get,
@@ -151,6 +178,15 @@ pub static ROUTES: &[Route] = &[
         request: None,
         data: Some(schema::<Items>),
         handler: || get(tx_receipts),
+    },
+    Route {
+        method: Method::Get,
+        path: "/ui/stats",
+        needs_token: true,
+        summary: "The live charts: send success ratio, confirmation delay p50/p95, error codes, every 10 s",
+        request: None,
+        data: Some(schema::<StatsSeries>),
+        handler: || get(ui_stats),
     },
     Route {
         method: Method::Get,
@@ -226,6 +262,15 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         method: Method::Post,
+        path: "/tx/check-recipient",
+        needs_token: true,
+        summary: "Whether an address is valid (checksum included), before paying it",
+        request: Some(schema::<CheckRecipientRequest>),
+        data: Some(schema::<RecipientChecked>),
+        handler: || post(tx_check_recipient),
+    },
+    Route {
+        method: Method::Post,
         path: "/tx/receive",
         needs_token: true,
         summary: "Fetch, verify and store incoming payments",
@@ -250,6 +295,24 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<NoArguments>),
         data: Some(schema::<NodeStopped>),
         handler: || post(node_stop),
+    },
+    Route {
+        method: Method::Post,
+        path: "/ui/logout",
+        needs_token: true,
+        summary: "Sign this browser out",
+        request: Some(schema::<NoArguments>),
+        data: Some(schema::<SessionState>),
+        handler: || post(ui_logout),
+    },
+    Route {
+        method: Method::Post,
+        path: "/ui/login-code",
+        needs_token: true,
+        summary: "A new one-time login code and link for the web wallet",
+        request: Some(schema::<NoArguments>),
+        data: Some(schema::<LoginCode>),
+        handler: || post(ui_login_code),
     },
     Route {
         method: Method::Post,
@@ -321,6 +384,9 @@ pub fn openapi() -> Value {
             None if route.path == "/metrics" => {
                 json!({ "description": "Prometheus text", "content": { "text/plain": { "schema": { "type": "string" } } } })
             }
+            None if route.path.ends_with(".svg") => {
+                json!({ "description": "An SVG image", "content": { "image/svg+xml": { "schema": { "type": "string" } } } })
+            }
             None => {
                 json!({ "description": "This document", "content": { "application/json": { "schema": { "type": "object" } } } })
             }
@@ -360,6 +426,10 @@ pub fn router(state: Arc<ServiceState>) -> Router {
     let max_body = state.config.security.max_payload_bytes.max(1024);
     let routes = ROUTES.iter().fold(Router::new(), |router, route| {
         router.route(route.path, (route.handler)())
+    });
+    // The web wallet's page: public files, no data in them.
+    let routes = web::ASSETS.iter().fold(routes, |router, (path, _, _)| {
+        router.route(path, get(move || async move { web::asset(path) }))
     });
     routes
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json") })

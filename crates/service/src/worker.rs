@@ -45,6 +45,14 @@ impl Slot {
         Ok(until)
     }
 
+    /// How long the key stays unlocked (`None`: locked).
+    pub fn unlocked_for(&self) -> Option<Duration> {
+        self.unlocked
+            .as_ref()
+            .map(|(_, until)| until.saturating_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+    }
+
     pub fn lock(&mut self) {
         self.unlocked = None;
     }

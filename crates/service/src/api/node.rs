@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use ezchain_host::genesis_file::load_genesis;
+use ezchain_wallet::client::NodeClient;
 use ezchain_wallet::network::{self, NodeProbe};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,21 @@ pub(crate) struct NetworkInfo {
     genesis_file: String,
     genesis_hash: Option<String>,
     chain_id: Option<u64>,
+    /// The tip as the first node that answers shows it (`null` when none does).
+    tip: Option<TipInfo>,
+}
+
+/// The chain's tip, its certificate checked against this wallet's genesis.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct TipInfo {
+    /// The node that answered.
+    node: String,
+    height: u64,
+    /// Time since the tip's block was made (by its timestamp).
+    tip_age_ms: Option<u64>,
+    /// Validators whose precommits finalized the tip (`null`: its certificate does not verify).
+    validators_signing: Option<usize>,
+    validators: usize,
 }
 
 /// `/node/start`.
@@ -104,7 +120,28 @@ pub(crate) struct NodeStopped {
 
 pub(crate) async fn network_info(State(state): State<Arc<ServiceState>>) -> Answer {
     let genesis = load_genesis(&state.config.genesis_file()).ok();
+    let nodes = state.config.network.bootstrap_nodes.clone();
+    let tip = match genesis.clone() {
+        Some(genesis) => tokio::task::spawn_blocking(move || {
+            nodes.iter().find_map(|node| {
+                let client = NodeClient::new(std::slice::from_ref(node), Duration::from_secs(3)).ok()?;
+                network::info(&client, node, &genesis, crate::now_ms()).ok()
+            })
+        })
+        .await
+        .ok()
+        .flatten()
+        .map(|info| TipInfo {
+            node: info.node,
+            height: info.height,
+            tip_age_ms: info.tip_age_ms,
+            validators_signing: info.validators_signing,
+            validators: info.validators,
+        }),
+        None => None,
+    };
     Ok(ok(NetworkInfo {
+        tip,
         network: state.config.network.name.clone(),
         bootstrap_nodes: state.config.network.bootstrap_nodes.clone(),
         genesis_file: state.config.genesis_file().display().to_string(),

@@ -244,6 +244,11 @@ pub(crate) async fn tx_send(State(state): State<Arc<ServiceState>>, request: Res
             Ok(outcome) => format!("{:?}", outcome.record.status).to_lowercase(),
             Err(e) => e.code.to_string(),
         };
+        let delay = result
+            .as_ref()
+            .ok()
+            .and_then(|outcome| outcome.record.confirmation_delay_ms());
+        state.stats.record_send(crate::now_ms(), &result_label, delay);
         state
             .metrics
             .tx_send

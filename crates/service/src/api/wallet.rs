@@ -20,10 +20,12 @@ pub(crate) async fn wallet_show(State(state): State<Arc<ServiceState>>) -> Answe
     let address = file
         .address()
         .map_err(|e| open_error(OpenError::File(WalletFileError::Keystore(e))))?;
+    let unlocked_for = state.worker.run(|slot: &mut Slot| slot.unlocked_for()).await.flatten();
     Ok(ok(WalletShown {
         address: address.to_string(),
         name: file.name,
         created_at: file.created_at,
+        unlocked_seconds_left: unlocked_for.map(|left| left.as_secs().max(1)),
     }))
 }
 
@@ -34,6 +36,8 @@ pub(crate) struct WalletShown {
     address: String,
     name: Option<String>,
     created_at: Option<String>,
+    /// Seconds until the unlocked key is forgotten (`null`: locked).
+    unlocked_seconds_left: Option<u64>,
 }
 
 /// `/wallet/create`.
