@@ -158,7 +158,10 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
             std::fs::create_dir_all(parent).map_err(|e| fail("io_error", e.to_string()))?;
         }
         std::fs::write(path, &text).map_err(|e| fail("io_error", e.to_string()))?;
-        std::fs::write(path.with_extension("html"), html_report(&report))
+        let json_file = path
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+        std::fs::write(path.with_extension("html"), html_report(&report, &json_file))
             .map_err(|e| fail("io_error", e.to_string()))?;
     }
     if json {

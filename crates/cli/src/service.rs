@@ -52,16 +52,16 @@ pub enum OpsCommand {
         #[arg(long, default_value = "dist/canary_report.json")]
         report: PathBuf,
         /// Highest share of failed samples (the service or its nodes not answering) that passes.
-        #[arg(long, default_value_t = 0.05)]
+        #[arg(long, default_value_t = ezchain_ops::canary::Thresholds::default().max_crash_rate)]
         max_crash_rate: f64,
         /// Lowest delivered / sent ratio that passes.
-        #[arg(long, default_value_t = 0.95)]
+        #[arg(long, default_value_t = ezchain_ops::canary::Thresholds::default().min_tx_success_rate)]
         min_tx_success_rate: f64,
         /// Highest p95 confirmation delay, in milliseconds, that passes.
-        #[arg(long, default_value_t = 30000.0)]
+        #[arg(long, default_value_t = ezchain_ops::canary::Thresholds::default().max_sync_latency_ms_p95)]
         max_sync_latency_ms_p95: f64,
         /// Lowest share of configured nodes up that passes.
-        #[arg(long, default_value_t = 0.95)]
+        #[arg(long, default_value_t = ezchain_ops::canary::Thresholds::default().min_node_online_rate)]
         min_node_online_rate: f64,
         /// Pass when the window has no latency data.
         #[arg(long)]
@@ -533,7 +533,14 @@ fn canary_monitor(
         std::fs::create_dir_all(parent).map_err(io_error)?;
     }
     std::fs::write(out_json, &text).map_err(io_error)?;
-    std::fs::write(out_json.with_extension("html"), html_report(&report)).map_err(io_error)?;
+    let json_file = out_json
+        .file_name()
+        .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+    std::fs::write(
+        out_json.with_extension("html"),
+        html_report(&report, &ezchain_ops::canary::Thresholds::default(), &json_file),
+    )
+    .map_err(io_error)?;
     if json {
         crate::print_json(&text);
     } else {

@@ -73,7 +73,15 @@ fn short_bench_runs_on_a_fresh_and_on_a_running_testnet() {
         serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report file")).expect("JSON");
     assert_eq!(written["committed_bundles"], fresh["committed_bundles"]);
     let html = std::fs::read_to_string(report_path.with_extension("html")).expect("html page");
-    assert!(html.contains("<svg"));
+    assert!(
+        html.contains("<svg") && html.contains("bundles/s") && html.contains("seconds since the load started"),
+        "charts with axes and units"
+    );
+    assert!(
+        html.contains("<table>") && html.contains("report.json"),
+        "a summary table naming the JSON"
+    );
+    assert!(!html.contains("\"committed_bundles\""), "no JSON dump in the page");
 
     // The same testnet, restarted by hand and driven through --endpoints.
     let _validator = Node::start(&kept.join("validator-0"));

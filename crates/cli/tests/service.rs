@@ -473,7 +473,11 @@ fn the_http_api_pays_once_and_refuses_bad_requests_with_codes() {
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
     assert_eq!(written["probes_failed"], 0, "{written}");
     assert!(written["sample_count"].as_u64().unwrap_or(0) >= 4, "{written}");
-    assert!(report.with_extension("html").exists());
+    let page = std::fs::read_to_string(report.with_extension("html")).expect("canary page");
+    assert!(
+        page.contains("<svg") && page.contains("gate: ≥ 0.95") && page.contains("PASS") && page.contains("report.json"),
+        "charts with the gate's thresholds, verdicts, the JSON file named"
+    );
     let gate = alice.ezchain(&["ops", "canary-gate", "--report", &report_arg]);
     assert!(
         gate.status.success(),

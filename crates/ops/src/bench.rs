@@ -957,32 +957,129 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// A self-contained HTML page: the numbers and two charts over time.
-pub fn html_report(report: &BenchReport) -> String {
-    use crate::html::{page, svg_chart};
-    let throughput: Vec<f64> = report.timeline.iter().map(|s| s.bundles_committed as f64).collect();
-    let latency: Vec<f64> = report.timeline.iter().map(|s| s.latency_p50_ms).collect();
-    let summary = format!(
-        "{:.1} bundles/s committed ({:.1} transfers/s); finality p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; \
-         recipient verification p50 {:.2} ms.",
-        report.committed_bundles_per_s,
-        report.transfers_per_s,
-        report.finality_latency_ms.p50,
-        report.finality_latency_ms.p95,
-        report.finality_latency_ms.p99,
-        report.verification_ms.p50,
-    );
+/// A self-contained HTML page: the figures in a table, throughput and finality over time (the
+/// offered rate as a line, a killed validator marked), `json_file` named as the full record.
+pub fn html_report(report: &BenchReport, json_file: &str) -> String {
+    use crate::html::{Bound, Chart, Row, Series, Threshold, page, svg_chart};
+    let ms = |p: &Percentiles| {
+        format!(
+            "p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            p.p50, p.p95, p.p99, p.max
+        )
+    };
+    let mut rows = vec![
+        Row::new(
+            "network",
+            format!(
+                "{} validators, {} accounts, {} transfer(s) per bundle",
+                report.validators, report.accounts, report.bundle_txs
+            ),
+        ),
+        Row::new(
+            "offered",
+            report
+                .target_rate
+                .map_or("as fast as accepted".to_string(), |rate| format!("{rate:.0} bundles/s")),
+        ),
+        Row::new(
+            "duration",
+            format!("{:.0} s, {} blocks", report.duration_s, report.blocks),
+        ),
+        Row::new(
+            "committed",
+            format!(
+                "{} of {} bundles: {:.1} bundles/s, {:.0} transfers/s",
+                report.committed_bundles,
+                report.submitted_bundles,
+                report.committed_bundles_per_s,
+                report.transfers_per_s
+            ),
+        ),
+        Row::new("finality (submit → committed)", ms(&report.finality_latency_ms)),
+        Row::new(
+            "recipient verification",
+            format!(
+                "p50 {:.2} ms, p95 {:.2} ms over {} packages, {} failed",
+                report.verification_ms.p50,
+                report.verification_ms.p95,
+                report.verification_ms.count,
+                report.verification_failures
+            ),
+        ),
+    ];
+    if !report.rejected_by_code.is_empty() {
+        let codes: Vec<String> = report
+            .rejected_by_code
+            .iter()
+            .map(|(code, n)| format!("{code} ({n})"))
+            .collect();
+        rows.push(Row::new("rejected", codes.join(", ")));
+    }
+    for node in &report.nodes {
+        rows.push(Row::new(
+            format!("node {}", node.name),
+            format!(
+                "CPU {}, peak RSS {}, disk {:.1} MiB",
+                node.cpu_seconds.map_or("–".to_string(), |s| format!("{s:.1} s")),
+                node.peak_rss_mib.map_or("–".to_string(), |m| format!("{m:.0} MiB")),
+                node.disk_mib
+            ),
+        ));
+    }
+    let markers: Vec<(String, f64)> = report
+        .killed_validator_at_s
+        .map(|at| ("validator killed".to_string(), at))
+        .into_iter()
+        .collect();
+    let throughput = Chart {
+        title: "Bundles committed per second".into(),
+        x_label: "seconds since the load started".into(),
+        y_label: "bundles/s".into(),
+        series: vec![Series {
+            name: "committed".into(),
+            points: report
+                .timeline
+                .iter()
+                .map(|s| (s.second as f64, Some(s.bundles_committed as f64)))
+                .collect(),
+        }],
+        thresholds: report
+            .target_rate
+            .map(|rate| Threshold {
+                label: format!("offered {rate:.0}/s"),
+                value: rate,
+                bound: Bound::Reference,
+            })
+            .into_iter()
+            .collect(),
+        markers: markers.clone(),
+        y_max: None,
+    };
+    let latency = Chart {
+        title: "Finality latency, median of each second".into(),
+        x_label: "seconds since the load started".into(),
+        y_label: "ms".into(),
+        series: vec![Series {
+            name: "p50".into(),
+            points: report
+                .timeline
+                .iter()
+                .map(|s| (s.second as f64, (s.bundles_committed > 0).then_some(s.latency_p50_ms)))
+                .collect(),
+        }],
+        thresholds: Vec::new(),
+        markers,
+        y_max: None,
+    };
     page(
         &format!(
             "ezchain bench: {} validators, {} accounts",
             report.validators, report.accounts
         ),
-        &summary,
-        &[
-            svg_chart("Bundles committed per second", &throughput, "bundles"),
-            svg_chart("Finality latency p50 per second", &latency, "ms"),
-        ],
-        &serde_json::to_string_pretty(report).unwrap_or_default(),
+        "A load of signed bundles against a local testnet (docs/BENCHMARKS.md).",
+        &rows,
+        &[svg_chart(&throughput), svg_chart(&latency)],
+        json_file,
     )
 }
 

@@ -229,41 +229,89 @@ pub fn monitor(
     probes
 }
 
-pub fn html_report(report: &CanaryReport) -> String {
-    use crate::html::{page, svg_chart};
-    let success: Vec<f64> = report
-        .timeline
-        .iter()
-        .map(|(_, r, _)| r.unwrap_or(0.0) * 100.0)
-        .collect();
-    let online: Vec<f64> = report
-        .timeline
-        .iter()
-        .map(|(_, _, o)| o.unwrap_or(0.0) * 100.0)
-        .collect();
-    let summary = format!(
-        "{} probes, {} failed; {} sends, success {}; node online {}; p95 confirmation {}.",
-        report.probes_total,
-        report.probes_failed,
-        report.sends,
-        report
-            .transaction_success_rate_avg
-            .map_or("no data".into(), |r| format!("{:.1} %", r * 100.0)),
-        report
-            .node_online_rate_avg
-            .map_or("no data".into(), |r| format!("{:.1} %", r * 100.0)),
+/// The canary's page: the figures judged by `thresholds` (what `ops canary-gate` would say),
+/// success and node online per interval with the rules' lines, `json_file` named as the
+/// report's full record.
+pub fn html_report(report: &CanaryReport, thresholds: &Thresholds, json_file: &str) -> String {
+    use crate::html::{Bound, Chart, Row, Series, Threshold, page, svg_chart};
+    let verdicts = gate(report, thresholds);
+    let percent = |v: Option<f64>| v.map_or("no data".to_string(), |v| format!("{:.1} %", v * 100.0));
+    let mut rows = vec![
+        Row::new(
+            "window",
+            format!("{:.0} s, {} probes", report.duration_s, report.probes_total),
+        ),
+        Row::new(
+            "sends in the window",
+            format!("{} ({} succeeded)", report.sends, report.sends_succeeded),
+        ),
+        Row::new("service restarts seen", report.restarts.to_string()),
+    ];
+    rows.extend(
+        verdicts
+            .iter()
+            .map(|v| Row::judged(v.rule.clone(), v.value.clone(), v.passed)),
+    );
+    let top: Vec<String> = {
+        let mut codes: Vec<(&String, &f64)> = report.error_code_totals.iter().collect();
+        codes.sort_by(|a, b| b.1.total_cmp(a.1));
+        codes.iter().take(3).map(|(code, n)| format!("{code} ({n})")).collect()
+    };
+    rows.push(Row::new(
+        "top error codes",
+        if top.is_empty() {
+            "none".to_string()
+        } else {
+            top.join(", ")
+        },
+    ));
+    let success = Chart {
+        title: "Transaction success per interval".into(),
+        x_label: "seconds since the first probe".into(),
+        y_label: "delivered or finalized / sent".into(),
+        series: vec![Series {
+            name: "success ratio".into(),
+            points: report.timeline.iter().map(|(t, r, _)| (*t, *r)).collect(),
+        }],
+        thresholds: vec![Threshold {
+            label: format!("gate: ≥ {}", thresholds.min_tx_success_rate),
+            value: thresholds.min_tx_success_rate,
+            bound: Bound::AtLeast,
+        }],
+        markers: Vec::new(),
+        y_max: Some(1.0),
+    };
+    let online = Chart {
+        title: "Configured nodes online per interval".into(),
+        x_label: "seconds since the first probe".into(),
+        y_label: "nodes up / configured".into(),
+        series: vec![Series {
+            name: "online ratio".into(),
+            points: report.timeline.iter().map(|(t, _, o)| (*t, *o)).collect(),
+        }],
+        thresholds: vec![Threshold {
+            label: format!("gate: ≥ {}", thresholds.min_node_online_rate),
+            value: thresholds.min_node_online_rate,
+            bound: Bound::AtLeast,
+        }],
+        markers: Vec::new(),
+        y_max: Some(1.0),
+    };
+    let note = format!(
+        "{} — success {}, node online {}, p95 confirmation {}. Judged with the thresholds of `ezchain ops canary-gate` shown in each rule.",
+        report.url,
+        percent(report.transaction_success_rate_avg),
+        percent(report.node_online_rate_avg),
         report
             .sync_latency_ms_p95
             .map_or("no data".into(), |ms| format!("{ms:.0} ms")),
     );
     page(
         "ezchain canary",
-        &summary,
-        &[
-            svg_chart("Transaction success per interval", &success, "%"),
-            svg_chart("Node online per interval", &online, "%"),
-        ],
-        &serde_json::to_string_pretty(report).unwrap_or_default(),
+        &note,
+        &rows,
+        &[svg_chart(&success), svg_chart(&online)],
+        json_file,
     )
 }
 
@@ -276,6 +324,20 @@ pub struct Thresholds {
     pub min_node_online_rate: f64,
     pub allow_missing_latency: bool,
     pub require_traffic: bool,
+}
+
+impl Default for Thresholds {
+    /// The runbook's: `ezchain ops canary-gate` without flags.
+    fn default() -> Self {
+        Thresholds {
+            max_crash_rate: 0.05,
+            min_tx_success_rate: 0.95,
+            max_sync_latency_ms_p95: 30_000.0,
+            min_node_online_rate: 0.95,
+            allow_missing_latency: false,
+            require_traffic: false,
+        }
+    }
 }
 
 /// One rule: name, the report's value, verdict.
