@@ -10,6 +10,7 @@ use ezchain_testkit::LocalTestnet;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,6 +28,19 @@ struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// chromedriver in a process group of its own, killed with the browsers it started: a
+/// failing step must not leave a Chromium behind.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Ok(group) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.0.wait();
     }
 }
@@ -310,9 +324,10 @@ fn a_user_signs_in_creates_a_wallet_pays_and_gets_paid_in_a_real_browser() {
         .expect("the devnet finalizes blocks");
     let alice = Serve::start(&net, "alice", 25850);
     let bob = Serve::start(&net, "bob", 25851);
-    let _driver = Killed(
+    let _driver = Driver(
         Command::new(&driver_path)
             .arg(format!("--port={DRIVER_PORT}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
