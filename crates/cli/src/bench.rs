@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// Submitting threads.
     #[arg(long, default_value_t = 4)]
     workers: usize,
+    /// Bundles per request, 1–256: above 1, each thread posts the bundles of up to that many
+    /// free accounts together to /v1/submit/batch.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    batch: u16,
     /// Where to write the report (an .html page is written beside it).
     #[arg(long)]
     out_json: Option<PathBuf>,
@@ -119,6 +123,7 @@ pub fn run_bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         dir,
         kill_one_at: args.kill_one_at_sec.map(Duration::from_secs),
         workers: args.workers,
+        batch: usize::from(args.batch),
         existing: args
             .genesis
             .clone()

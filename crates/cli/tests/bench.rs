@@ -1,6 +1,6 @@
 //! A few seconds of `ezchain bench`, so the command cannot rot: on a fresh testnet, then again
 //! on that same testnet already running (`--endpoints`), where every account continues its
-//! history. No timing is asserted: the numbers belong in docs/BENCHMARKS.md, not in tests.
+//! history, one bundle per request and then in batches. No timing is asserted: the numbers belong in docs/BENCHMARKS.md, not in tests.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -97,6 +97,16 @@ fn short_bench_runs_on_a_fresh_and_on_a_running_testnet() {
         "--genesis",
         &kept.join("genesis.json").to_string_lossy(),
     ]);
+    // And through the batch submit: the free accounts' bundles in one request each.
+    let batched = bench(&[
+        "--endpoints",
+        "127.0.0.1:24901",
+        "--genesis",
+        &kept.join("genesis.json").to_string_lossy(),
+        "--batch",
+        "8",
+    ]);
+    assert_eq!(batched["rejected_by_code"], serde_json::json!({}), "{batched}");
 
     // The allocations an operator needs for such a testnet.
     let output = Command::new(env!("CARGO_BIN_EXE_ezchain"))

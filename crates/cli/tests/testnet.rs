@@ -234,6 +234,64 @@ fn malformed_and_oversized_rpc_requests_get_4xx_and_the_node_keeps_serving() {
     // A payment to its own sender is refused: it would lock the coins (bundle rule 2).
     let to_self = payment(&faucet, net.genesis.chain_id, 1, faucet.address(), 0, 0);
     assert_eq!(net.submit(0, &to_self), Err((422, "self_transfer".to_string())));
+    // A batch: each entry answered as `/v1/submit` would, in the request's order; a bad entry
+    // refuses only itself (a sender's seq 2 behind its still pending seq 1 is a gap, as it would
+    // be alone: the chain's seq is the basis).
+    let alice = Address([7; 20]);
+    let first = payment(&faucet, net.genesis.chain_id, 1, alice, 0, 4);
+    let second = payment(&faucet, net.genesis.chain_id, 2, alice, 5, 9);
+    let entry = |submission: &ezchain_protocol::Submission| hex::encode(ezchain_protocol::codec::encode(submission));
+    let batch = serde_json::json!({ "submissions": [
+        entry(&first), entry(&first), "zz", "00ff", entry(&forged), entry(&second),
+    ] });
+    let (status, reply) = net
+        .post_raw(
+            0,
+            paths::SUBMIT_BATCH,
+            "application/json",
+            batch.to_string().into_bytes(),
+        )
+        .expect("answered");
+    assert_eq!(status, 200, "{reply}");
+    let answers: Vec<String> = reply["data"]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|result| {
+            result["data"]["status"]
+                .as_str()
+                .or(result["error"]["code"].as_str())
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "accepted",
+            "already_pending",
+            "malformed_request",
+            "malformed_submission",
+            "invalid_bundle",
+            "seq_gap"
+        ],
+        "{reply}"
+    );
+    let too_many = serde_json::json!({ "submissions": vec!["00"; 257] });
+    let (status, reply) = net
+        .post_raw(
+            0,
+            paths::SUBMIT_BATCH,
+            "application/json",
+            too_many.to_string().into_bytes(),
+        )
+        .expect("answered");
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (400, Some("batch_too_large"))
+    );
+    net.wait_for_receipt(0, &faucet.address(), 1, LONG)
+        .expect("the batch's bundle is final");
     let before = net.status(0).expect("still serving").height;
     net.wait_for_height(0, before + 1, LONG).unwrap();
 }

@@ -33,10 +33,10 @@ use ezchain_protocol::mempool::{Admission, AdmissionError, PendingPool};
 use ezchain_protocol::{Address, ConfirmedBundleUnit, Hash32, RecoverableSignature, Submission, TransferPackage};
 use ezchain_rpc::types::{
     self, AckAnswer, AdminExportAnswer, AdminExportRequest, BlockAnswer, CertifiedHeaderItem, ChallengeAnswer,
-    EVENT_HEADER, EVENT_LAGGED, EVENT_RECEIPT, FaucetRequest, FetchAnswer, FetchedPackage, GenesisAnswer,
-    HeadersAnswer, HealthAnswer, LaggedEvent, MailboxListAnswer, MailboxListItem, MailboxPutAnswer, MailboxPutRequest,
-    PutStatus, ReadyAnswer, ReceiptAnswer, ReceiptEvent, SignedMailboxRequest, StatusAnswer, SubmitAnswer,
-    SubmitRequest, SubmitStatus,
+    EVENT_HEADER, EVENT_LAGGED, EVENT_RECEIPT, Envelope, FaucetRequest, FetchAnswer, FetchedPackage, GenesisAnswer,
+    HeadersAnswer, HealthAnswer, LaggedEvent, MAX_BATCH_SUBMISSIONS, MailboxListAnswer, MailboxListItem,
+    MailboxPutAnswer, MailboxPutRequest, PutStatus, ReadyAnswer, ReceiptAnswer, ReceiptEvent, SignedMailboxRequest,
+    StatusAnswer, SubmitAnswer, SubmitBatchAnswer, SubmitBatchRequest, SubmitRequest, SubmitStatus,
 };
 use ezchain_rpc::{ErrorCode, paths};
 use ezchain_wallet::client::InProcessNode;
@@ -94,6 +94,7 @@ pub fn router(state: Arc<RpcState>, max_body_bytes: usize) -> Router {
         .route(paths::READYZ, get(readyz))
         .route(paths::METRICS, get(metrics))
         .route(paths::SUBMIT, post(submit))
+        .route(paths::SUBMIT_BATCH, post(submit_batch))
         .route(paths::BLOCK, get(block))
         .route(paths::HEADERS, get(headers))
         .route(paths::SUBSCRIBE, get(subscribe))
@@ -321,11 +322,43 @@ pub fn admission_code(error: &AdmissionError) -> ErrorCode {
     }
 }
 
-async fn submit(
-    State(state): State<Arc<RpcState>>,
-    headers: HeaderMap,
-    body: Result<Json<SubmitRequest>, JsonRejection>,
-) -> Response {
+/// One submission's refusal: the status `/v1/submit` answers it with, its code, the message.
+struct Refused(StatusCode, ErrorCode, String);
+
+fn decode_submission(text: &str) -> Result<Submission, Refused> {
+    let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|_| {
+        Refused(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedRequest,
+            "`submission` must be hex".into(),
+        )
+    })?;
+    decode(&bytes, ezchain_protocol::bundle::MAX_SUBMISSION_BYTES)
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, ErrorCode::MalformedSubmission, e.to_string()))
+}
+
+fn admission_refused(error: AdmissionError) -> Refused {
+    let status = if matches!(error, AdmissionError::PoolFull { .. }) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Refused(status, admission_code(&error), error.to_string())
+}
+
+fn submit_answer(submission: &Submission, admission: &Admission) -> SubmitAnswer {
+    SubmitAnswer {
+        status: match admission {
+            Admission::New => SubmitStatus::Accepted,
+            Admission::Replace { .. } => SubmitStatus::Replaced,
+            Admission::Duplicate => SubmitStatus::AlreadyPending,
+        },
+        bundle_hash: submission.envelope.bundle_hash,
+        seq: submission.envelope.seq,
+    }
+}
+
+fn submission_origin(state: &RpcState, headers: &HeaderMap, entries: u64) -> Origin {
     let origin = if headers.contains_key(paths::FORWARDED_HEADER) {
         Origin::Peer
     } else {
@@ -335,83 +368,166 @@ async fn submit(
         .metrics
         .submissions_received
         .get_or_create(&vec![("origin".to_string(), origin.as_str().to_string())])
-        .inc();
+        .inc_by(entries);
+    origin
+}
+
+/// Signature recovery (≈ 50 µs) and, for a snapshot, its evidence against `chain`: all a
+/// submission needs before the pool's lock. A snapshot's evidence is checked before it may wait
+/// in the pool (bounded by the evidence limits), so a wallet hears at once why one is refused;
+/// the verdict stays with it, and the block that includes it reuses it. Reads up to 512 KiB of
+/// evidence and proofs against the store: callers run it off the runtime's threads.
+fn check_submission(
+    chain: &ezchain_protocol::state::ChainState,
+    view: &ChainView,
+    submission: &Submission,
+) -> Result<ezchain_protocol::bundle::VerifiedSubmission, Refused> {
+    let verified = submission
+        .verify(chain.chain_id)
+        .map_err(|e| admission_refused(AdmissionError::Entry(e.into())))?;
+    if !verified.submission().is_snapshot() {
+        return Ok(verified);
+    }
+    chain
+        .check_snapshot_once(verified, chain.height + 1, &view.snapshot_rules())
+        .map_err(|e| admission_refused(AdmissionError::Entry(e)))
+}
+
+async fn submit(
+    State(state): State<Arc<RpcState>>,
+    headers: HeaderMap,
+    body: Result<Json<SubmitRequest>, JsonRejection>,
+) -> Response {
+    let origin = submission_origin(&state, &headers, 1);
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return fail(rejection.status(), ErrorCode::MalformedRequest, rejection.body_text()),
     };
-    let Ok(bytes) = hex::decode(request.submission.trim_start_matches("0x")) else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::MalformedRequest,
-            "`submission` must be hex",
-        );
-    };
-    let submission: Submission = match decode(&bytes, ezchain_protocol::bundle::MAX_SUBMISSION_BYTES) {
+    let submission = match decode_submission(&request.submission) {
         Ok(submission) => submission,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, ErrorCode::MalformedSubmission, e),
+        Err(Refused(status, code, message)) => return fail(status, code, message),
     };
     let chain = state.chain.state.read().unwrap_or_else(|p| p.into_inner()).clone();
-    // Recovery (≈ 50 µs) outside the pool's lock, so concurrent submissions verify in parallel;
-    // the pool keeps the verification for the block that includes the bundle.
-    let admitted = match submission.verify(chain.chain_id) {
-        // A snapshot's evidence is checked against this node's chain before it may wait in the
-        // pool (bounded by the evidence limits), so a wallet hears at once why one is refused;
-        // the verdict stays with it, and the block that includes it reuses it. The check reads
-        // up to 512 KiB of evidence and proofs against the store: it runs off the runtime's
-        // threads, so the RPC keeps answering meanwhile.
-        Ok(verified) if verified.submission().is_snapshot() => {
-            let view = state.chain.clone();
-            let checked = tokio::task::spawn_blocking(move || {
-                let verdict = chain.check_snapshot_once(verified, chain.height + 1, &view.snapshot_rules());
-                (chain, verdict)
-            })
-            .await;
-            let Ok((chain, verdict)) = checked else {
+    // Recovery outside the pool's lock, so concurrent submissions verify in parallel; the pool
+    // keeps the verification for the block that includes the bundle. A snapshot's check is
+    // heavier: it runs off the runtime's threads, so the RPC keeps answering meanwhile.
+    let checked = if submission.is_snapshot() {
+        let view = state.chain.clone();
+        let entry = submission.clone();
+        match tokio::task::spawn_blocking(move || {
+            let verdict = check_submission(&chain, &view, &entry);
+            (chain, verdict)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(_) => {
                 return fail(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     ErrorCode::InternalError,
                     "checking the snapshot failed inside the node; see its log",
                 );
-            };
-            match verdict {
-                Ok(checked) => state
-                    .mempool
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .submit_verified(&chain, checked),
-                Err(e) => Err(AdmissionError::Entry(e)),
             }
         }
-        Ok(verified) => state
+    } else {
+        let verdict = check_submission(&chain, &state.chain, &submission);
+        (chain, verdict)
+    };
+    let (chain, verdict) = checked;
+    let admitted = verdict.and_then(|verified| {
+        state
             .mempool
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .submit_verified(&chain, verified),
-        Err(e) => Err(AdmissionError::Entry(e.into())),
-    };
-    if let Ok(admission) = &admitted {
-        state.forwarder.offer(&submission, admission, origin);
-    }
+            .submit_verified(&chain, verified)
+            .map_err(admission_refused)
+    });
     match admitted {
-        Ok(admission) => ok(SubmitAnswer {
-            status: match admission {
-                Admission::New => SubmitStatus::Accepted,
-                Admission::Replace { .. } => SubmitStatus::Replaced,
-                Admission::Duplicate => SubmitStatus::AlreadyPending,
-            },
-            bundle_hash: submission.envelope.bundle_hash,
-            seq: submission.envelope.seq,
-        }),
-        Err(error) => {
-            let status = if matches!(error, AdmissionError::PoolFull { .. }) {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            fail(status, admission_code(&error), error)
+        Ok(admission) => {
+            state.forwarder.offer(&submission, &admission, origin);
+            ok(submit_answer(&submission, &admission))
         }
+        Err(Refused(status, code, message)) => fail(status, code, message),
     }
+}
+
+/// `POST /v1/submit/batch`: many submissions in one request, each answered as `/v1/submit`
+/// would. Decoding and signature recovery run in parallel across the cores (rayon) off the
+/// runtime's threads; admission takes the pool's lock once for the whole batch, in the
+/// request's order (so a sender's later seq in the same batch follows its earlier one).
+async fn submit_batch(
+    State(state): State<Arc<RpcState>>,
+    headers: HeaderMap,
+    body: Result<Json<SubmitBatchRequest>, JsonRejection>,
+) -> Response {
+    use rayon::prelude::*;
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return fail(rejection.status(), ErrorCode::MalformedRequest, rejection.body_text()),
+    };
+    if request.submissions.len() > MAX_BATCH_SUBMISSIONS {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BatchTooLarge,
+            format!(
+                "{} submissions; one request takes at most {MAX_BATCH_SUBMISSIONS}",
+                request.submissions.len()
+            ),
+        );
+    }
+    let origin = submission_origin(&state, &headers, request.submissions.len() as u64);
+    let chain = state.chain.state.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let view = state.chain.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let entries: Vec<Result<(Submission, ezchain_protocol::bundle::VerifiedSubmission), Refused>> = request
+            .submissions
+            .par_iter()
+            .map(|text| {
+                let submission = decode_submission(text)?;
+                let verified = check_submission(&chain, &view, &submission)?;
+                Ok((submission, verified))
+            })
+            .collect();
+        (chain, entries)
+    })
+    .await;
+    let Ok((chain, entries)) = checked else {
+        return fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "checking the batch failed inside the node; see its log",
+        );
+    };
+    let admitted: Vec<Result<(Submission, Admission), Refused>> = {
+        let mut pool = state.mempool.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .into_iter()
+            .map(|entry| {
+                let (submission, verified) = entry?;
+                let admission = pool.submit_verified(&chain, verified).map_err(admission_refused)?;
+                Ok((submission, admission))
+            })
+            .collect()
+    };
+    let results = admitted
+        .into_iter()
+        .map(|entry| match entry {
+            Ok((submission, admission)) => {
+                state.forwarder.offer(&submission, &admission, origin);
+                Envelope {
+                    ok: true,
+                    data: Some(submit_answer(&submission, &admission)),
+                    error: None,
+                }
+            }
+            Err(Refused(_, code, message)) => Envelope {
+                ok: false,
+                data: None,
+                error: Some(refusal_body(code, message)),
+            },
+        })
+        .collect();
+    ok(SubmitBatchAnswer { results })
 }
 
 async fn block(State(state): State<Arc<RpcState>>, Path(height): Path<String>) -> Response {

@@ -26,7 +26,10 @@ use ezchain_protocol::{
     Submission, TransferPackage, ValueRange, WitnessAnchor, WitnessV2,
 };
 use ezchain_rpc::paths;
-use ezchain_rpc::types::{BlockAnswer, Envelope, ReceiptAnswer, StatusAnswer, SubmitRequest};
+use ezchain_rpc::types::{
+    BlockAnswer, Envelope, MAX_BATCH_SUBMISSIONS, ReceiptAnswer, StatusAnswer, SubmitBatchAnswer, SubmitBatchRequest,
+    SubmitRequest,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -58,6 +61,9 @@ pub struct BenchOptions {
     pub kill_one_at: Option<Duration>,
     /// Submitting threads.
     pub workers: usize,
+    /// Bundles per request: 1 posts each to `/v1/submit`; more posts up to that many free
+    /// accounts' bundles together to `/v1/submit/batch`.
+    pub batch: usize,
     /// Drive a testnet that already runs instead of starting one.
     pub existing: Option<ExistingTestnet>,
 }
@@ -166,7 +172,7 @@ struct Account {
     range: ValueRange,
     /// The last seq committed before this run.
     first_seq: u64,
-    /// Signed, serialized submissions by seq − first_seq − 1.
+    /// Signed submissions (hex of their borsh) by seq − first_seq − 1.
     bodies: Vec<Arc<String>>,
 }
 
@@ -517,12 +523,7 @@ fn sign_all(
                     },
                     &params,
                 );
-                bodies.push(Arc::new(
-                    serde_json::json!(SubmitRequest {
-                        submission: hex::encode(encode(&submission)),
-                    })
-                    .to_string(),
-                ));
+                bodies.push(Arc::new(hex::encode(encode(&submission))));
             }
             Ok(Account {
                 key: key.clone(),
@@ -567,7 +568,10 @@ fn drive(
             let targets: Vec<SocketAddr> = validators.to_vec();
             let rate = options.rate.map(|r| r / options.workers.max(1) as f64);
             let submitted_total = submitted_total.clone();
-            std::thread::spawn(move || submit_loop(worker, &shared, &bodies, &http, &targets, rate, &submitted_total))
+            let batch = options.batch.clamp(1, MAX_BATCH_SUBMISSIONS);
+            std::thread::spawn(move || {
+                submit_loop(worker, &shared, &bodies, &http, &targets, rate, batch, &submitted_total)
+            })
         })
         .collect();
 
@@ -701,6 +705,7 @@ fn drive(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn submit_loop(
     worker: usize,
     shared: &Shared,
@@ -708,20 +713,23 @@ fn submit_loop(
     http: &reqwest::blocking::Client,
     targets: &[SocketAddr],
     rate: Option<f64>,
+    batch: usize,
     submitted_total: &std::sync::atomic::AtomicU64,
 ) {
     let mut turn = worker;
     let started = Instant::now();
     let mut sent = 0u64;
     loop {
-        let account = {
+        // Up to `batch` free accounts (each has one bundle in flight at a time).
+        let free: Vec<usize> = {
             let mut ready = shared.ready.lock().unwrap_or_else(|p| p.into_inner());
             loop {
                 if shared.stop.load(Ordering::SeqCst) {
                     return;
                 }
-                if let Some(account) = ready.pop_front() {
-                    break account;
+                if !ready.is_empty() {
+                    let take = batch.min(ready.len());
+                    break ready.drain(..take).collect();
                 }
                 ready = shared
                     .wake
@@ -736,55 +744,115 @@ fn submit_loop(
                 std::thread::sleep(wait);
             }
         }
-        let seq = shared.next_seq.lock().unwrap_or_else(|p| p.into_inner())[account];
-        let (first_seq, account_bodies) = &bodies[account];
-        let Some(body) = account_bodies.get((seq - first_seq - 1) as usize) else {
-            continue;
+        // Their next bundles (an account whose pre-signed bundles are used up drops out).
+        let entries: Vec<(usize, u64, Arc<String>)> = {
+            let next_seq = shared.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+            free.into_iter()
+                .filter_map(|account| {
+                    let seq = next_seq[account];
+                    let (first_seq, account_bodies) = &bodies[account];
+                    let body = account_bodies.get((seq - first_seq - 1) as usize)?;
+                    Some((account, seq, body.clone()))
+                })
+                .collect()
         };
+        if entries.is_empty() {
+            continue;
+        }
         turn = (turn + 1) % targets.len();
         let at = Instant::now();
-        shared
-            .submitted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((account, seq), at);
-        let answer = http
-            .post(format!("http://{}{}", targets[turn], paths::SUBMIT))
-            .header("content-type", "application/json")
-            .body(body.as_str().to_owned())
-            .send();
-        sent += 1;
-        submitted_total.fetch_add(1, Ordering::Relaxed);
-        let code = match answer {
-            Ok(response) if response.status().is_success() => None,
-            Ok(response) => Some(
-                response
-                    .json::<Envelope<serde_json::Value>>()
-                    .ok()
-                    .and_then(|answer| answer.error.map(|refusal| refusal.code))
-                    .unwrap_or_else(|| "http_error".into()),
-            ),
-            Err(_) => Some("unreachable".into()),
-        };
-        if let Some(code) = code {
-            *shared
-                .rejected
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(code)
-                .or_default() += 1;
-            shared
-                .submitted
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&(account, seq));
-            std::thread::sleep(Duration::from_millis(100));
-            shared
-                .ready
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_back(account);
+        {
+            let mut submitted = shared.submitted.lock().unwrap_or_else(|p| p.into_inner());
+            for (account, seq, _) in &entries {
+                submitted.insert((*account, *seq), at);
+            }
         }
+        let codes = if batch == 1 {
+            vec![post_one(http, targets[turn], &entries[0].2)]
+        } else {
+            post_batch(http, targets[turn], &entries)
+        };
+        sent += entries.len() as u64;
+        submitted_total.fetch_add(entries.len() as u64, Ordering::Relaxed);
+        let refused: Vec<usize> = entries
+            .iter()
+            .zip(codes)
+            .filter_map(|((account, seq, _), code)| {
+                let code = code?;
+                *shared
+                    .rejected
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(code)
+                    .or_default() += 1;
+                shared
+                    .submitted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&(*account, *seq));
+                Some(*account)
+            })
+            .collect();
+        if !refused.is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+            shared.ready.lock().unwrap_or_else(|p| p.into_inner()).extend(refused);
+        }
+    }
+}
+
+/// The refusal code of a failed answer (`None`: admitted).
+fn refusal_code(response: reqwest::Result<reqwest::blocking::Response>) -> Option<String> {
+    match response {
+        Ok(response) if response.status().is_success() => None,
+        Ok(response) => Some(
+            response
+                .json::<Envelope<serde_json::Value>>()
+                .ok()
+                .and_then(|answer| answer.error.map(|refusal| refusal.code))
+                .unwrap_or_else(|| "http_error".into()),
+        ),
+        Err(_) => Some("unreachable".into()),
+    }
+}
+
+/// `POST /v1/submit` of one submission; its refusal code, if refused.
+fn post_one(http: &reqwest::blocking::Client, node: SocketAddr, submission: &str) -> Option<String> {
+    refusal_code(
+        http.post(format!("http://{node}{}", paths::SUBMIT))
+            .json(&SubmitRequest {
+                submission: submission.to_string(),
+            })
+            .send(),
+    )
+}
+
+/// `POST /v1/submit/batch` of `entries`; each entry's refusal code, if refused.
+fn post_batch(
+    http: &reqwest::blocking::Client,
+    node: SocketAddr,
+    entries: &[(usize, u64, Arc<String>)],
+) -> Vec<Option<String>> {
+    let request = SubmitBatchRequest {
+        submissions: entries.iter().map(|(_, _, hex)| hex.as_str().to_string()).collect(),
+    };
+    let answer = http
+        .post(format!("http://{node}{}", paths::SUBMIT_BATCH))
+        .json(&request)
+        .send();
+    let whole = |code: String| vec![Some(code); entries.len()];
+    match answer {
+        Ok(response) if response.status().is_success() => match response.json::<Envelope<SubmitBatchAnswer>>() {
+            Ok(answer) => match answer.into_result() {
+                Ok(batch) if batch.results.len() == entries.len() => batch
+                    .results
+                    .into_iter()
+                    .map(|result| result.error.map(|refusal| refusal.code))
+                    .collect(),
+                _ => whole("bad_answer".into()),
+            },
+            Err(_) => whole("bad_answer".into()),
+        },
+        other => whole(refusal_code(other).unwrap_or_else(|| "http_error".into())),
     }
 }
 

@@ -44,6 +44,8 @@ error_codes! {
     MalformedRequest = "malformed_request",
     /// A `submission` that is hex but no borsh `Submission`.
     MalformedSubmission = "malformed_submission",
+    /// A batch submit of more entries than a request may carry (256): split it.
+    BatchTooLarge = "batch_too_large",
     /// Not `0x` + 40 hex digits, or a wrong EIP-55 checksum.
     MalformedAddress = "malformed_address",
     /// A mailbox `package` that is hex but no borsh `TransferPackage`.

@@ -10,6 +10,7 @@ pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 pub const STATUS: &str = "/status";
 pub const SUBMIT: &str = "/v1/submit";
+pub const SUBMIT_BATCH: &str = "/v1/submit/batch";
 pub const BLOCK: &str = "/v1/blocks/{height}";
 pub const HEADERS: &str = "/v1/headers";
 pub const SUBSCRIBE: &str = "/v1/subscribe";

@@ -113,6 +113,24 @@ pub struct SubmitAnswer {
     pub seq: u64,
 }
 
+/// Entries one `POST /v1/submit/batch` takes at most (the body limit, `rpc.max_body_bytes`,
+/// bounds it too).
+pub const MAX_BATCH_SUBMISSIONS: usize = 256;
+
+/// `POST /v1/submit/batch`: many signed bundles in one request, for high-rate clients.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitBatchRequest {
+    /// Hex of borsh `Submission`s, at most [`MAX_BATCH_SUBMISSIONS`].
+    pub submissions: Vec<String>,
+}
+
+/// Its answer: one envelope per entry, in the request's order. An entry's refusal (with the
+/// code `/v1/submit` would answer) refuses that entry only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitBatchAnswer {
+    pub results: Vec<Envelope<SubmitAnswer>>,
+}
+
 /// `GET /v1/blocks/{height}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlockAnswer {
