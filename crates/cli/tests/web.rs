@@ -189,6 +189,15 @@ impl Page {
         }
     }
 
+    /// Waits until element `id` carries the error (or hint) code `code` in `data-code`.
+    async fn shows_code(&self, id: &str, code: &str) {
+        self.until(
+            &format!("#{id} to show `{code}`"),
+            &format!("document.getElementById('{id}').dataset.code === '{code}'"),
+        )
+        .await;
+    }
+
     async fn visible(&self, id: &str) {
         self.until(
             &format!("#{id} to show"),
@@ -274,11 +283,7 @@ impl Page {
         self.type_into("mnemonic-check-a", "wrong").await;
         self.type_into("mnemonic-check-b", &words[second]).await;
         self.click("mnemonic-confirm").await;
-        self.until(
-            "the mismatch error",
-            "document.getElementById('mnemonic-error').dataset.code === 'mnemonic_mismatch'",
-        )
-        .await;
+        self.shows_code("mnemonic-error", "mnemonic_mismatch").await;
         // …the right two open the wallet.
         self.type_into("mnemonic-check-a", &words[first]).await;
         self.click("mnemonic-confirm").await;
@@ -377,11 +382,7 @@ fn a_user_signs_in_creates_a_wallet_pays_and_gets_paid_in_a_real_browser() {
         // A wrong token is refused with its code.
         page.type_into("sign-in-token", &"0".repeat(64)).await;
         page.click("sign-in-submit").await;
-        page.until(
-            "the login refusal",
-            "document.getElementById('sign-in-error').dataset.code === 'login_failed'",
-        )
-        .await;
+        page.shows_code("sign-in-error", "login_failed").await;
 
         // Bob first: a wallet whose address Alice will pay.
         let bob_address = page.create_wallet(&bob, "bob").await;
@@ -400,25 +401,13 @@ fn a_user_signs_in_creates_a_wallet_pays_and_gets_paid_in_a_real_browser() {
 
         // A wrong checksum is caught as it is typed; an amount above the balance is refused.
         page.type_into("send-recipient", &wrong_checksum(&bob_address)).await;
-        page.until(
-            "the checksum error",
-            "document.getElementById('send-recipient-hint').dataset.code === 'invalid_recipient'",
-        )
-        .await;
+        page.shows_code("send-recipient-hint", "invalid_recipient").await;
         page.screenshot("alice-wrong-checksum").await;
         page.type_into("send-recipient", &bob_address).await;
-        page.until(
-            "the recipient accepted",
-            "document.getElementById('send-recipient-hint').dataset.code === 'valid'",
-        )
-        .await;
+        page.shows_code("send-recipient-hint", "valid").await;
         page.type_into("send-amount", "1000").await;
         page.click("send-submit").await;
-        page.until(
-            "the insufficient-funds error",
-            "document.getElementById('send-error').dataset.code === 'insufficient_funds'",
-        )
-        .await;
+        page.shows_code("send-error", "insufficient_funds").await;
         page.screenshot("alice-insufficient-funds").await;
 
         // The payment: signed → submitted → finalized → delivered, then in the history.

@@ -265,38 +265,37 @@ pub fn html_report(report: &CanaryReport, thresholds: &Thresholds, json_file: &s
             top.join(", ")
         },
     ));
-    let success = Chart {
-        title: "Transaction success per interval".into(),
+    // A ratio per interval against the gate's minimum.
+    let ratio_chart = |title: &str, y_label: &str, name: &str, points: Vec<(f64, Option<f64>)>, minimum: f64| Chart {
+        title: title.into(),
         x_label: "seconds since the first probe".into(),
-        y_label: "delivered or finalized / sent".into(),
+        y_label: y_label.into(),
         series: vec![Series {
-            name: "success ratio".into(),
-            points: report.timeline.iter().map(|(t, r, _)| (*t, *r)).collect(),
+            name: name.into(),
+            points,
         }],
         thresholds: vec![Threshold {
-            label: format!("gate: ≥ {}", thresholds.min_tx_success_rate),
-            value: thresholds.min_tx_success_rate,
+            label: format!("gate: ≥ {minimum}"),
+            value: minimum,
             bound: Bound::AtLeast,
         }],
         markers: Vec::new(),
         y_max: Some(1.0),
     };
-    let online = Chart {
-        title: "Configured nodes online per interval".into(),
-        x_label: "seconds since the first probe".into(),
-        y_label: "nodes up / configured".into(),
-        series: vec![Series {
-            name: "online ratio".into(),
-            points: report.timeline.iter().map(|(t, _, o)| (*t, *o)).collect(),
-        }],
-        thresholds: vec![Threshold {
-            label: format!("gate: ≥ {}", thresholds.min_node_online_rate),
-            value: thresholds.min_node_online_rate,
-            bound: Bound::AtLeast,
-        }],
-        markers: Vec::new(),
-        y_max: Some(1.0),
-    };
+    let success = ratio_chart(
+        "Transaction success per interval",
+        "delivered or finalized / sent",
+        "success ratio",
+        report.timeline.iter().map(|(t, r, _)| (*t, *r)).collect(),
+        thresholds.min_tx_success_rate,
+    );
+    let online = ratio_chart(
+        "Configured nodes online per interval",
+        "nodes up / configured",
+        "online ratio",
+        report.timeline.iter().map(|(t, _, o)| (*t, *o)).collect(),
+        thresholds.min_node_online_rate,
+    );
     let note = format!(
         "{} — success {}, node online {}, p95 confirmation {}. Judged with the thresholds of `ezchain ops canary-gate` shown in each rule.",
         report.url,

@@ -112,6 +112,20 @@ function clearError(element) {
   delete element.dataset.code;
 }
 
+// Runs one user action: its button disabled meanwhile (no double submit), its error shown in
+// `errorElement` with the code and what to do.
+async function act(buttonId, errorElement, work) {
+  clearError(errorElement);
+  $(buttonId).disabled = true;
+  try {
+    await work();
+  } catch (e) {
+    showError(e, errorElement);
+  } finally {
+    $(buttonId).disabled = false;
+  }
+}
+
 function show(view) {
   for (const id of ["view-loading", "view-sign-in", "view-onboard", "view-mnemonic", "view-wallet"]) {
     $(id).hidden = id !== view;
@@ -192,27 +206,19 @@ $("create-form").addEventListener("submit", async (event) => {
     showError({ code: "password_mismatch", message: "the two passwords differ" }, error);
     return;
   }
-  $("create-submit").disabled = true;
-  try {
+  await act("create-submit", error, async () => {
     const created = await api("POST", "/wallet/create", { password });
     // The key stays unlocked for the default time, so the first payment needs no second prompt.
     await api("POST", "/wallet/unlock", { password }).catch(() => {});
     $("create-password").value = "";
     $("create-password-again").value = "";
     showMnemonic(created.mnemonic);
-  } catch (e) {
-    showError(e, error);
-  } finally {
-    $("create-submit").disabled = false;
-  }
+  });
 });
 
 $("import-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const error = $("import-error");
-  clearError(error);
-  $("import-submit").disabled = true;
-  try {
+  await act("import-submit", $("import-error"), async () => {
     const password = $("import-password").value;
     const mnemonic = $("import-mnemonic").value.trim().split(/\s+/).join(" ");
     await api("POST", "/wallet/import", { mnemonic, password });
@@ -220,11 +226,7 @@ $("import-form").addEventListener("submit", async (event) => {
     $("import-mnemonic").value = "";
     $("import-password").value = "";
     await start();
-  } catch (e) {
-    showError(e, error);
-  } finally {
-    $("import-submit").disabled = false;
-  }
+  });
 });
 
 function warnBeforeLeaving(event) {
@@ -281,10 +283,7 @@ $("mnemonic-form").addEventListener("submit", async (event) => {
 
 $("unlock-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const error = $("lock-error");
-  clearError(error);
-  $("unlock-submit").disabled = true;
-  try {
+  await act("unlock-submit", $("lock-error"), async () => {
     const minutes = Number($("unlock-minutes").value) || 5;
     const answer = await api("POST", "/wallet/unlock", {
       password: $("unlock-password").value,
@@ -294,11 +293,7 @@ $("unlock-form").addEventListener("submit", async (event) => {
     state.unlockedUntil = Date.now() + answer.ttl_seconds * 1000;
     renderLock();
     refresh();
-  } catch (e) {
-    showError(e, error);
-  } finally {
-    $("unlock-submit").disabled = false;
-  }
+  });
 });
 
 $("lock").addEventListener("click", async () => {
@@ -376,34 +371,20 @@ function receiveSummary(report) {
   $("receive-summary").textContent = parts.length ? parts.join(", ") + "." : "No new payments.";
 }
 
-$("receive").addEventListener("click", async () => {
-  const error = $("balance-error");
-  clearError(error);
-  $("receive").disabled = true;
-  try {
+$("receive").addEventListener("click", () =>
+  act("receive", $("balance-error"), async () => {
     receiveSummary(await api("POST", "/tx/receive"));
     await refresh();
-  } catch (e) {
-    showError(e, error);
-  } finally {
-    $("receive").disabled = false;
-  }
-});
+  }),
+);
 
 $("faucet-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const error = $("balance-error");
-  clearError(error);
-  $("faucet-submit").disabled = true;
-  try {
+  await act("faucet-submit", $("balance-error"), async () => {
     const granted = await api("POST", "/tx/faucet", { amount: Number($("faucet-amount").value) });
     receiveSummary(granted.received || {});
     await refresh();
-  } catch (e) {
-    showError(e, error);
-  } finally {
-    $("faucet-submit").disabled = false;
-  }
+  });
 });
 
 // ---- Pay -----------------------------------------------------------------------------------
