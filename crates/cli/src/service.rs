@@ -154,12 +154,21 @@ pub fn serve(config_path: &Path) -> Result<(), CliError> {
             devnet,
             crate::build_info(),
             |link| {
-                use std::io::Write;
-                // Not through the log: the link signs a browser in (once, for 10 minutes).
-                let _ = writeln!(
-                    std::io::stdout(),
-                    "web wallet: open {link} (a one-time sign-in link, valid 10 minutes; `ezchain auth login-link` makes another)"
-                );
+                use std::io::{IsTerminal, Write};
+                // The link signs a browser in (once, for 10 minutes): shown on the operator's
+                // terminal only, never into a log or a service manager's journal.
+                let mut out = std::io::stdout();
+                let _ = if out.is_terminal() {
+                    writeln!(
+                        out,
+                        "web wallet: open {link} (a one-time sign-in link, valid 10 minutes; `ezchain auth login-link` makes another)"
+                    )
+                } else {
+                    writeln!(
+                        out,
+                        "web wallet: run `ezchain auth login-link` for a sign-in link (not printed here: this output is not a terminal)"
+                    )
+                };
             },
             crate::node::shutdown_signal(),
         ))
