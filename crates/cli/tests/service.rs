@@ -36,17 +36,8 @@ impl Service {
 
     /// A service whose only node is `node` (a fault proxy in front of the bootstrap node, say).
     fn with_node(net: &LocalTestnet, name: &str, port: u16, node: &str) -> Service {
-        let dir = net.dir().join(format!("service-{name}"));
-        std::fs::create_dir_all(&dir).expect("service folder");
-        let config = dir.join("ezchain.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "network:\n  bootstrap_nodes: [\"{node}\"]\n  genesis_file: {}\napp:\n  data_dir: data\n  log_dir: data/logs\n  api_token_file: data/api.token\n  api_port: {port}\nwallet:\n  scrypt_log_n: 4\n",
-                net.dir().join("genesis.json").display()
-            ),
-        )
-        .expect("config");
+        let config = net.service_config(&format!("service-{name}"), node, port);
+        let dir = config.parent().expect("service folder").to_path_buf();
         let mut service = Service {
             dir,
             config,

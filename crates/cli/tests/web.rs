@@ -54,18 +54,9 @@ struct Serve {
 
 impl Serve {
     fn start(net: &LocalTestnet, name: &str, port: u16) -> Serve {
-        let dir = net.dir().join(format!("web-{name}"));
-        std::fs::create_dir_all(&dir).expect("service folder");
-        let config = dir.join("ezchain.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "network:\n  bootstrap_nodes: [\"{}\"]\n  genesis_file: {}\napp:\n  data_dir: data\n  log_dir: data/logs\n  api_token_file: data/api.token\n  api_port: {port}\nwallet:\n  scrypt_log_n: 4\n",
-                net.nodes[net.bootstrap_index()].rpc,
-                net.dir().join("genesis.json").display()
-            ),
-        )
-        .expect("config");
+        let node = net.nodes[net.bootstrap_index()].rpc.to_string();
+        let config = net.service_config(&format!("web-{name}"), &node, port);
+        let dir = config.parent().expect("service folder").to_path_buf();
         let child = launcher::spawn(
             binary(),
             [OsStr::new("--config"), config.as_os_str(), OsStr::new("serve")],

@@ -260,3 +260,35 @@ pub(crate) fn file_error(e: WalletFileError) -> ApiError {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoArguments {}
+
+/// A recipient address from a request: `/tx/send` and `/tx/check-recipient` refuse the same
+/// addresses with the same answer.
+pub(crate) fn parse_recipient(text: &str) -> Result<ezchain_protocol::Address, ApiError> {
+    text.trim().parse().map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_recipient",
+            format!(
+                "{text}: {e}; an address is 0x + 40 hex digits, copied exactly (its upper/lower case is a checksum)"
+            ),
+        )
+    })
+}
+
+/// The wallet's keystore file and its address (no password needed).
+pub(crate) fn wallet_file_and_address(
+    state: &ServiceState,
+) -> Result<(ezchain_wallet::keystore::KeystoreFile, ezchain_protocol::Address), ApiError> {
+    let file =
+        ezchain_wallet::wallet_file::load(&state.config.data_dir()).map_err(|e| open_error(OpenError::File(e)))?;
+    let address = file
+        .address()
+        .map_err(|e| open_error(OpenError::File(WalletFileError::Keystore(e))))?;
+    Ok((file, address))
+}
+
+/// The current API token (read per request, so `ezchain auth rotate-token` takes effect at once).
+pub(crate) fn api_token(state: &ServiceState) -> Result<String, ApiError> {
+    ezchain_host::secret::read_token(&state.token_file)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "token_unavailable", e))
+}

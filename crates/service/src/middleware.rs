@@ -173,8 +173,7 @@ pub(crate) fn check(state: &ServiceState, request: &Request) -> Result<(), ApiEr
     {
         return Ok(());
     }
-    let token = secret::read_token(&state.token_file)
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "token_unavailable", e))?;
+    let token = api_token(state)?;
     let given = headers.get("x-ez-token").map(HeaderValue::as_bytes).unwrap_or(b"");
     let session = session::cookie(headers, &session::cookie_name(state.port));
     let authorized = if !given.is_empty() {

@@ -39,6 +39,7 @@ const state = {
   balance: null,      // /wallet/balance
   unlockedUntil: 0,   // ms since the epoch; 0: locked
   tipMadeAt: 0,       // ms since the epoch, by the tip block's timestamp
+  networkAt: 0,       // when the network panel was last refreshed
   refreshing: false,
   mnemonic: null,     // words shown once, kept only until confirmed
 };
@@ -773,7 +774,12 @@ async function refresh() {
     renderHistory(history.items);
     renderReceived(history.items);
     renderCheckpoints(checkpoints.checkpoints);
-    await refreshNetwork();
+    // The network panel asks every configured node (three probes): every third refresh is
+    // enough, and the tip's age counts on locally in between.
+    if (Date.now() - state.networkAt >= 15000) {
+      state.networkAt = Date.now();
+      await refreshNetwork();
+    }
     await refreshCharts();
   } catch (e) {
     if (e.code !== "unauthorized") showError(e);

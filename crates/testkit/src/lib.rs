@@ -475,6 +475,20 @@ impl LocalTestnet {
         }
     }
 
+    /// A folder `<name>` under this testnet's temp folder with an `ezchain.yaml` for a wallet
+    /// service (`ezchain serve`) on `port` whose only node is `node`; returns the config's path.
+    pub fn service_config(&self, name: &str, node: &str, port: u16) -> PathBuf {
+        let dir = self.dir().join(name);
+        std::fs::create_dir_all(&dir).expect("service folder");
+        let config = dir.join("ezchain.yaml");
+        let text = format!(
+            "network:\n  bootstrap_nodes: [\"{node}\"]\n  genesis_file: {}\napp:\n  data_dir: data\n  log_dir: data/logs\n  api_token_file: data/api.token\n  api_port: {port}\nwallet:\n  scrypt_log_n: 4\n",
+            self.dir().join(GENESIS_FILE).display()
+        );
+        std::fs::write(&config, text).expect("service config");
+        config
+    }
+
     /// The combined log of node `index` so far.
     pub fn log(&self, index: usize) -> String {
         std::fs::read_to_string(self.nodes[index].home.join("process.log")).unwrap_or_default()

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ezchain_protocol::Address;
 use ezchain_protocol::hash::keccak256;
 use ezchain_wallet::WalletError;
 use schemars::JsonSchema;
@@ -149,13 +148,7 @@ pub(crate) fn final_refusal(record: &IdempotencyRecord) -> Option<(&StoredRespon
 
 pub(crate) async fn tx_send(State(state): State<Arc<ServiceState>>, request: Result<Bytes, BytesRejection>) -> Answer {
     let request: SendRequest = body(request)?;
-    let recipient: Address = request.recipient.parse().map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_recipient",
-            format!("{}: {e}; an address is 0x + 40 hex digits", request.recipient),
-        )
-    })?;
+    let recipient = parse_recipient(&request.recipient)?;
     let client_tx_id = match request.client_tx_id {
         Some(id) => {
             let valid =

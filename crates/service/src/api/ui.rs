@@ -11,9 +11,7 @@ use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ezchain_host::secret;
-use ezchain_protocol::Address;
 use ezchain_protocol::hash::keccak256;
-use ezchain_wallet::wallet_file::{self, WalletFileError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -43,10 +41,6 @@ fn session_state(signed_in: bool) -> SessionState {
     }
 }
 
-fn token(state: &ServiceState) -> Result<String, ApiError> {
-    secret::read_token(&state.token_file).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "token_unavailable", e))
-}
-
 fn with_cookie(mut response: Response, cookie: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(cookie) {
         response.headers_mut().insert(SET_COOKIE, value);
@@ -56,7 +50,7 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
 
 /// `GET /ui/session`: whether this browser is signed in (never an error, so the page can ask).
 pub(crate) async fn ui_session(State(state): State<Arc<ServiceState>>, headers: HeaderMap) -> Answer {
-    let token = token(&state)?;
+    let token = api_token(&state)?;
     let signed_in = session::cookie(&headers, &session::cookie_name(state.port))
         .is_some_and(|id| state.sessions.check(id, keccak256(token.as_bytes()), Instant::now()));
     Ok(ok(session_state(signed_in)))
@@ -76,7 +70,7 @@ pub(crate) async fn ui_sign_in(
             "a sign-in from another site's page; open the web wallet this service serves",
         ));
     }
-    let token = token(&state)?;
+    let token = api_token(&state)?;
     let now = Instant::now();
     let accepted = match (&request.code, &request.token) {
         (Some(code), None) => state.sessions.redeem_code(code.trim(), now),
@@ -155,11 +149,7 @@ pub(crate) fn login_code(state: &ServiceState) -> Result<LoginCode, ApiError> {
 
 /// `GET /wallet/address.svg`: the wallet's address as a QR code.
 pub(crate) async fn wallet_address_svg(State(state): State<Arc<ServiceState>>) -> Answer {
-    let file =
-        wallet_file::load(&state.config.data_dir()).map_err(|e| open_error(crate::worker::OpenError::File(e)))?;
-    let address = file
-        .address()
-        .map_err(|e| open_error(crate::worker::OpenError::File(WalletFileError::Keystore(e))))?;
+    let (_, address) = wallet_file_and_address(&state)?;
     let svg =
         qr_svg(&address.to_string()).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?;
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"))], svg).into_response())
@@ -196,16 +186,8 @@ pub(crate) async fn tx_check_recipient(
     request: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let request: CheckRecipientRequest = body(request)?;
-    let recipient: Address = request.recipient.trim().parse().map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_recipient",
-            format!("{e}; an address is 0x + 40 hex digits, copied exactly (its upper/lower case is a checksum)"),
-        )
-    })?;
-    let own = wallet_file::load(&state.config.data_dir())
-        .ok()
-        .and_then(|file| file.address().ok());
+    let recipient = parse_recipient(&request.recipient)?;
+    let own = wallet_file_and_address(&state).ok().map(|(_, address)| address);
     Ok(ok(RecipientChecked {
         recipient: recipient.to_string(),
         is_self: own == Some(recipient),

@@ -2,12 +2,12 @@
 
 use crate::ServiceState;
 use crate::answer::*;
-use crate::worker::{OpenError, Slot};
+use crate::worker::Slot;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
-use ezchain_wallet::wallet_file::{self, WalletFileError};
+use ezchain_wallet::wallet_file;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -15,11 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) async fn wallet_show(State(state): State<Arc<ServiceState>>) -> Answer {
-    let data_dir = state.config.data_dir();
-    let file = wallet_file::load(&data_dir).map_err(|e| open_error(OpenError::File(e)))?;
-    let address = file
-        .address()
-        .map_err(|e| open_error(OpenError::File(WalletFileError::Keystore(e))))?;
+    let (file, address) = wallet_file_and_address(&state)?;
     let unlocked_for = state.worker.run(|slot: &mut Slot| slot.unlocked_for()).await.flatten();
     Ok(ok(WalletShown {
         address: address.to_string(),
